@@ -1,0 +1,3 @@
+from foleyflow.interfaces.cli import run
+
+run()

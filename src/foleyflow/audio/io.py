@@ -1,0 +1,78 @@
+"""Reading and writing audio files.
+
+Reading accepts anything libsndfile decodes (wav, flac, ogg/vorbis, opus, aiff, ...), any
+channel count and sample rate, and returns mono float32 at 16 kHz: channels are averaged and
+the signal is resampled with soxr (high quality). Writing produces 16-bit PCM WAV atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from foleyflow.atomic import atomic_path
+from foleyflow.errors import InputError
+
+SAMPLE_RATE = 16_000
+DEFAULT_MAX_SECONDS = 600.0
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> np.ndarray:
+    """Read a file as mono float32 at ``sample_rate``; raise InputError on anything unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise InputError(f"{path}: not a readable audio file ({_short(error)})") from None
+    if info.frames == 0:
+        raise InputError(f"{path}: the audio has no samples")
+    duration = info.frames / info.samplerate
+    if max_seconds is not None and duration > max_seconds:
+        raise InputError(f"{path}: {duration:.1f} s is longer than the limit of {max_seconds:g} s")
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise InputError(f"{path}: could not decode the audio ({_short(error)})") from None
+    if data.shape[0] == 0:
+        raise InputError(f"{path}: the audio has no samples")
+    if not np.isfinite(data).all():
+        raise InputError(f"{path}: the audio contains NaN or infinite samples")
+    return to_mono_at_rate(data, file_rate, sample_rate)
+
+
+def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Average channels of a (frames, channels) or (frames,) array and resample to ``sample_rate``."""
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
+    return mono
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono audio as 16-bit PCM WAV, atomically. Samples are clipped to [-1, 1]."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if audio.size == 0:
+        raise InputError("refusing to write an empty audio file")
+    if not np.isfinite(audio).all():
+        raise InputError("refusing to write audio that contains NaN or infinite samples")
+    path = Path(path)
+    with atomic_path(path, suffix=".wav") as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return path
+
+
+def _short(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__

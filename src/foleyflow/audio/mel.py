@@ -1,0 +1,116 @@
+"""The log-mel front-end of AudioLDM and Tango, and Tango's waveform preparation.
+
+Numbers (SPEC 0 and 6): 16 kHz, n_fft 1024, Hann window 1024, hop 160, 64 Slaney mel bins
+from 0 to 8000 Hz, magnitude (not power) spectrum, natural log of the magnitude clamped at
+1e-5. The STFT is centred with reflect padding, as AudioLDM's Tacotron STFT is, which gives
+``samples // hop + 1`` frames; like Tango we keep ``samples // hop`` (10.24 s -> 1024 frames).
+These values must match the public AudioLDM VAE and HiFi-GAN, or their checkpoints misbehave.
+
+Layout: ``log_mel`` returns (batch, frames, n_mels); the VAE takes (batch, 1, frames, n_mels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from transformers.audio_utils import mel_filter_bank
+
+from foleyflow.audio.io import SAMPLE_RATE
+
+TANGO_NUM_SAMPLES = 163_840  # 10.24 s at 16 kHz = 1024 mel frames
+TANGO_PEAK = 0.5
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 160
+    n_mels: int = 64
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    clamp_min: float = 1e-5
+
+    def frames_for(self, num_samples: int) -> int:
+        return num_samples // self.hop_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=8)
+def slaney_mel_filters(config: MelConfig = MelConfig()) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels) Slaney-scale, Slaney-normalised triangles (librosa's default)."""
+    filters = mel_filter_bank(
+        num_frequency_bins=config.n_fft // 2 + 1,
+        num_mel_filters=config.n_mels,
+        min_frequency=config.f_min,
+        max_frequency=config.f_max,
+        sampling_rate=config.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    return torch.from_numpy(filters.astype(np.float32))
+
+
+@lru_cache(maxsize=8)
+def _hann(win_length: int) -> torch.Tensor:
+    return torch.hann_window(win_length, periodic=True)
+
+
+def magnitude_spectrogram(audio: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """(batch, samples) -> (batch, frames, n_fft // 2 + 1) STFT magnitudes, ``samples // hop`` frames."""
+    if audio.shape[-1] <= config.n_fft // 2:
+        # Reflect padding needs more samples than the pad; zero-pad very short input first.
+        audio = torch.nn.functional.pad(audio, (0, config.n_fft // 2 + 1 - audio.shape[-1]))
+    num_frames = max(config.frames_for(audio.shape[-1]), 1)
+    spec = torch.stft(
+        audio,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window=_hann(config.win_length).to(audio.device, audio.dtype),
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+    return spec.abs().transpose(-1, -2)[..., :num_frames, :]
+
+
+def log_mel(audio: torch.Tensor | np.ndarray, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """Log-mel of (samples,) or (batch, samples) audio -> (batch, frames, n_mels), float32."""
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    magnitudes = magnitude_spectrogram(audio, config)
+    mel = magnitudes @ slaney_mel_filters(config).to(audio.device)
+    return torch.log(torch.clamp(mel, min=config.clamp_min))
+
+
+def to_vae_layout(mel: torch.Tensor) -> torch.Tensor:
+    """(batch, frames, n_mels) -> (batch, 1, frames, n_mels), the AudioLDM VAE's input layout."""
+    return mel.unsqueeze(1)
+
+
+def pad_or_crop(audio: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zero-pad at the end or crop to exactly ``num_samples``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape[-1] >= num_samples:
+        return audio[..., :num_samples].copy()
+    padding = [(0, 0)] * (audio.ndim - 1) + [(0, num_samples - audio.shape[-1])]
+    return np.pad(audio, padding)
+
+
+def tango_waveform_prep(audio: np.ndarray, num_samples: int | None = TANGO_NUM_SAMPLES) -> np.ndarray:
+    """Tango's preparation: remove the mean, scale the peak to 0.5, then pad or crop.
+
+    ``num_samples=None`` keeps the length (for windowed processing of long input).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    audio = audio - audio.mean()
+    audio = TANGO_PEAK * audio / (np.abs(audio).max() + 1e-8)
+    return audio if num_samples is None else pad_or_crop(audio, num_samples)

@@ -1,0 +1,54 @@
+"""What this installation is: versions, compute device, shipped models."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+
+import torch
+
+from foleyflow import __version__
+from foleyflow.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, list_shipped_models
+
+LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "soundfile", "soxr", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def compute_device() -> str:
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def shipped_models() -> dict[str, dict]:
+    """component -> {path, size_mb, parameters, config summary} for each shipped model."""
+    models = {}
+    for component, folder in list_shipped_models().items():
+        config = json.loads((folder / CONFIG_NAME).read_text())
+        models[component] = {
+            "path": str(folder),
+            "size_mb": round((folder / WEIGHTS_NAME).stat().st_size / 2**20, 2),
+            "class": config.get("_class_name", config.get("model_type", "?")),
+        }
+    return models
+
+
+def system_info() -> dict:
+    return {
+        "foleyflow": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": compute_device(),
+        "libraries": library_versions(),
+        "shipped_models": shipped_models(),
+    }
