@@ -242,8 +242,7 @@ def load_tango_folder(folder: str | os.PathLike) -> tuple[AutoencoderKL, SpeechT
     vae = _vae_from_ldm_state(vae_state, config, str(weights))
     if (folder / "pytorch_model_vocoder.bin").is_file():
         hifigan = _read_json(folder / "vocoder_config.json") if (folder / "vocoder_config.json").is_file() else None
-        vocoder_state = load_legacy_state_dict(folder / "pytorch_model_vocoder.bin")
-        vocoder_state = vocoder_state.get("generator", vocoder_state) if isinstance(vocoder_state.get("generator"), dict) else vocoder_state
+        vocoder_state = load_legacy_state_dict(folder / "pytorch_model_vocoder.bin", unwrap=("generator", "state_dict"))
         voc_config = vocoder_config_from_hifigan(hifigan) if hifigan else vocoder_config("paper")
         return vae, _vocoder_from_hifigan_state(vocoder_state, voc_config, str(folder / "pytorch_model_vocoder.bin"))
     if vocoder_state:
