@@ -59,7 +59,7 @@ class ToyRecipe:
         generator = torch.Generator().manual_seed(1 if split == "train" else 2)
         count = self.options.items if split == "train" else self.options.val_items
         inputs = torch.randn(count, self.options.features, generator=generator)
-        mapping = torch.randn(self.options.features, self.options.features, generator=torch.Generator().manual_seed(0))
+        mapping = torch.randn(self.options.features, self.options.features, generator=torch.Generator().manual_seed(0)) / self.options.features**0.5
         targets = inputs @ mapping + 0.1 * torch.randn(count, self.options.features, generator=generator)
         return TensorDataset(inputs, targets)
 

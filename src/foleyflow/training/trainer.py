@@ -89,8 +89,12 @@ class Trainer:
         return self.accelerator.is_main_process
 
     def _build(self) -> None:
-        set_seed(self.config.seed, device_specific=True)
+        # Same seed on every process while building, so frozen modules with a random
+        # initialisation agree everywhere; then a per-process seed, so that noise and dropout
+        # differ between processes as they would within one larger batch.
+        set_seed(self.config.seed)
         modules = dict(self.recipe.build())
+        set_seed(self.config.seed, device_specific=True)
         self.groups = {group: list(names) for group, names in self.recipe.optimizer_groups().items()}
         trained = [name for names in self.groups.values() for name in names]
         unknown = sorted(set(trained) - set(modules))
