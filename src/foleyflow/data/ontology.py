@@ -142,15 +142,16 @@ CLASSES: dict[str, SoundClass] = {c.name: c for c in [
 # Ordered (regex, class) pairs over a lower-cased descriptor; the first match wins. Rules that
 # exclude (class None) come first so that e.g. 0 A.D. music or UI stings never become events.
 LABEL_RULES: list[tuple[str, str | None]] = [
-    (r"/music/|\.xml|\.xmb|\.sfk|licen[cs]e|unused/nothing", None),
+    (r"/music/|\.xml|\.xmb|\.sfk|licen[cs]e\.txt|unused/nothing", None),
     (r"interface/(select|complete)/|gamesetup|alarm_invalid|alarm_no_idle", None),
     (r"pig", "pig"), (r"cattle|\bcow\b|\"cow\"", "cow"), (r"sheep", "sheep"), (r"goat", "goat"),
     (r"chicken", "chicken"), (r"camel", "camel"), (r"elephant", "elephant"), (r"lion", "lion"),
     (r"peacock", "peacock"), (r"monkey", "monkey"), (r"dog_bark|kennel", "dog"),
     (r"horse|mounted/movement|mstep", "horse"), (r"flamingo|tropical: bird|bird", "bird"),
     (r"death_animal|animal_death", None),
-    (r"thunder", "thunder"), (r"rain", "rain"),
-    (r"wind(?!mill)|snowstorm|snow\.|windleaves", "wind"),
+    (r"window(open|close)", None), (r"window-(attention|question)", "chime"),
+    (r"thunder", "thunder"), (r"(?<![a-z])rain", "rain"),
+    (r"wind(?!mill|ow)|snowstorm|snow\.|windleaves", "wind"),
     (r"waterfall", "waterfall"), (r"river|parklandlake|water[0-9]", "river"),
     (r"wave|coastline|beach", "waves"),
     (r"crackling|spreading|attack/fire/|fire[0-9]|firewasteland", "fire"),
@@ -175,7 +176,7 @@ LABEL_RULES: list[tuple[str, str | None]] = [
     (r"bus start|truck|car start|engine|dirttrack", "engine"),
     (r"trafic|traffic", "traffic"),
     (r"industry|mill[0-9]|machinery|factory|powercoal|substation|recycle|pottery|tip[0-9]|mining machinery", "machinery"),
-    (r"sparking|electric|powerline", "electric_buzz"), (r"ship|boat|harbor|port", "ship"),
+    (r"sparking|electric|powerline", "electric_buzz"), (r"(?<![a-z])(ship|boat|harbor|port)(?![a-z])", "ship"),
     (r"cash till|cash", "cash_register"), (r"camera|screen-capture", "camera"),
     (r"phone", "phone"), (r"bell", "bell"), (r"alarm|warning|morse|attention|error", "alarm"),
     (r"beep|audio-test|audio-volume", "beep"),
@@ -194,6 +195,28 @@ DRUM_RULES: list[tuple[str, str]] = [
     (r"clap|snap", "hand_clap"),
     (r"cowbell|block|clave|bongo|conga|cajon|tamb|maraca|shake|glass|perc|bell|drum", "percussion"),
 ]
+
+
+# OpenTTD's OpenSFX names its 71 sounds with a caption, so they are labelled by hand; None
+# leaves a sound out (jingles, and sounds that mix two events such as "bus start with horn").
+OPENSFX_LABELS: dict[str, str | None] = {
+    "Splat (building docks/canals/river)": "water_splash", "Steam train station departure": "train",
+    "Steam engine going in tunnel": "train", "Ship horn": "horn", "Ferry horn": "horn",
+    "Propeller plane start": "aircraft", "Early jet take off": "aircraft", "Diesel/electric train station departure": "train",
+    "Mining machinery": "machinery", "Electric sparking": "electric_buzz", "Level crossing": "bell",
+    "Road vehicle breakdown": "impact", "Train/ship breakdown": "impact", "Crash": "crash", "Explosion": "explosion",
+    "Big crash": "crash", "Cash till": "cash_register", "Beep": "beep", "Morse": "beep", "Helicopter": "helicopter",
+    "Truck/old bus start, pull away": "engine", "Modern bus start": "engine", "Old bus start": "engine",
+    "Applause": "applause", "Splat (terraform/non-rail builds": "impact", "Splat (rail builds)": "impact",
+    "Jackhammer": "jackhammer", "Modern car horn": "horn", "Sheep": "sheep", "Cow": "cow", "Horse": "horse",
+    "Building bridge": "hammer", "Sawmill": "power_saw", "Toyland: Sugar mine (1)": "rattle",
+    "Toyland: Sugar mine (2)": "rattle", "Toyland: Bubble generated": "bubbles", "Toyland: Bubble plop": "bubbles",
+    "Wind": "wind", "Heavy wind": "wind", "Lumber mill: Crashing tree": "tree_fall", "Lumber mill: Falling tree": "tree_fall",
+    "Lumber mill: Chainsaw": "power_saw", "Mach 1+ Jet take off": "aircraft", "Modern jet take off": "aircraft",
+    "Maglev train station departure": "train", "Monorail train station departure": "train",
+    "Tropical: Bird (1)": "bird", "Tropical: Bird (2)": "bird", "Tropical: Lion roar": "lion",
+    "Tropical: Monkeys": "monkey", "Toyland: Propeller plane take off": "aircraft",
+}
 
 
 def label_for(descriptor: str, rules: list[tuple[str, str | None]] | None = None) -> str | None:
