@@ -39,7 +39,7 @@ from foleyflow.data.clap_filter import CLAP_THRESHOLD, ClapScorer, score_in_batc
 from foleyflow.data.corpus import CLIP, FRAME, TARGET_RMS_DBFS, active_rms
 from foleyflow.data.language import instruction
 from foleyflow.data.manifest import SPLITS, ClipRecord, read_clips, read_jsonl, write_jsonl
-from foleyflow.data.ontology import BED, EVENT, sound_class
+from foleyflow.data.ontology import BED, EVENT, adhoc_class, sound_class
 from foleyflow.data.recipes import (
     MIX_PEAK_LIMIT, MIXES, NUM_SAMPLES, SIX_TRIPLETS, ClipBank, Part, Scene, part_span, placed, render_parts, segment,
 )
@@ -197,7 +197,7 @@ def draw_scene(index: int, split: str, pools: Pools, bank, config: BuildConfig) 
         relative_db = float(rng.uniform(*EDIT_DB_RANGE))
         draft = _event_part(rng, clip, bank, 1.0, event_samples)
         part = replace(draft, gain=_edit_gain(x, draft, bank, relative_db))
-        sound = sound_class(label) if clip.role != CLIP else sound_class(clip.caption)
+        sound = adhoc_class(clip.caption) if clip.role == CLIP else sound_class(label)
         events[name] = {"part": part, "label": label, "relative_db": relative_db,
                         "phrase": _pick(rng, list(sound.phrases)), "sentence": _pick(rng, list(sound.sentences)),
                         "span": list(part_span(part, bank))}
