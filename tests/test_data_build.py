@@ -160,3 +160,19 @@ def test_unknown_split_is_input_error(built):
 
     with pytest.raises(InputError):
         TripletDataset("dev", root=built)
+
+
+def test_materialized_mixes_equal_the_recipes(built, tmp_path):
+    import shutil
+
+    from foleyflow.data.materialize import materialize_mixes, mix_path
+
+    root = tmp_path / "m"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("corpus", "chunks"))
+    assert materialize_mixes(root, progress=False) == 60
+    data = TripletDataset("test", root=root)
+    item = data[0]
+    t = data.triplets[0]
+    on_disk, rate = sf.read(str(mix_path(root, t["scene_id"], t["target"])), dtype="float32")
+    assert rate == 16000 and np.array_equal(on_disk, item["target"])
+    assert materialize_mixes(root, progress=False) == 0  # already there
