@@ -67,47 +67,80 @@ def folder_clips(folder: str | Path, split: str, val_fraction: float = 0.1, max_
 
 
 def corpus_clips(split: str, corpus_dir: str | None) -> list[np.ndarray]:
-    from foleyflow.data.datasets import ClipDataset
+    """The corpus clips of ``split``, read from the corpus layout (clips.jsonl + audio/<clip_id>.wav)."""
+    import json
+    import os
 
-    dataset = ClipDataset(split=split, corpus_dir=corpus_dir)
-    return [np.asarray(dataset[index]["audio"], dtype=np.float32) for index in range(len(dataset))]
+    from foleyflow.audio.io import load_audio
+
+    root = Path(corpus_dir) if corpus_dir else Path(os.environ.get("FOLEYFLOW_HOME", "~/.cache/foleyflow")).expanduser() / "corpus"
+    manifest = root / "clips.jsonl"
+    if not manifest.is_file():
+        raise InputError(f"{root}: not a foleyflow corpus (no clips.jsonl); build it or pass audio_folder")
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    chosen = [r["clip_id"] for r in records if r.get("split") == split]
+    return [np.asarray(load_audio(root / "audio" / f"{clip_id}.wav", max_seconds=None), dtype=np.float32) for clip_id in chosen]
 
 
-class AudioSegments(Dataset):
-    """Fixed-length segments of clips: random offsets for training, fixed ones for validation.
+class AudioClips(Dataset):
+    """Training items: whole clips, cycled to ``items_per_epoch`` (a function of the index
+    only, as the trainer's exact resume requires); ``random_segments`` crops them in collate."""
 
-    Short clips are zero-padded. Silent segments (peak < 1e-4) are re-drawn a few times
-    because they teach neither network anything.
-    """
-
-    def __init__(self, clips: list[np.ndarray], num_samples: int, random_offsets: bool, items_per_epoch: int | None = None, seed: int = 0):
+    def __init__(self, clips: list[np.ndarray], items_per_epoch: int | None = None):
         if not clips:
             raise InputError("no clips to train on")
         self.clips = clips
-        self.num_samples = num_samples
-        self.random_offsets = random_offsets
         self.length = items_per_epoch or len(clips)
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return self.length
 
-    def _segment(self, clip: np.ndarray, offset_fraction: float) -> np.ndarray:
-        if len(clip) <= self.num_samples:
-            return np.pad(clip, (0, self.num_samples - len(clip)))
-        start = int(offset_fraction * (len(clip) - self.num_samples))
-        return clip[start : start + self.num_samples]
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.clips[index % len(self.clips)]
+
+
+class CentreSegments(Dataset):
+    """Validation items: the centre ``num_samples`` of each clip (zero-padded when shorter)."""
+
+    def __init__(self, clips: list[np.ndarray], num_samples: int):
+        if not clips:
+            raise InputError("no clips to validate on")
+        self.clips = clips
+        self.num_samples = num_samples
+
+    def __len__(self) -> int:
+        return len(self.clips)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        clip = self.clips[index % len(self.clips)]
-        if not self.random_offsets:
-            return torch.from_numpy(np.ascontiguousarray(self._segment(clip, 0.5)))
-        for _ in range(4):
-            segment = self._segment(clip, float(self.rng.random()))
+        clip = self.clips[index]
+        return torch.from_numpy(np.ascontiguousarray(_segment(clip, (len(clip) - self.num_samples) // 2, self.num_samples)))
+
+
+def _segment(clip: np.ndarray, start: int, num_samples: int) -> np.ndarray:
+    segment = clip[max(start, 0) : max(start, 0) + num_samples]
+    return np.pad(segment, (0, num_samples - len(segment))).astype(np.float32)
+
+
+def random_segments(items: list, num_samples: int, tries: int = 4) -> torch.Tensor:
+    """A random ``num_samples`` crop of each clip, with a random gain in [-6, 0] dB.
+
+    Uses torch's global RNG (checkpointed by the trainer). Silent crops (peak < 1e-4) are
+    re-drawn a few times because they teach neither network anything.
+    """
+    segments = []
+    for item in items:
+        if isinstance(item, torch.Tensor) and item.shape[-1] == num_samples:
+            segments.append(item.float())  # validation items are already segments
+            continue
+        clip = np.asarray(item, dtype=np.float32)
+        for _ in range(tries):
+            start = int(torch.randint(0, max(len(clip) - num_samples, 0) + 1, ()))
+            segment = _segment(clip, start, num_samples)
             if np.abs(segment).max() > 1e-4:
                 break
-        gain = 10 ** (self.rng.uniform(-6, 0) / 20)  # level augmentation, at most -6 dB
-        return torch.from_numpy(np.ascontiguousarray(segment * gain, dtype=np.float32))
+        gain = 10 ** (-6 * float(torch.rand(())) / 20)
+        segments.append(torch.from_numpy(segment) * gain)
+    return torch.stack(segments)
 
 
 def _clips(split: str, corpus_dir: str | None, audio_folder: str | None) -> list[np.ndarray]:
@@ -153,7 +186,7 @@ class VaeRecipe:
         self.options = _options(VaeOptions, options)
         if self.options.segment_frames % COMPRESSION:
             raise InputError(f"segment_frames must be a multiple of {COMPRESSION}")
-        self._train_data: AudioSegments | None = None
+        self._train_data: AudioClips | None = None
 
     def build(self) -> dict[str, torch.nn.Module]:
         return {"vae": build_vae(self.options.preset, **self.options.vae_overrides)}
@@ -163,14 +196,13 @@ class VaeRecipe:
 
     def dataset(self, split: str) -> Dataset:
         clips = _clips(split, self.options.corpus_dir, self.options.audio_folder)
-        num_samples = self.options.segment_frames * HOP
         if split == "train":
-            self._train_data = AudioSegments(clips, num_samples, True, self.options.items_per_epoch)
+            self._train_data = AudioClips(clips, self.options.items_per_epoch)
             return self._train_data
-        return AudioSegments(clips, num_samples, False)
+        return CentreSegments(clips, self.options.segment_frames * HOP)
 
-    def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(items)
+    def collate(self, items: list) -> torch.Tensor:
+        return random_segments(items, self.options.segment_frames * HOP)
 
     def _mel(self, audio: torch.Tensor) -> torch.Tensor:
         return to_vae_layout(log_mel(audio))
@@ -192,11 +224,14 @@ class VaeRecipe:
     @torch.no_grad()
     def measure_scaling_factor(self, vae: torch.nn.Module, batch_size: int = 8) -> float:
         """1 / std of the unscaled posterior means over a few training batches."""
-        data = self._train_data or self.dataset("train")
+        data = self._train_data if self._train_data is not None else self.dataset("train")
         latents = []
+        rng_state = torch.get_rng_state()
+        torch.manual_seed(0)  # the crops; export must not disturb the training RNG
         for index in range(self.options.scale_batches):
-            batch = torch.stack([data[index * batch_size + k] for k in range(batch_size)])
+            batch = self.collate([data[(index * batch_size + k) % len(data)] for k in range(batch_size)])
             latents.append(vae.encode(self._mel(batch)).latent_dist.mode())
+        torch.set_rng_state(rng_state)
         return latent_scaling_factor(torch.cat(latents))
 
     def export(self, modules: Mapping[str, torch.nn.Module], folder: Path, card: str) -> Path:
@@ -261,11 +296,13 @@ class VocoderRecipe:
     def dataset(self, split: str) -> Dataset:
         clips = _clips(split, self.options.corpus_dir, self.options.audio_folder)
         if split == "train":
-            return AudioSegments(clips, self.options.segment_samples, True, self.options.items_per_epoch)
-        return AudioSegments(clips, self.options.segment_samples * 4, False)
+            return AudioClips(clips, self.options.items_per_epoch)
+        return CentreSegments(clips, self.options.segment_samples * 4)
 
-    def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(items)
+    def collate(self, items: list) -> torch.Tensor:
+        if isinstance(items[0], torch.Tensor):  # validation: fixed centre segments
+            return torch.stack(items)
+        return random_segments(items, self.options.segment_samples)
 
     def _generate(self, modules: Mapping[str, torch.nn.Module], audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mel = log_mel(audio)
