@@ -208,3 +208,50 @@ def progressive_rounds(start_steps: int, rounds: int, guidance: float = 1.0) -> 
         DistillationRound(number=k + 1, teacher_steps=start_steps >> k, student_steps=start_steps >> (k + 1), teacher_guidance=guidance if k == 0 else 1.0)
         for k in range(rounds)
     ]
+
+
+# -- one training step, for a trainer recipe's ``losses`` -----------------------------------------------
+def bsa_loss(
+    student: Denoiser,
+    teacher: Denoiser,
+    z_0: torch.Tensor,
+    student_steps: int,
+    weighting: Weighting | str = Weighting.BSA,
+    gamma: float = 5.0,
+    generator: torch.Generator | None = None,
+    student_args: Mapping[str, Any] | None = None,
+    teacher_args: Mapping[str, Any] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Algorithm 1's inner loop body for one batch: draw t and eps, build x~_0, score the student.
+
+    ``teacher_args`` hold the guided teacher's ``cond``/``uncond``; ``student_args`` the
+    student's plain condition (e.g. ``{"context": tau}``).  Returns (loss, figures to log).
+    """
+    s = sample_student_times(z_0.shape[0], student_steps, generator, device=z_0.device)
+    eps = torch.randn(z_0.shape, generator=generator, device=generator.device if generator else "cpu").to(z_0)
+    target = teacher_target(teacher, z_0, eps, s, student_steps, teacher_args)
+    student_x0 = student(target.z_s, target.s, **(student_args or {}))
+    loss = distillation_loss(student_x0, target, weighting, gamma)
+    return loss, {"distill_loss": float(loss.detach())}
+
+
+def flow_halving_loss(
+    student: Callable[..., torch.Tensor],
+    teacher: Callable[..., torch.Tensor],
+    path,
+    x_0: torch.Tensor,
+    student_steps: int,
+    t_start: float = 0.0,
+    generator: torch.Generator | None = None,
+    student_args: Mapping[str, Any] | None = None,
+    teacher_args: Mapping[str, Any] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One batch of Euler-step halving for a flow model (velocity callables, ``RectifiedFlowPath``).
+
+    The source latent travels in both ``student_args`` and ``teacher_args`` (``source=x_T``).
+    """
+    t = sample_student_flow_times(x_0.shape[0], student_steps, t_start, generator, device=x_0.device).to(x_0.dtype)
+    eps = torch.randn(x_0.shape, generator=generator, device=generator.device if generator else "cpu").to(x_0)
+    target = flow_teacher_target(teacher, path.x_t(x_0, eps, t), t, student_steps, t_start, teacher_args)
+    loss = flow_distillation_loss(student(target.x_t, target.t, **(student_args or {})), target)
+    return loss, {"distill_loss": float(loss.detach())}
