@@ -124,17 +124,18 @@ class DDPMSchedule:
         }
 
 
-def diffusion_times(steps: int, device: torch.device | str | None = None) -> torch.Tensor:
+def diffusion_times(steps: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """(steps + 1,) the uniform sampling grid s = 1, (steps-1)/steps, ..., 0 (diffusers' "trailing" spacing)."""
     if steps < 1:
         raise InputError(f"the number of sampling steps must be at least 1, got {steps}")
-    return torch.linspace(1.0, 0.0, steps + 1, device=device)
+    return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=dtype)
 
 
 def expand_as(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-sample (batch,) or scalar coefficient shaped to broadcast against (batch, ...)."""
-    coefficient = torch.as_tensor(coefficient, device=like.device)
-    coefficient = coefficient.to(like.dtype) if like.is_floating_point() else coefficient
+    if not torch.is_tensor(coefficient):  # a Python number: build it at full precision of `like`
+        coefficient = torch.tensor(coefficient, device=like.device, dtype=like.dtype if like.is_floating_point() else None)
+    coefficient = coefficient.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
     if coefficient.ndim == 0:
         return coefficient
     return coefficient.reshape(-1, *([1] * (like.ndim - 1)))
