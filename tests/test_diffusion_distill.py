@@ -4,7 +4,7 @@ import torch
 from foleyflow.diffusion.denoiser import Denoiser
 from foleyflow.diffusion.distill import (
     Weighting,
-    bsa_loss,
+    progressive_distillation_loss,
     distillation_loss,
     flow_halving_loss,
     flow_teacher_target,
@@ -125,11 +125,11 @@ def test_a_tiny_bsa_round_lowers_the_student_loss():
     teacher, student = Denoiser(teacher_net, SCHEDULE, "epsilon"), Denoiser(student_net, SCHEDULE, "epsilon")
     z0 = torch.randn(16, 2, 2, 2, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(student_net.parameters(), lr=3e-2)
-    evaluate = lambda: bsa_loss(student, teacher, z0, 4, generator=torch.Generator().manual_seed(99))[0].item()  # noqa: E731
+    evaluate = lambda: progressive_distillation_loss(student, teacher, z0, 4, generator=torch.Generator().manual_seed(99))[0].item()  # noqa: E731
     before = evaluate()
     g = torch.Generator().manual_seed(1)
     for _ in range(60):
-        loss, figures = bsa_loss(student, teacher, z0, 4, generator=g)
+        loss, figures = progressive_distillation_loss(student, teacher, z0, 4, generator=g)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

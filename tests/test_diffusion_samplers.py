@@ -17,8 +17,8 @@ class GaussianDenoiser:
     schedule = SCHEDULE
 
     def __call__(self, z, s):
-        a = SCHEDULE.alpha(s).to(z).reshape(-1, 1, 1, 1)
-        sig = SCHEDULE.sigma(s).to(z).reshape(-1, 1, 1, 1)
+        assert bool((s == s[0]).all())  # samplers move the whole batch in step: one coefficient suffices
+        a, sig = SCHEDULE.alpha(s[0]).to(z), SCHEDULE.sigma(s[0]).to(z)
         return MU + a * C**2 / (a**2 * C**2 + sig**2) * (z - a * MU)
 
 
@@ -59,10 +59,11 @@ def test_dpm_solver_beats_ddim_at_equal_steps():
 
 
 def test_ddpm_samples_have_the_data_distribution():
-    z1 = initial_noise((4000, 1, 2, 2), torch.Generator().manual_seed(0))
-    out = sample_ddpm(GaussianDenoiser(), z1, diffusion_times(1000), disable=True, generator=torch.Generator().manual_seed(1))
+    z1 = initial_noise((8000, 1, 1, 1), torch.Generator().manual_seed(0))
+    out = sample_ddpm(GaussianDenoiser(), z1, diffusion_times(500), disable=True, generator=torch.Generator().manual_seed(1))
+    # sampling error of the mean ~ 0.006 and of the std ~ 0.004 for 8000 draws
     assert out.mean().item() == pytest.approx(MU, abs=0.02)
-    assert out.std().item() == pytest.approx(C, abs=0.02)
+    assert out.std().item() == pytest.approx(C, abs=0.015)
 
 
 def test_ddim_matches_diffusers_ddim_on_the_integer_grid():

@@ -115,7 +115,7 @@ def teacher_target(
     alpha, sigma = schedule.alpha(s), schedule.sigma(s)
     alpha_half, sigma_half = schedule.alpha(s_half), schedule.sigma(s_half)
     alpha_next, sigma_next = schedule.alpha(s_next), schedule.sigma(s_next)
-    z_s = expand_as(alpha, z_0) * z_0 + expand_as(sigma, z_0) * eps
+    z_s = schedule.add_noise(z_0, eps, s)
     x_first = teacher(z_s, s.to(z_0.dtype), **extra_args)
     z_half = ddim_step(z_s, x_first, alpha, sigma, alpha_half, sigma_half)
     x_second = teacher(z_half, s_half.to(z_0.dtype), **extra_args)
@@ -211,7 +211,7 @@ def progressive_rounds(start_steps: int, rounds: int, guidance: float = 1.0) -> 
 
 
 # -- one training step, for a trainer recipe's ``losses`` -----------------------------------------------
-def bsa_loss(
+def progressive_distillation_loss(
     student: Denoiser,
     teacher: Denoiser,
     z_0: torch.Tensor,

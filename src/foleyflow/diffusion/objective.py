@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from foleyflow.diffusion.parametrization import Prediction, prediction_target
-from foleyflow.diffusion.schedule import DDPMSchedule, expand_as
+from foleyflow.diffusion.schedule import DDPMSchedule
 from foleyflow.errors import InputError
 
 
@@ -67,7 +67,7 @@ class DiffusionObjective:
         """The forward process at integer indices ``index`` (batch,)."""
         s = self.schedule.time_of(index).to(device=z_0.device)
         alpha, sigma = self.schedule.alpha(s), self.schedule.sigma(s)
-        z_s = expand_as(alpha, z_0) * z_0 + expand_as(sigma, z_0) * eps
+        z_s = self.schedule.add_noise(z_0, eps, s)
         target = prediction_target(self.prediction, z_0, eps, alpha, sigma)
         return NoisedSample(z_s=z_s, index=index, s=s.to(z_0.dtype), target=target, snr=self.schedule.snr(s).to(z_0.dtype))
 
