@@ -86,3 +86,22 @@ def test_denoiser_feeds_the_fractional_index_and_returns_x0():
     x0 = Denoiser(oracle, schedule, "epsilon")(z_s, s)
     torch.testing.assert_close(x0, z0, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(seen["index"], torch.tensor([249.0, 699.0]))
+
+
+def test_unet_adapter_scales_time_and_passes_the_context():
+    from diffusers import UNet2DConditionModel
+
+    from foleyflow.diffusion.networks import UNetNetwork
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=2, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=6, attention_head_dim=2, norm_num_groups=4,
+    ).eval()
+    x, t, context = torch.randn(2, 4, 8, 8), torch.tensor([0.25, 0.5]), torch.randn(2, 3, 6)
+    with torch.no_grad():
+        out = UNetNetwork(unet, time_scale=1000)(x, t, context)
+        expected = unet(x, t * 1000, encoder_hidden_states=context).sample
+    torch.testing.assert_close(out, expected)
+    assert out.shape == (2, 2, 8, 8)

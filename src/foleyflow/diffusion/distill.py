@@ -29,10 +29,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from foleyflow.diffusion.denoiser import Denoiser, batch_times
+from foleyflow.diffusion.denoiser import Denoiser
 from foleyflow.diffusion.ode import euler_step
 from foleyflow.diffusion.samplers import ddim_step
-from foleyflow.diffusion.schedule import expand_as
+from foleyflow.diffusion.tensors import batch_times, expand_as, rng_device
 from foleyflow.errors import InputError
 
 
@@ -81,7 +81,7 @@ class DistillationTarget:
 
 def sample_student_times(batch: int, student_steps: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """(batch,) t = i / N with i ~ U{1, ..., N}."""
-    i = torch.randint(1, student_steps + 1, (batch,), generator=generator, device=generator.device if generator else "cpu")
+    i = torch.randint(1, student_steps + 1, (batch,), generator=generator, device=rng_device(generator, device))
     t = i.to(torch.float64) / student_steps
     return t.to(device) if device is not None else t
 
@@ -152,7 +152,7 @@ class FlowDistillationTarget:
 
 def sample_student_flow_times(batch: int, student_steps: int, t_start: float = 0.0, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """(batch,) t = t_start + k (1 - t_start) / N, k ~ U{0, ..., N - 1}: the student's Euler grid."""
-    k = torch.randint(0, student_steps, (batch,), generator=generator, device=generator.device if generator else "cpu")
+    k = torch.randint(0, student_steps, (batch,), generator=generator, device=rng_device(generator, device))
     t = t_start + k.to(torch.float64) * (1.0 - t_start) / student_steps
     return t.to(device) if device is not None else t
 
@@ -228,7 +228,7 @@ def progressive_distillation_loss(
     student's plain condition (e.g. ``{"context": tau}``).  Returns (loss, figures to log).
     """
     s = sample_student_times(z_0.shape[0], student_steps, generator, device=z_0.device)
-    eps = torch.randn(z_0.shape, generator=generator, device=generator.device if generator else "cpu").to(z_0)
+    eps = torch.randn(z_0.shape, generator=generator, device=rng_device(generator, z_0.device)).to(z_0)
     target = teacher_target(teacher, z_0, eps, s, student_steps, teacher_args)
     student_x0 = student(target.z_s, target.s, **(student_args or {}))
     loss = distillation_loss(student_x0, target, weighting, gamma)
@@ -251,7 +251,7 @@ def flow_halving_loss(
     The source latent travels in both ``student_args`` and ``teacher_args`` (``source=x_T``).
     """
     t = sample_student_flow_times(x_0.shape[0], student_steps, t_start, generator, device=x_0.device).to(x_0.dtype)
-    eps = torch.randn(x_0.shape, generator=generator, device=generator.device if generator else "cpu").to(x_0)
+    eps = torch.randn(x_0.shape, generator=generator, device=rng_device(generator, x_0.device)).to(x_0)
     target = flow_teacher_target(teacher, path.x_t(x_0, eps, t), t, student_steps, t_start, teacher_args)
     loss = flow_distillation_loss(student(target.x_t, target.t, **(student_args or {})), target)
     return loss, {"distill_loss": float(loss.detach())}

@@ -20,7 +20,7 @@ from enum import Enum
 
 import torch
 
-from foleyflow.diffusion.schedule import expand_as
+from foleyflow.diffusion.tensors import expand_as, rng_device
 from foleyflow.errors import InputError
 
 
@@ -98,7 +98,7 @@ def sample_flow_times(
         distribution = TimeSampling(distribution)
     except ValueError:
         raise InputError(f"time sampling must be uniform or logit-normal, got {distribution!r}") from None
-    source_device = generator.device if generator is not None else "cpu"
+    source_device = rng_device(generator, device)
     if distribution is TimeSampling.UNIFORM:
         t = torch.rand(batch, generator=generator, device=source_device)
     else:

@@ -26,6 +26,7 @@ from functools import cached_property
 
 import torch
 
+from foleyflow.diffusion.tensors import expand_as
 from foleyflow.errors import InputError
 
 BETA_SCHEDULES = ("scaled_linear", "linear")
@@ -130,16 +131,6 @@ def diffusion_times(steps: int, device: torch.device | str | None = None, dtype:
     if steps < 1:
         raise InputError(f"the number of sampling steps must be at least 1, got {steps}")
     return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=dtype)
-
-
-def expand_as(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-sample (batch,) or scalar coefficient shaped to broadcast against (batch, ...)."""
-    if not torch.is_tensor(coefficient):  # a Python number: build it at full precision of `like`
-        coefficient = torch.tensor(coefficient, device=like.device, dtype=like.dtype if like.is_floating_point() else None)
-    coefficient = coefficient.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
-    if coefficient.ndim == 0:
-        return coefficient
-    return coefficient.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def _work_dtype(device: torch.device) -> torch.dtype:
