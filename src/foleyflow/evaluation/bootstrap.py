@@ -28,7 +28,10 @@ class Estimate:
         return {"value": self.value, "ci95_low": self.low, "ci95_high": self.high}
 
     def format(self, digits: int = 3) -> str:
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        def show(number: float) -> str:
+            return f"{round(number, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+        return f"{show(self.value)} [{show(self.low)}, {show(self.high)}]"
 
 
 def bootstrap_ci(

@@ -11,11 +11,21 @@ import torch
 from foleyflow.evaluation.backbones import as_batch, load_strict, read_state_dict, weights_fingerprint
 from foleyflow.evaluation.backbones.panns import Cnn14
 from foleyflow.evaluation.backbones.vggish import VGGish, vggish_examples
+from foleyflow.models.checkpoint import load_config
 
 # The crop audioldm_eval applies is none: the whole clip goes through Cnn14. Long files are
 # still bounded so that one odd file cannot exhaust memory.
 MAX_SECONDS = 60.0
 VGGISH_BATCH = 64
+
+
+def _folder_config(checkpoint: str | os.PathLike) -> dict:
+    """A model folder may state a non-default architecture in config.json; a file is the official one."""
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir():
+        return {}
+    config = load_config(folder)
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in config.items() if key != "class"}
 
 
 class PannsBackbone:
@@ -25,7 +35,7 @@ class PannsBackbone:
 
     def __init__(self, checkpoint: str | os.PathLike, **architecture):
         state = read_state_dict(checkpoint)
-        self.model = Cnn14(**architecture)
+        self.model = Cnn14(**(architecture or _folder_config(checkpoint)))
         load_strict(self.model, state, str(checkpoint))
         self.model.eval()
         self.fingerprint = f"panns-{weights_fingerprint(state)}"
@@ -46,7 +56,7 @@ class VggishBackbone:
         state = read_state_dict(checkpoint)
         # The port's release also carries the PCA parameters in a separate file; unused here.
         state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
-        self.model = VGGish(**architecture)
+        self.model = VGGish(**(architecture or _folder_config(checkpoint)))
         load_strict(self.model, state, str(checkpoint))
         self.model.eval()
         self.fingerprint = f"vggish-{weights_fingerprint(state)}"

@@ -1,0 +1,82 @@
+"""`foleyflow eval`: the field's metrics on a folder of generated audio, and on edits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from foleyflow.interfaces.cli import cli
+
+BACKBONE_HELP = "inworld | panns:PATH | vggish:PATH | tagger:PATH | clap:PATH (repeatable; later ones win)."
+
+
+def _write_json(path: str, payload: dict) -> None:
+    from foleyflow.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _common(function):
+    options = [
+        click.option("--backbone", "backbones", multiple=True, default=("inworld",), show_default=True, help=BACKBONE_HELP),
+        click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every figure, CI and per-clip score as JSON."),
+        click.option("--bootstrap", "resamples", default=200, show_default=True, type=click.IntRange(min=0), help="Bootstrap resamples for the 95% CIs (0: none)."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap and FAD-inf subsets."),
+        click.option("--no-cache", is_flag=True, help="Recompute features instead of using $FOLEYFLOW_HOME/features."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.group("eval", invoke_without_command=True)
+@click.option("--generated", type=click.Path(file_okay=False), help="Folder of generated clips.")
+@click.option("--reference", type=click.Path(file_okay=False), help="Folder of reference clips (paired by file name).")
+@click.option("--captions", type=click.Path(dir_okay=False), help="CSV with name,caption: the prompt of each generated clip (CLAP score).")
+@click.option("--times", type=click.Path(dir_okay=False), help="CSV with name,seconds: generation time per clip.")
+@click.option("--unpaired", is_flag=True, help="Do not pair files by name; KL is then not computed.")
+@click.option("--fad-inf", "fad_inf", is_flag=True, help="Also extrapolate FAD to an infinite sample (FAD-inf).")
+@_common
+@click.pass_context
+def eval_group(ctx, generated, reference, captions, times, unpaired, fad_inf, backbones, json_out, resamples, seed, no_cache):
+    """FD, FAD, KL, IS, CLAP score and time per clip, each with a bootstrap 95% CI.
+
+    Paper numbers need the public backbones: --backbone panns:Cnn14_16k_mAP=0.438.pth
+    --backbone vggish:vggish-10086976.pth (local files; nothing is downloaded).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not generated:
+        raise click.UsageError("--generated DIR is required (or use a subcommand: foleyflow eval edit ...)")
+    from foleyflow.evaluation.cache import FeatureCache
+    from foleyflow.evaluation.pairing import audio_files, pair_by_name
+    from foleyflow.evaluation.suite import evaluate_sets, format_table, parse_backbones, read_table
+
+    generated_files = audio_files(generated)
+    reference_files = audio_files(reference) if reference else None
+    if reference_files is not None and not unpaired:
+        pair_by_name(generated_files, reference_files)  # stops, naming the unpaired files
+    report = evaluate_sets(
+        generated_files,
+        reference_files,
+        parse_backbones(backbones),
+        FeatureCache(enabled=not no_cache),
+        captions=read_table(captions, "caption") if captions else None,
+        times=read_table(times, "seconds", float) if times else None,
+        paired=not unpaired,
+        resamples=resamples,
+        seed=seed,
+        fad_infinity=fad_inf,
+    )
+    click.echo(f"{len(generated_files)} generated vs {len(reference_files or {})} reference clips; value [95% CI, {resamples} bootstrap resamples]")
+    for role, name in report.info["backbones"].items():
+        click.echo(f"  {role}: {name}")
+    click.echo(format_table({Path(generated).name: report}))
+    for metric, why in report.notes.items():
+        click.echo(f"  {metric}: not computed ({why})")
+    if json_out:
+        _write_json(json_out, report.to_dict())
+        click.echo(f"-> {json_out}")
