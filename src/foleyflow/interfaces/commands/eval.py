@@ -80,3 +80,38 @@ def eval_group(ctx, generated, reference, captions, times, unpaired, fad_inf, ba
     if json_out:
         _write_json(json_out, report.to_dict())
         click.echo(f"-> {json_out}")
+
+
+@eval_group.command("edit")
+@click.option("--manifest", required=True, type=click.Path(dir_okay=False), help="Edit manifest (JSON Lines or CSV).")
+@click.option("--outputs", "outputs", required=True, multiple=True, metavar="[METHOD=]DIR",
+              help="Folder of outputs named <id>.wav (+ optional timing.csv); repeat to compare methods.")
+@_common
+def eval_edit(manifest, outputs, backbones, json_out, resamples, seed, no_cache):
+    """Edits vs their true targets: RFM-Edit Table 1/2 layout plus ground-truth metrics."""
+    from foleyflow.evaluation.cache import FeatureCache
+    from foleyflow.evaluation.editing import evaluate_method, format_ground_truth, load_manifest
+    from foleyflow.evaluation.suite import format_table, parse_backbones
+
+    items = load_manifest(manifest)
+    chosen = parse_backbones(backbones)
+    cache = FeatureCache(enabled=not no_cache)
+    results = []
+    for spec in outputs:
+        name, _, folder = spec.rpartition("=")
+        results.append(evaluate_method(name or "rfm-edit", folder, items, chosen, cache, resamples, seed))
+    click.echo(f"{len(items)} edits; value [95% CI, {resamples} bootstrap resamples]")
+    for role, name in chosen.names().items():
+        click.echo(f"  {role}: {name}")
+    click.echo(format_table({r.name: r.report for r in results}, "method", {r.name: {"input": r.prompt} for r in results}))
+    click.echo("")
+    click.echo(format_ground_truth(results))
+    for metric, why in results[0].report.notes.items():
+        click.echo(f"  {metric}: not computed ({why})")
+    if json_out:
+        payload = {r.name: r.report.to_dict() | {"input": r.prompt,
+                                                 "ground_truth": {k: v.to_dict() for k, v in r.ground_truth.items()},
+                                                 "by_task": {t: {k: v.to_dict() for k, v in f.items()} for t, f in r.by_task.items()}}
+                   for r in results}
+        _write_json(json_out, payload)
+        click.echo(f"-> {json_out}")
