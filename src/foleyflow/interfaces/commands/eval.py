@@ -7,7 +7,18 @@ from pathlib import Path
 
 import click
 
-from foleyflow.interfaces.cli import cli
+from foleyflow.interfaces.cli import cli, train
+from foleyflow.training.registry import RECIPES
+
+# The in-world backbones' recipes; `foleyflow train tagger|clap` come from the train module's
+# loop over RECIPES, or are added here when that module was imported first.
+IN_WORLD_RECIPES = {"tagger": "foleyflow.evaluation.recipes:TaggerRecipe", "clap": "foleyflow.evaluation.recipes:ClapRecipe"}
+for _name, _target in IN_WORLD_RECIPES.items():
+    RECIPES.setdefault(_name, _target)
+    if _name not in train.commands:
+        from foleyflow.interfaces.commands.train import _add_command
+
+        _add_command(_name)
 
 BACKBONE_HELP = "inworld | panns:PATH | vggish:PATH | tagger:PATH | clap:PATH (repeatable; later ones win)."
 
@@ -115,3 +126,27 @@ def eval_edit(manifest, outputs, backbones, json_out, resamples, seed, no_cache)
                    for r in results}
         _write_json(json_out, payload)
         click.echo(f"-> {json_out}")
+
+
+@eval_group.command("tagger")
+@click.option("--model", default="default", show_default=True, help="Tagger model folder ('default': the shipped one).")
+@click.option("--clips", required=True, type=click.Path(dir_okay=False), help="Clip list (JSON Lines with path, labels, split).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+def eval_tagger(model, clips, split):
+    """Held-out mAP of an in-world tagger."""
+    from foleyflow.evaluation.recipes import tagger_map
+
+    value, count = tagger_map(model, clips, split)
+    click.echo(f"tagger {model}: mAP {value:.4f} on {count} {split} clips")
+
+
+@eval_group.command("clap")
+@click.option("--model", default="default", show_default=True, help="CLAP model folder ('default': the shipped one).")
+@click.option("--clips", required=True, type=click.Path(dir_okay=False), help="Clip list (JSON Lines with path, caption, split).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+def eval_clap(model, clips, split):
+    """Held-out text-to-audio recall@1/@5 of an in-world CLAP."""
+    from foleyflow.evaluation.recipes import clap_recall
+
+    recalls, count = clap_recall(model, clips, split)
+    click.echo(f"clap {model}: text-to-audio R@1 {recalls[1]:.4f}, R@5 {recalls[5]:.4f} on {count} {split} clips")
