@@ -85,3 +85,21 @@ def test_train_tagger_then_clap_then_held_out_figures(tmp_path, cli):
     code, out, err = cli("eval", "clap", "--model", str(clap_dir), "--clips", str(clips))
     assert code == 0, err
     assert "R@1" in out and "R@5 1.0000 on 2 test clips" in out  # two clips: both within the top 5
+
+
+def test_clap_scorer_matches_the_backbone_and_thresholds(tmp_path):
+    from foleyflow.evaluation.backbones.inworld import ClapModel, InworldClapBackbone, save_clap
+    from foleyflow.evaluation.clap_filter import ClapScorer
+
+    torch.manual_seed(0)
+    save_clap(tmp_path / "clap", ClapModel(embed_dim=8, channels=SMALL))
+    scorer = ClapScorer(tmp_path / "clap", batch_size=2)
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(size=8000).astype(np.float32) * 0.1 for _ in range(3)]
+    captions = ["rain", "a dog", "a siren"]
+    keep, scores = scorer.keep(clips, captions, threshold=-2.0)
+    assert keep.all() and scores.shape == (3,)
+    backbone = InworldClapBackbone(tmp_path / "clap")
+    expected = [float(backbone.features(c)["audio_embedding"] @ t) for c, t in zip(clips, backbone.embed_text(captions))]
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert not scorer.keep(clips, captions, threshold=1.0)[0].any()

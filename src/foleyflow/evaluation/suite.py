@@ -9,6 +9,7 @@ true targets as reference. Backbones are chosen by spec strings:
     vggish:PATH    VGGish from the PyTorch port's local .pth (FAD)
     tagger:PATH    an in-world tagger model folder (FD, KL, IS, and FAD unless VGGish is given)
     clap:PATH      an in-world CLAP model folder (CLAP score)
+    laion-clap:PATH  LAION-CLAP in transformers format from a local folder (CLAP score)
 Later specs replace earlier ones for the metrics they serve.
 """
 
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from foleyflow.audio.io import load_audio
+from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
 from foleyflow.evaluation import metrics
 from foleyflow.evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_ci, mean_ci
@@ -55,8 +56,12 @@ def parse_backbones(specs: Sequence[str]) -> Backbones:
             chosen.classifier = tagger
             chosen.frames = chosen.frames if explicit_frames else tagger
             chosen.clap = InworldClapBackbone("default")
-        elif kind in ("panns", "vggish", "tagger", "clap") and path:
-            if kind == "panns":
+        elif kind in ("panns", "vggish", "tagger", "clap", "laion-clap") and path:
+            if kind == "laion-clap":
+                from foleyflow.evaluation.backbones.laion_clap import LaionClapBackbone
+
+                chosen.clap = LaionClapBackbone(path)
+            elif kind == "panns":
                 chosen.classifier = PannsBackbone(path)
             elif kind == "vggish":
                 chosen.frames, explicit_frames = VggishBackbone(path), True
@@ -67,13 +72,15 @@ def parse_backbones(specs: Sequence[str]) -> Backbones:
             else:
                 chosen.clap = InworldClapBackbone(path)
         else:
-            raise InputError(f"--backbone {spec!r}: expected inworld, panns:PATH, vggish:PATH, tagger:PATH or clap:PATH")
+            raise InputError(f"--backbone {spec!r}: expected inworld, panns:PATH, vggish:PATH, tagger:PATH, clap:PATH or laion-clap:PATH")
     return chosen
 
 
 def extract(paths: Sequence[Path], backbone: Any, cache: FeatureCache) -> list[dict[str, np.ndarray]]:
-    """Features of every file (cached by content + backbone fingerprint)."""
-    return [cache.get_or_compute(path, backbone.fingerprint, lambda path=path: backbone.features(load_audio(path))) for path in paths]
+    """Features of every file (cached by content + backbone fingerprint), read at the
+    backbone's own sample rate (16 kHz, or 48 kHz for LAION-CLAP)."""
+    rate = getattr(backbone, "sample_rate", SAMPLE_RATE)
+    return [cache.get_or_compute(path, backbone.fingerprint, lambda path=path: backbone.features(load_audio(path, rate))) for path in paths]
 
 
 def read_table(path: str | os.PathLike, value_column: str, value_type: Callable = str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ for _name, _target in IN_WORLD_RECIPES.items():
 
         _add_command(_name)
 
-BACKBONE_HELP = "inworld | panns:PATH | vggish:PATH | tagger:PATH | clap:PATH (repeatable; later ones win)."
+BACKBONE_HELP = "inworld | panns:PATH | vggish:PATH | tagger:PATH | clap:PATH | laion-clap:DIR (repeatable; later ones win)."
 
 
 def _write_json(path: str, payload: dict) -> None:
