@@ -191,7 +191,7 @@ class Editor:
         per_frame = self.codec.samples_per_latent_frame
         total_frames = max(1, -(-total_samples // per_frame))
         # Sample starts need not fall on frames; the last window must still end on the last frame.
-        frame_starts = [min(round(s / per_frame), max(total_frames - maps.shape[-1], 0)) for s in starts]
+        frame_starts = [round(s / per_frame) for s in starts[:-1]] + [max(total_frames - maps.shape[-1], 0)]
         overlap = min(round(self.overlap_samples / per_frame), maps.shape[-1] - 1)
         joined = windowing.overlap_add(maps, frame_starts, total_frames, overlap)
         return joined, token_strings(self.text_encoder, cond_text=None, count=valid)
