@@ -33,7 +33,7 @@ def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
     return UNet2DConditionModel(**tiny_unet_config())
 
 
-class ReshapeCodec:
+class ReshapeCodec(torch.nn.Module):
     """An exactly invertible 'codec': 128 samples per latent frame, laid out as 8 channels x 16 bins."""
 
     samples_per_latent_frame = LATENT_CHANNELS * LATENT_BINS
