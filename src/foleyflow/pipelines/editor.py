@@ -157,7 +157,7 @@ class Editor:
         else:
             x_edited, nfe = self.sample(x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver)
         edited = self.codec.decode(x_edited, self.window_samples).float().numpy()
-        out = windowing.overlap_add(edited, starts, samples.size, self.overlap_samples).astype(np.float32)
+        out = windowing.overlap_add(edited, starts, samples.size).astype(np.float32)
         elapsed = time.perf_counter() - start
         result = EditResult(out, instruction, elapsed, nfe)
         if recorder is not None:
@@ -192,8 +192,7 @@ class Editor:
         total_frames = max(1, -(-total_samples // per_frame))
         # Sample starts need not fall on frames; the last window must still end on the last frame.
         frame_starts = [round(s / per_frame) for s in starts[:-1]] + [max(total_frames - maps.shape[-1], 0)]
-        overlap = min(round(self.overlap_samples / per_frame), maps.shape[-1] - 1)
-        joined = windowing.overlap_add(maps, frame_starts, total_frames, overlap)
+        joined = windowing.overlap_add(maps, frame_starts, total_frames)
         return joined, token_strings(self.text_encoder, cond_text=None, count=valid)
 
 

@@ -1,7 +1,7 @@
 """Long clips in overlapping windows, short clips padded: the output has the input's length.
 
 A model sees a fixed window (10.24 s in the papers' setting). A longer clip is cut into
-windows that overlap by ``overlap`` samples; each is processed on its own and the results
+windows that overlap by at least ``overlap`` samples (evenly spaced); each is processed on its own and the results
 are joined with linear cross-fades, normalised so the weights sum to one at every sample
 (a window processed by the identity gives back the input exactly). A shorter clip is
 zero-padded to one window and trimmed back. The functions work on the last axis, so the
@@ -24,33 +24,32 @@ def window_starts(total: int, window: int, overlap: int) -> list[int]:
         raise InputError(f"windowing needs window > overlap >= 0, got window {window}, overlap {overlap}")
     if total <= window:
         return [0]
-    hop = window - overlap
-    starts = list(range(0, total - window, hop))
-    starts.append(total - window)  # the last window is pulled back so that it ends on the clip's end
-    return starts
+    # Evenly spaced, so that every pair of neighbours overlaps by about the same amount (>= overlap).
+    count = 1 + -(-(total - window) // (window - overlap))
+    return [round(i * (total - window) / (count - 1)) for i in range(count)]
 
 
-def crossfade_weights(window: int, overlap: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """(window,) weights: linear ramps over ``overlap`` samples at the ends that overlap a neighbour."""
+def crossfade_weights(window: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """(window,) weights: linear ramps over the first ``fade_in`` and the last ``fade_out`` samples."""
     weights = np.ones(window, dtype=np.float64)
-    if overlap > 0:
-        # Ramps start above zero so that every sample keeps a positive total weight.
-        ramp = (np.arange(overlap, dtype=np.float64) + 1.0) / (overlap + 1.0)
-        if fade_in:
-            weights[:overlap] = ramp
-        if fade_out:
-            weights[-overlap:] = np.minimum(weights[-overlap:], ramp[::-1])
+    # Ramps start above zero so that every sample keeps a positive total weight.
+    if fade_in > 0:
+        weights[:fade_in] = (np.arange(fade_in) + 1.0) / (fade_in + 1.0)
+    if fade_out > 0:
+        weights[-fade_out:] = np.minimum(weights[-fade_out:], (np.arange(fade_out, 0, -1)) / (fade_out + 1.0))
     return weights
 
 
-def overlap_add(chunks: np.ndarray, starts: list[int], total: int, overlap: int) -> np.ndarray:
-    """Join (n, ..., window) chunks placed at ``starts`` into (..., total), cross-faded."""
+def overlap_add(chunks: np.ndarray, starts: list[int], total: int) -> np.ndarray:
+    """Join (n, ..., window) chunks placed at ``starts`` into (..., total), cross-faded over each overlap."""
     chunks = np.asarray(chunks, dtype=np.float64)
     window = chunks.shape[-1]
     out = np.zeros(chunks.shape[1:-1] + (max(total, window),), dtype=np.float64)
     norm = np.zeros(max(total, window), dtype=np.float64)
     for index, (chunk, start) in enumerate(zip(chunks, starts)):
-        weights = crossfade_weights(window, overlap, fade_in=index > 0, fade_out=index < len(starts) - 1)
+        fade_in = starts[index - 1] + window - start if index > 0 else 0
+        fade_out = start + window - starts[index + 1] if index + 1 < len(starts) else 0
+        weights = crossfade_weights(window, min(max(fade_in, 0), window // 2), min(max(fade_out, 0), window // 2))
         out[..., start : start + window] += chunk * weights
         norm[start : start + window] += weights
     return (out / norm)[..., :total]
@@ -80,4 +79,4 @@ def process_in_windows(
     processed = np.asarray(process(windows))
     if processed.shape != windows.shape:
         raise ValueError(f"window processing changed the shape {windows.shape} -> {processed.shape}")
-    return overlap_add(processed, starts, np.asarray(audio).size, overlap).astype(np.float32)
+    return overlap_add(processed, starts, np.asarray(audio).size).astype(np.float32)

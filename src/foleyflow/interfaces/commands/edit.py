@@ -51,20 +51,21 @@ def _write_spectrogram(path, audio_path, source, result) -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="e.g. configs/edit-cpu-small.json")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted), e.g. max_steps=10.")
 def train_edit(config_path: str, overrides: tuple[str, ...]) -> None:
-    """Train the editor (RFM-Edit, or the ddpm baseline with recipe_options.objective = "ddpm")."""
+    """Train the editor (RFM-Edit, or the ddpm baseline with recipe_options.objective = "ddpm"); resumes."""
     from foleyflow.errors import FoleyflowError
+    from foleyflow.training.recipes.edit import EditRecipe
 
     try:
         from foleyflow.training.config import load_train_config
-        from foleyflow.training.trainer import train as run_training
+        from foleyflow.training.trainer import Trainer
     except ImportError as error:
         raise FoleyflowError(f"the shared trainer is not available in this foleyflow ({error})") from None
     config = load_train_config(config_path, dict(_split_override(item) for item in overrides))
-    result = run_training(config)
-    click.echo(f"trained edit ({config.recipe_options.get('objective', 'flow')}) -> {result}")
+    result = Trainer(config, EditRecipe(**config.recipe_options)).fit()
+    click.echo(f"edit ({config.recipe_options.get('objective', 'flow')}): {result.step} steps -> {result.model_dir}")
 
 
-def _split_override(item: str) -> tuple[str, str]:
+def _split_override(item: str) -> tuple[str, object]:
     from foleyflow.errors import InputError
 
     key, sep, value = item.partition("=")
