@@ -113,7 +113,7 @@ class EditRecipe:
 
     def objective_loss(self, modules, batch, instructions: list[str]) -> torch.Tensor:
         codec, unet, text_encoder = modules["codec"], modules["unet"], modules["text_encoder"]
-        device = next(unet.parameters()).device
+        device = next(unet.parameters(), batch["source"]).device
         with torch.no_grad():
             x_source = codec.encode(batch["source"].to(device))
             x_0 = codec.encode(batch["target"].to(device))
