@@ -81,6 +81,7 @@ class _Exploit:
         return (print, ("unpickled code ran",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_legacy_checkpoint_never_runs_pickled_code(tmp_path, capsys):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as handle:

@@ -12,4 +12,34 @@ Diffusion (Tango's DDPM and BSA distillation, SPEC 1 and 4) uses diffusion time 
 The two never mix: a module takes either ``t`` (flow) or ``s``/indices (diffusion), named so.
 
 Path, schedule and solver are separate objects; every sampler shares one signature.
+
+Where things live:
+    schedule.py         DDPMSchedule (betas, alpha_s, sigma_s, SNR, lambda; index <-> s), diffusion_times
+    parametrization.py  eps / v / x predictions and conversions
+    objective.py        DDPM training loss (eps or v, Min-SNR-gamma), classifier-free dropout
+    denoiser.py         Denoiser: a network as z_s, s -> x_hat_0 (what diffusion samplers call)
+    guidance.py         ClassifierFreeGuidance (Tango's formula), ConcatSource (RFM-Edit's input)
+    samplers.py         sample_ddim / sample_ddpm / sample_dpmpp_2m, ddim_step
+    flow.py             RectifiedFlowPath (eqs. 1, 2, 4), flow_matching_loss (3), time sampling
+    ode.py              solve_euler (5) / solve_heun / solve_midpoint
+    distill.py          BSA progressive distillation (Algorithm 1, weightings 7-10) and Euler halving
 """
+
+from foleyflow.diffusion.denoiser import Denoiser
+from foleyflow.diffusion.distill import (
+    DistillationRound,
+    Weighting,
+    distillation_loss,
+    flow_distillation_loss,
+    flow_teacher_target,
+    loss_weight,
+    progressive_rounds,
+    teacher_target,
+)
+from foleyflow.diffusion.flow import FlowSample, RectifiedFlowPath, TimeSampling, flow_matching_loss, flow_times, sample_flow_times
+from foleyflow.diffusion.guidance import ClassifierFreeGuidance, ConcatSource
+from foleyflow.diffusion.objective import DiffusionObjective, NoisedSample, drop_condition, sample_indices
+from foleyflow.diffusion.ode import SOLVERS, get_solver, solve_euler, solve_heun, solve_midpoint
+from foleyflow.diffusion.parametrization import Prediction
+from foleyflow.diffusion.samplers import SAMPLERS, ddim_step, get_sampler, initial_noise, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from foleyflow.diffusion.schedule import DDPMSchedule, diffusion_times
