@@ -91,3 +91,18 @@ def tiny_editor(objective: str = "flow", window_seconds: float = 0.064, overlap_
         **config,
     )
     return Editor(tiny_unet(), TinyTextEncoder(), ReshapeCodec(), editor_config)
+
+
+class TinyTriplets(torch.utils.data.Dataset):
+    """Seeded (source, target, instruction) items of ``samples`` audio samples; target = source + a tone for "add"."""
+
+    def __init__(self, split: str = "train", count: int = 8, samples: int = 1024) -> None:
+        rng = torch.Generator().manual_seed(0 if split == "train" else 1)
+        self.sources = 0.1 * torch.randn(count, samples, generator=rng)
+        self.tone = 0.2 * torch.sin(torch.arange(samples) * 0.3)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"source": self.sources[index], "target": self.sources[index] + self.tone, "instruction": "Add a tone", "task": "add"}

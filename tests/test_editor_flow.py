@@ -1,108 +1,74 @@
-"""The editing maths: path (1), target velocity (2), loss (3), x_start (4), solvers (5), CFG with concat."""
+"""The edit samplers wired from foleyflow.diffusion: x_start (4), Euler/Heun edits (5), CFG with the concatenated source."""
 
 import pytest
 import torch
 
-from foleyflow.pipelines._interim_diffusion import (
-    SOLVERS,
-    RectifiedFlowPath,
-    flow_matching_loss,
-    guided_velocity,
-    time_grid,
-)
+from foleyflow.diffusion.flow import RectifiedFlowPath
+from foleyflow.pipelines.edit_network import FLOW_TIME_SCALE, ddpm_edit, flow_edit
 
 
-def test_path_and_target_velocity_at_known_inputs():
-    path = RectifiedFlowPath(sigma_min=0.1)
-    x_0, eps = torch.full((1, 2), 3.0), torch.full((1, 2), -1.0)
-    # (1): (1 - 0.9 * 0.5) * -1 + 0.5 * 3 = -0.55 + 1.5
-    assert torch.allclose(path.x_t(x_0, eps, 0.5), torch.full((1, 2), 0.95))
-    assert torch.allclose(path.x_t(x_0, eps, 0.0), eps) and torch.allclose(path.x_t(x_0, eps, 1.0), x_0 + 0.1 * eps)
-    # (2): 3 - 0.9 * -1
-    assert torch.allclose(path.target_velocity(x_0, eps), torch.full((1, 2), 3.9))
+class FakeUNet(torch.nn.Module):
+    """Computes v = field(x_t, x_T, t, first text value) and records every call, like a diffusers UNet."""
 
-
-def test_target_velocity_is_the_time_derivative_of_the_path():
-    path = RectifiedFlowPath(sigma_min=0.05)
-    x_0, eps = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
-    h = 1e-3
-    slope = (path.x_t(x_0, eps, 0.4 + h) - path.x_t(x_0, eps, 0.4 - h)) / (2 * h)
-    assert torch.allclose(slope, path.target_velocity(x_0, eps), atol=1e-3)
-
-
-def test_per_sample_times_broadcast():
-    path = RectifiedFlowPath()
-    x_0, eps = torch.ones(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)
-    x_t = path.x_t(x_0, eps, torch.tensor([0.25, 0.75]))
-    assert torch.allclose(x_t[0], torch.full((1, 2, 2), 0.25)) and torch.allclose(x_t[1], torch.full((1, 2, 2), 0.75))
-
-
-def test_flow_matching_loss_is_the_mean_squared_error():
-    assert flow_matching_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])).item() == pytest.approx(2.5)
-
-
-def test_x_start_lies_on_the_path_towards_the_source():
-    path = RectifiedFlowPath(sigma_min=0.0)
-    source, eps = torch.full((1, 3), 2.0), torch.full((1, 3), 1.0)
-    # (4) with t_start 0.01: 0.99 * 1 + 0.01 * 2
-    assert torch.allclose(path.x_start(source, eps, 0.01), torch.full((1, 3), 1.01))
-    assert torch.equal(path.x_start(source, eps, 0.0), eps)
-
-
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
-@pytest.mark.parametrize("steps", [1, 3, 10])
-def test_solvers_land_on_the_data_point_of_the_analytic_velocity_field(solver, steps):
-    """The conditional field towards a fixed x_0 is constant along each straight path, so Euler/Heun are exact."""
-    sigma_min = 0.1
-    path = RectifiedFlowPath(sigma_min)
-    x_0, eps = torch.randn(2, 4), torch.randn(2, 4)
-
-    def velocity(x, t):
-        noise = (x - t * x_0) / (1 - (1 - sigma_min) * t)  # invert (1) for eps
-        return x_0 - (1 - sigma_min) * noise  # (2)
-
-    t_start = 0.01
-    solve, _ = SOLVERS[solver]
-    end = solve(velocity, path.x_start(x_0, eps, t_start), time_grid(t_start, steps))
-    assert torch.allclose(end, path.x_t(x_0, eps, 1.0), atol=1e-5)
-
-
-def test_euler_on_a_constant_field_moves_by_velocity_times_duration():
-    solve, _ = SOLVERS["euler"]
-    end = solve(lambda x, t: torch.full_like(x, 2.0), torch.zeros(3), time_grid(0.25, 7))
-    assert torch.allclose(end, torch.full((3,), 1.5))
-
-
-class RecordingNet(torch.nn.Module):
-    """v = mean of the source channels + the first text state value; records what it is given."""
-
-    def __init__(self):
+    def __init__(self, field):
         super().__init__()
+        self.field = field
         self.calls = []
 
-    def forward(self, sample, t, encoder_hidden_states, encoder_attention_mask=None):
-        self.calls.append((sample.clone(), encoder_hidden_states.clone()))
-        channels = sample.shape[1] // 2
-        out = sample[:, channels:] + encoder_hidden_states[:, :1, :1, None]
-        return type("Out", (), {"sample": out})()
+    def forward(self, sample, timestep, encoder_hidden_states, encoder_attention_mask=None):
+        self.calls.append((sample.clone(), torch.as_tensor(timestep).clone(), encoder_hidden_states.clone()))
+        half = sample.shape[1] // 2
+        out = self.field(sample[:, :half], sample[:, half:], torch.as_tensor(timestep) / FLOW_TIME_SCALE, encoder_hidden_states)
+        return type("Output", (), {"sample": out})()
 
 
-def test_cfg_runs_both_branches_with_the_source_and_combines_them():
-    net = RecordingNet()
-    x, source = torch.zeros(1, 2, 3, 4), torch.full((1, 2, 3, 4), 5.0)
-    cond = (torch.full((1, 2, 6), 1.0), torch.ones(1, 2, dtype=torch.long))
-    uncond = (torch.full((1, 1, 6), -1.0), torch.ones(1, 1, dtype=torch.long))
-    v = guided_velocity(net, source, cond, uncond, scale=3.0)(x, torch.tensor(0.5))
-    (sample, states), = net.calls  # one batched forward for both branches
-    assert sample.shape[0] == 2 and torch.equal(sample[:, 2:], torch.cat([source, source]))
-    assert torch.equal(states[:, 0, 0], torch.tensor([-1.0, 1.0]))  # unconditional first, padded to 2 tokens
-    # v_u = 5 - 1 = 4, v_c = 5 + 1 = 6, v = 4 + 3 (6 - 4) = 10
-    assert torch.allclose(v, torch.full_like(x, 10.0))
+def _branches(batch=1, cond_tokens=2):
+    cond = (torch.full((batch, cond_tokens, 4), 1.0), torch.ones(batch, cond_tokens, dtype=torch.long))
+    uncond = (torch.full((batch, 1, 4), -1.0), torch.ones(batch, 1, dtype=torch.long))
+    return cond, uncond
 
 
-def test_cfg_scale_one_runs_only_the_conditional_branch():
-    net = RecordingNet()
-    source = torch.ones(2, 2, 3, 4)
-    cond = (torch.full((2, 1, 6), 2.0), None)
-    v = guided_velocity(net, source, cond, (torch.zeros(2, 1, 6), None), scale=1.0)(torch.zeros(2, 2, 3, 4), torch.tensor(0.1))
-    assert len(net.calls) == 1 and net.calls[0][0].shape[0] == 2 and torch.allclose(v, torch.full_like(v, 3.0))
+def test_a_zero_velocity_edit_returns_x_start_of_equation_4():
+    source, noise = torch.full((1, 2, 4, 4), 2.0), torch.full((1, 2, 4, 4), 1.0)
+    net = FakeUNet(lambda x, src, t, ctx: torch.zeros_like(x))
+    out, nfe = flow_edit(net, source, noise, *_branches(), steps=3, cfg_scale=1.0, t_start=0.01, sigma_min=0.0)
+    assert torch.allclose(out, torch.full_like(out, 0.99 * 1.0 + 0.01 * 2.0)) and nfe == 3
+    # the network saw flow times t_start, ... on the UNet's 0..1000 scale
+    assert [round(float(call[1][0]), 3) for call in net.calls] == [10.0, 340.0, 670.0]
+
+
+@pytest.mark.parametrize("solver, per_step", [("euler", 1), ("heun", 2)])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_an_edit_on_the_analytic_field_lands_on_the_target(solver, per_step, steps):
+    """The conditional field towards a fixed target is constant along each straight path: the solvers are exact."""
+    sigma_min = 0.1
+    path = RectifiedFlowPath(sigma_min)
+    target, noise, source = torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 4)
+    expand = lambda t: t.reshape(-1, 1, 1, 1)  # noqa: E731
+    # Invert (1) for the noise of the straight path to ``target`` through x; the field is (2) on that path.
+    eps_of = lambda x, t: (x - expand(t) * target) / (1 - (1 - sigma_min) * expand(t))  # noqa: E731
+    x_start = path.edit_start(source, noise, 0.01)
+    eps_hat = (x_start - 0.01 * target) / (1 - (1 - sigma_min) * 0.01)
+    net = FakeUNet(lambda x, src, t, ctx: path.dx_t(target, eps_of(x, t)))
+    out, nfe = flow_edit(net, source, noise, *_branches(), steps=steps, cfg_scale=1.0, t_start=0.01, solver=solver, sigma_min=sigma_min)
+    assert torch.allclose(out, path.x_t(target, eps_hat, 1.0), atol=1e-5) and nfe == steps * per_step
+
+
+def test_cfg_runs_both_branches_on_the_source_in_one_batch_and_mixes_them():
+    source = torch.full((1, 2, 4, 4), 5.0)
+    # v = source value + first text value: v_c = 6, v_u = 4
+    net = FakeUNet(lambda x, src, t, ctx: src + ctx[:, :1, :1, None])
+    out, _ = flow_edit(net, source, torch.zeros(1, 2, 4, 4), *_branches(), steps=1, cfg_scale=3.0, t_start=0.0, sigma_min=0.0)
+    (sample, _, states), = net.calls
+    assert sample.shape[0] == 2 and torch.equal(sample[:, 2:], torch.cat([source, source]))  # both branches see x_T
+    assert torch.equal(states[:, 0, 0], torch.tensor([1.0, -1.0])) and states.shape[1] == 2  # padded to one length
+    assert torch.allclose(out, torch.full_like(out, 3.0 * 6.0 - 2.0 * 4.0))  # w v_c + (1 - w) v_u, dt = 1
+
+
+def test_ddpm_baseline_uses_one_evaluation_per_step_with_the_source():
+    source = torch.randn(2, 2, 4, 4)
+    net = FakeUNet(lambda x, src, t, ctx: torch.zeros_like(x))
+    out, nfe = ddpm_edit(net, source, torch.randn(2, 2, 4, 4), *_branches(batch=2), steps=5, cfg_scale=2.0)
+    assert nfe == 5 and len(net.calls) == 5 and out.shape == source.shape
+    assert all(torch.equal(call[0][:, 2:], torch.cat([source, source])) for call in net.calls)
+    assert torch.isfinite(out).all()

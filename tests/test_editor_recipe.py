@@ -43,7 +43,7 @@ def test_only_the_unet_and_the_lora_adapters_receive_gradients(objective):
 
 def test_flow_loss_is_the_velocity_error_at_the_sampled_point():
     """With a network that outputs zeros, (3) equals E||v_target||^2 = E||x_0 - eps||^2 (sigma_min 0)."""
-    recipe = EditRecipe(**TINY)
+    recipe = EditRecipe(**TINY, sigma_min=0.0)
     modules = dict(recipe.build())
 
     class Zero(torch.nn.Module):
@@ -102,3 +102,29 @@ def test_bad_options_are_input_errors(bad):
 def test_lora_text_encoder_keeps_its_base_frozen():
     encoder = TinyTextEncoder()
     assert {n for n, p in encoder.named_parameters() if p.requires_grad} == {n for n, _ in encoder.named_parameters() if "lora_" in n}
+
+
+def test_a_short_run_of_the_shared_trainer_exports_a_working_editor(tmp_path):
+    from foleyflow.training.config import TrainConfig
+    from foleyflow.training.registry import build_recipe
+    from foleyflow.training.trainer import Trainer
+
+    options = {**TINY, "data": {"factory": "editor_tiny:TinyTriplets"}}
+    config = TrainConfig.from_dict(
+        {"recipe": "edit", "recipe_options": options, "max_steps": 3, "batch_size": 2, "val_every": 3, "val_batches": 1,
+         "checkpoint_every": 3, "log_every": 1, "output_dir": str(tmp_path / "run")}
+    )
+    result = Trainer(config, build_recipe("edit", options)).fit()
+    editor = Editor.from_pretrained(result.model_dir)
+    assert result.step == 3 and editor.edit(np.zeros(1024, np.float32), "Add a tone").audio.shape == (1024,)
+
+
+@pytest.mark.parametrize("name", ["edit-cpu-small", "edit-paper"])
+def test_shipped_configs_parse(name):
+    from pathlib import Path
+
+    from foleyflow.training.config import load_train_config
+
+    config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.json")
+    recipe = EditRecipe(config.recipe_options)
+    assert config.recipe == "edit" and recipe.options.objective == "flow" and recipe.options.unet["in_channels"] == 16

@@ -27,7 +27,8 @@ import torch
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
-from foleyflow.pipelines._interim_diffusion import SOLVERS, RectifiedFlowPath, guided_velocity, sample_ddim_concat, time_grid
+from foleyflow.diffusion.ode import SOLVERS
+from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
 
 OBJECTIVES = ("flow", "ddpm")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
@@ -38,7 +39,7 @@ class EditorConfig:
     """Everything the editor needs besides weights; saved as the model folder's config.json."""
 
     objective: str = "flow"
-    sigma_min: float = 0.0
+    sigma_min: float = 1e-4  # foleyflow.diffusion.flow's default; the papers do not give one
     steps: int = 25
     cfg_scale: float = 1.0
     t_start: float = 0.01
@@ -99,7 +100,6 @@ class Editor:
         self.text_encoder = text_encoder
         self.codec = codec
         self.config = config
-        self.path = RectifiedFlowPath(config.sigma_min)
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -174,18 +174,14 @@ class Editor:
     def sample(self, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver) -> tuple[torch.Tensor, int]:
         """The edited latent and the number of network evaluations."""
         if self.config.objective == "ddpm":
-            return sample_ddim_concat(self.unet, x_source, noise, cond, uncond, steps, cfg_scale), steps
-        solve, forwards_per_step = SOLVERS[solver]
-        velocity = guided_velocity(self.unet, x_source, cond, uncond, cfg_scale)
-        x_start = self.path.x_start(x_source, noise, t_start)
-        return solve(velocity, x_start, time_grid(t_start, steps)), steps * forwards_per_step
+            return ddpm_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale)
+        return flow_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver, self.config.sigma_min)
 
     def _stitch_attention(self, recorder, cond, starts, total_samples):
         """(tokens, frames) over the whole clip: the conditional rows, windows cross-faded by frame."""
         maps = recorder.token_frame_map()
         windows = len(starts)
-        if maps.shape[0] == 2 * windows:  # CFG batches are (uncond..., cond...)
-            maps = maps[windows:]
+        maps = maps[:windows]  # CFG batches are (cond..., uncond...)
         valid = int(cond[1][0].sum())
         maps = maps[:, :valid].numpy()
         per_frame = self.codec.samples_per_latent_frame

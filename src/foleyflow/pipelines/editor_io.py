@@ -21,7 +21,7 @@ from foleyflow.errors import FoleyflowError
 from foleyflow.models.checkpoint import check_keys, load_config, load_weights, resolve_model_dir, save_model_folder
 
 COMPONENT = "editor"
-DEFAULT_TEXT_ENCODER = {"factory": "foleyflow.models.text:load_text_encoder"}
+DEFAULT_TEXT_ENCODER = {"factory": "foleyflow.models.text:build_text_encoder", "config": {"source": "minilm"}}
 LORA_MARKER = "lora_"
 
 

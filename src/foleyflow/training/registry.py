@@ -15,6 +15,7 @@ from foleyflow.training.recipe import Recipe
 
 RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.toy:ToyRecipe",
+    "edit": "foleyflow.training.recipes.edit:EditRecipe",
 }
 
 

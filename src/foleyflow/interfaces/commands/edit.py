@@ -1,4 +1,4 @@
-"""`foleyflow edit`, `foleyflow train edit` and `foleyflow bench edit`."""
+"""`foleyflow edit` and `foleyflow bench edit` (`foleyflow train edit` comes from the recipe registry)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import click
 
-from foleyflow.interfaces.cli import bench, cli, train
+from foleyflow.interfaces.cli import bench, cli
 
 
 @cli.command()
@@ -45,36 +45,6 @@ def _write_spectrogram(path, audio_path, source, result) -> None:
     from foleyflow.plotting import save_spectrograms_png
 
     save_spectrograms_png(path, [(f"before: {audio_path}", log_mel(source)[0].numpy()), (f"after: {result.instruction}", log_mel(result.audio)[0].numpy())])
-
-
-@train.command("edit")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="e.g. configs/edit-cpu-small.json")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted), e.g. max_steps=10.")
-def train_edit(config_path: str, overrides: tuple[str, ...]) -> None:
-    """Train the editor (RFM-Edit, or the ddpm baseline with recipe_options.objective = "ddpm"); resumes."""
-    from foleyflow.errors import FoleyflowError
-    from foleyflow.training.recipes.edit import EditRecipe
-
-    try:
-        from foleyflow.training.config import load_train_config
-        from foleyflow.training.trainer import Trainer
-    except ImportError as error:
-        raise FoleyflowError(f"the shared trainer is not available in this foleyflow ({error})") from None
-    config = load_train_config(config_path, dict(_split_override(item) for item in overrides))
-    result = Trainer(config, EditRecipe(**config.recipe_options)).fit()
-    click.echo(f"edit ({config.recipe_options.get('objective', 'flow')}): {result.step} steps -> {result.model_dir}")
-
-
-def _split_override(item: str) -> tuple[str, object]:
-    from foleyflow.errors import InputError
-
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise InputError(f"--set expects KEY=VALUE, got {item!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 @bench.command("edit")

@@ -18,17 +18,13 @@ from typing import Any, Mapping
 import torch
 
 from foleyflow.errors import InputError
-from foleyflow.pipelines._interim_diffusion import (
-    RectifiedFlowPath,
-    concat_velocity,
-    ddpm_concat_loss,
-    ddpm_scheduler,
-    flow_matching_loss,
-)
+from foleyflow.diffusion.flow import RectifiedFlowPath, TimeSampling, flow_matching_loss, sample_flow_times
+from foleyflow.diffusion.objective import DiffusionObjective, sample_indices
+from foleyflow.pipelines.edit_network import UNetNoise, UNetVelocity
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, EditorConfig
 from foleyflow.pipelines.editor_io import DEFAULT_TEXT_ENCODER, build_component
 
-TIME_SAMPLINGS = ("uniform", "logit-normal")
+TIME_SAMPLINGS = tuple(mode.value for mode in TimeSampling)
 
 
 @dataclasses.dataclass
@@ -36,7 +32,7 @@ class EditRecipeOptions:
     """``recipe_options`` of an edit config; docs/editor.md explains every key."""
 
     objective: str = "flow"
-    sigma_min: float = 0.0
+    sigma_min: float = 1e-4
     time_sampling: str = "uniform"
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
@@ -63,14 +59,16 @@ class EditRecipeOptions:
 class EditRecipe:
     name = "edit"
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        """``options`` is the config's ``recipe_options`` (the registry passes it as one mapping)."""
+        options = {**(options or {}), **overrides}
         known = {f.name for f in dataclasses.fields(EditRecipeOptions)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise InputError(f"recipe_options: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         self.options = EditRecipeOptions(**options)
         self.path = RectifiedFlowPath(self.options.sigma_min)
-        self.scheduler = ddpm_scheduler() if self.options.objective == "ddpm" else None
+        self.diffusion = DiffusionObjective(prediction="epsilon")  # the ddpm baseline only
 
     # -- what to build and train ------------------------------------------------------
     def build(self) -> Mapping[str, torch.nn.Module]:
@@ -118,18 +116,19 @@ class EditRecipe:
             x_source = codec.encode(batch["source"].to(device))
             x_0 = codec.encode(batch["target"].to(device))
         states, mask = text_encoder.encode(instructions)
-        if self.options.objective == "ddpm":
-            return ddpm_concat_loss(unet, self.scheduler, x_0, x_source, states, mask)
         eps = torch.randn_like(x_0)
-        t = self.sample_t(x_0.shape[0]).to(device)
-        v_pred = concat_velocity(unet, self.path.x_t(x_0, eps, t), t, x_source, states, mask)
-        return flow_matching_loss(v_pred, self.path.target_velocity(x_0, eps))
+        if self.options.objective == "ddpm":
+            noised = self.diffusion.noise(x_0, eps, sample_indices(x_0.shape[0], self.diffusion.schedule, device=device))
+            output = UNetNoise(unet)(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
+            return self.diffusion.loss(output, noised)
+        sample = self.path.sample(x_0, eps, self.sample_t(x_0.shape[0]).to(device))
+        velocity = UNetVelocity(unet)(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
+        return flow_matching_loss(velocity, sample)
 
     def sample_t(self, batch: int) -> torch.Tensor:
-        """Flow times in (0, 1): uniform (the paper) or logit-normal (more weight mid-path)."""
-        if self.options.time_sampling == "uniform":
-            return torch.rand(batch)
-        return torch.sigmoid(self.options.logit_normal_mean + self.options.logit_normal_std * torch.randn(batch))
+        """Flow times: uniform (the paper) or logit-normal (more weight mid-path)."""
+        o = self.options
+        return sample_flow_times(batch, o.time_sampling, loc=o.logit_normal_mean, scale=o.logit_normal_std)
 
     def drop_instructions(self, instructions: list[str]) -> list[str]:
         keep = torch.rand(len(instructions)) >= self.options.instruction_dropout
