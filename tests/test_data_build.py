@@ -176,3 +176,8 @@ def test_materialized_mixes_equal_the_recipes(built, tmp_path):
     on_disk, rate = sf.read(str(mix_path(root, t["scene_id"], t["target"])), dtype="float32")
     assert rate == 16000 and np.array_equal(on_disk, item["target"])
     assert materialize_mixes(root, progress=False) == 0  # already there
+
+
+def test_build_without_a_corpus_is_input_error(tmp_path, capsys):
+    assert main(["data", "build", "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "not a foleyflow corpus" in capsys.readouterr().err

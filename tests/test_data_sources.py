@@ -125,3 +125,39 @@ def test_fetch_synthetic_corpus_via_cli(tmp_path, source):
     clips = read_clips(tmp_path)
     assert len(clips) == 70 and (tmp_path / "ATTRIBUTION.md").read_text().count("synthetic-") == 70
     assert all((tmp_path / "audio" / f"{c.clip_id}.wav").is_file() for c in clips)
+
+
+def test_zip_members_decode_in_parallel_workers(tmp_path):
+    """Forked workers must not share the parent's zip handle (its file offset is shared)."""
+    import zipfile
+
+    from foleyflow.data.corpus import write_corpus
+
+    archive = tmp_path / "pkg/usr/share/games/0ad/mods/public/public.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(24):
+            z.writestr(f"audio/actor/fauna/animal/cattle_{i:02d}.wav", _wav_bytes(0.3 + 0.01 * i))
+            z.writestr(f"audio/ambient/weather/rain_{i:02d}.wav", _wav_bytes(3.0))
+    raws = debian.zero_ad_clips(tmp_path / "pkg")
+    assert len(raws) == 48
+    messages = []
+    clips = write_corpus(tmp_path / "corpus", raws, workers=2, progress=False, say=messages.append)
+    assert len(clips) == 48 and not messages
+
+
+def _zip_handle_id(path):
+    return id(debian._zip(path))
+
+
+def test_each_process_opens_its_own_zip_handle(tmp_path):
+    import multiprocessing
+    import zipfile
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("x.wav", _wav_bytes())
+    parent = id(debian._zip(str(archive)))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_zip_handle_id, (str(archive),)) != parent
+    assert id(debian._zip(str(archive))) == parent  # cached within a process

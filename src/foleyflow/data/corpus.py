@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,14 +114,15 @@ def process_audio(data: np.ndarray, rate: int, role: str) -> np.ndarray | None:
     return normalise_loudness(fade_edges(audio))
 
 
-def _process_one(raw: RawClip, audio_dir: Path) -> ClipRecord | None:
+def _process_one(raw: RawClip, audio_dir: Path) -> ClipRecord | str:
+    """The clip's record, or why it was left out ("undecodable" or "silent or too short")."""
     try:
         data, rate = raw.load()
-    except Exception:  # a corrupt file in a package is skipped, not fatal
-        return None
+    except Exception:  # a corrupt file in a package is skipped (and counted), not fatal
+        return "undecodable"
     audio = process_audio(data, rate, raw.role)
     if audio is None:
-        return None
+        return "silent or too short"
     write_wav(audio_dir / f"{raw.clip_id}.wav", audio)
     return ClipRecord(
         clip_id=raw.clip_id, label=raw.label, role=raw.role, captions=list(raw.captions), source=raw.source,
@@ -130,8 +131,9 @@ def _process_one(raw: RawClip, audio_dir: Path) -> ClipRecord | None:
     )
 
 
-def process_clips(raws: list[RawClip], corpus_dir: Path, workers: int = 2, progress: bool = True) -> list[ClipRecord]:
-    """Process and write every raw clip (skipping ones already written: the step is resumable)."""
+def process_clips(raws: list[RawClip], corpus_dir: Path, workers: int = 2, progress: bool = True,
+                  say: Callable[[str], None] | None = None) -> list[ClipRecord]:
+    """Process and write every raw clip; ``say`` hears how many were left out and why."""
     audio_dir = Path(corpus_dir) / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     if workers <= 1:
@@ -140,7 +142,10 @@ def process_clips(raws: list[RawClip], corpus_dir: Path, workers: int = 2, progr
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = pool.map(_process_one, raws, [audio_dir] * len(raws), chunksize=8)
             results = list(tqdm(futures, total=len(raws), desc="clips", disable=not progress))
-    return [r for r in results if r is not None]
+    left_out = Counter(r for r in results if isinstance(r, str))
+    if say is not None and left_out:
+        say("left out: " + ", ".join(f"{n} {why}" for why, n in sorted(left_out.items())))
+    return [r for r in results if isinstance(r, ClipRecord)]
 
 
 def _stable_fraction(text: str) -> float:
@@ -193,12 +198,16 @@ def write_attribution(corpus_dir: Path, clips: Iterable[ClipRecord], notes: dict
 
 
 def write_corpus(corpus_dir: str | os.PathLike, raws: list[RawClip], notes: dict[str, str] | None = None,
-                 workers: int = 2, progress: bool = True) -> list[ClipRecord]:
+                 workers: int = 2, progress: bool = True, say: Callable[[str], None] | None = None) -> list[ClipRecord]:
     """Process ``raws`` into ``corpus_dir``: WAVs, clips.jsonl (with splits) and ATTRIBUTION.md."""
     corpus_dir = Path(corpus_dir)
     seen: set[str] = set()
     unique = [r for r in raws if not (r.clip_id in seen or seen.add(r.clip_id))]
-    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress))
+    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say))
+    kept = {f"{c.clip_id}.wav" for c in clips}
+    for stale in (corpus_dir / "audio").glob("*.wav"):  # left by an earlier run with other rules
+        if stale.name not in kept:
+            stale.unlink()
     write_clips(corpus_dir, clips)
     write_attribution(corpus_dir, clips, notes or {})
     return clips

@@ -60,4 +60,4 @@ def fetch_corpus(corpus_dir: str | Path, sources: tuple[str, ...] = REAL_SOURCES
     if not raws:
         raise InputError("no source produced any sound; see the messages above for how to install them")
     say(f"gathered {len(raws)} raw clips in {time.perf_counter() - began:.1f} s; processing ...")
-    return write_corpus(corpus_dir, raws, notes, workers=workers, progress=progress)
+    return write_corpus(corpus_dir, raws, notes, workers=workers, progress=progress, say=say)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import os
 import re
 import shutil
 import struct
@@ -125,9 +126,14 @@ def read_file(path: str) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-@lru_cache(maxsize=2)
-def _zip(path: str) -> zipfile.ZipFile:
+@lru_cache(maxsize=4)
+def _zip_in_process(path: str, pid: int) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
+
+
+def _zip(path: str) -> zipfile.ZipFile:
+    # One handle per process: a forked worker sharing its parent's file offset reads garbage.
+    return _zip_in_process(path, os.getpid())
 
 
 def read_zip_member(zip_path: str, member: str) -> tuple[np.ndarray, int]:
