@@ -64,10 +64,10 @@ def _hann(win_length: int) -> torch.Tensor:
 
 def magnitude_spectrogram(audio: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
     """(batch, samples) -> (batch, frames, n_fft // 2 + 1) STFT magnitudes, ``samples // hop`` frames."""
+    num_frames = max(config.frames_for(audio.shape[-1]), 1)
     if audio.shape[-1] <= config.n_fft // 2:
         # Reflect padding needs more samples than the pad; zero-pad very short input first.
         audio = torch.nn.functional.pad(audio, (0, config.n_fft // 2 + 1 - audio.shape[-1]))
-    num_frames = max(config.frames_for(audio.shape[-1]), 1)
     spec = torch.stft(
         audio,
         n_fft=config.n_fft,

@@ -2,5 +2,11 @@
 
 checkpoint.py  the model-folder format (config.json + model.safetensors + MODEL_CARD.md),
                the registry that resolves "default" to the shipped models, legacy loading.
-Networks (VAE, vocoder, text encoders, UNet) each live in a module of their own.
+vae.py         the mel VAE (diffusers AutoencoderKL), presets "paper" and "cpu", encode/decode
+vocoder.py     the HiFi-GAN vocoder (SpeechT5HifiGan), presets "paper" and "cpu",
+               MPD + MSD discriminators, the Griffin-Lim fallback
+codec.py       audio <-> latent in one object (log-mel + VAE + vocoder), from_pretrained
+text.py        text encoders (MiniLM offline default, FLAN-T5 from a folder) with LoRA
+unet.py        the denoiser (UNet2DConditionModel), presets "tango-paper" and "cpu-small"
+interop.py     the public AudioLDM / Tango / diffusers checkpoint formats
 """

@@ -113,10 +113,11 @@ def load_weights(folder: str | os.PathLike, dtype: torch.dtype | None = torch.fl
     return {key: value.to(dtype) if value.is_floating_point() else value for key, value in tensors.items()}
 
 
-def load_legacy_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_legacy_state_dict(path: str | os.PathLike, unwrap: tuple[str, ...] = ("state_dict",)) -> dict[str, torch.Tensor]:
     """Read a .ckpt/.pth/.bin state dict without unpickling code (weights_only=True).
 
-    Lightning checkpoints keep the weights under "state_dict"; that level is unwrapped.
+    Lightning checkpoints keep the weights under "state_dict"; the first level named in
+    ``unwrap`` that is present is unwrapped (HiFi-GAN training files use "generator").
     """
     path = Path(path)
     if not path.is_file():
@@ -128,8 +129,10 @@ def load_legacy_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
         raise InputError(f"{path}: cannot be read safely as a weights-only checkpoint ({_first_line(error)})") from None
-    if isinstance(payload, Mapping) and "state_dict" in payload and isinstance(payload["state_dict"], Mapping):
-        payload = payload["state_dict"]
+    for wrapper in unwrap:
+        if isinstance(payload, Mapping) and isinstance(payload.get(wrapper), Mapping):
+            payload = payload[wrapper]
+            break
     if not isinstance(payload, Mapping):
         raise InputError(f"{path}: expected a state dict, found {type(payload).__name__}")
     return {str(key): value for key, value in payload.items() if isinstance(value, torch.Tensor)}

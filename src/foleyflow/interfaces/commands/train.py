@@ -1,0 +1,55 @@
+"""`foleyflow train NAME --config CONFIG`: one command per registered recipe, all sharing the trainer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from foleyflow.errors import InputError
+from foleyflow.interfaces.cli import train
+from foleyflow.training.registry import RECIPES
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--set {text!r}: expected KEY=VALUE, e.g. optimizer.lr=1e-4")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw  # a bare string such as mixed_precision=bf16
+
+
+def run_training(recipe_name: str, config_path: str, output_dir: str | None, overrides: tuple[str, ...], max_steps: int | None) -> None:
+    from foleyflow.training.config import load_train_config
+    from foleyflow.training.registry import build_recipe
+    from foleyflow.training.trainer import Trainer
+
+    values = dict(_parse_override(text) for text in overrides)
+    if max_steps is not None:
+        values["max_steps"] = max_steps
+    if output_dir is not None:
+        values["output_dir"] = output_dir
+    config = load_train_config(config_path, values)
+    if config.recipe != recipe_name:
+        raise InputError(f"{config_path}: a {config.recipe!r} config, not {recipe_name!r}; run `foleyflow train {config.recipe}`")
+    result = Trainer(config, build_recipe(config.recipe, config.recipe_options)).fit()
+    if result.model_dir is not None:
+        last = result.val_history[-1] if result.val_history else {}
+        click.echo(f"{recipe_name}: {result.step} steps in {result.wall_seconds:.1f} s, model -> {result.model_dir}" + (f", val {json.dumps(last)}" if last else ""))
+
+
+def _add_command(recipe_name: str) -> None:
+    @train.command(name=recipe_name, help=f"Train the {recipe_name} recipe (resumes from the run folder's last checkpoint).")
+    @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="JSON training config (see docs/training.md).")
+    @click.option("--out", "output_dir", default=None, type=click.Path(file_okay=False), help="Run folder (overrides the config's output_dir).")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, dotted for nested keys (repeatable).")
+    @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Override max_steps.")
+    def command(config_path: str, output_dir: str | None, overrides: tuple[str, ...], max_steps: int | None) -> None:
+        run_training(recipe_name, config_path, output_dir, overrides, max_steps)
+
+
+for _name in RECIPES:
+    _add_command(_name)

@@ -1,0 +1,1 @@
+"""One training recipe per model, each written against ``foleyflow.training.recipe.Recipe``."""

@@ -1,0 +1,32 @@
+"""Training recipes by name: ``foleyflow train NAME`` and a config's ``"recipe"`` key look here.
+
+Entries are "module:factory" strings imported on demand, so listing recipes never imports torch
+models. A factory takes the config's ``recipe_options`` object and returns a ``Recipe``. A config
+may also name any importable factory directly as "package.module:factory" (your own recipe).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from foleyflow.errors import InputError
+from foleyflow.training.recipe import Recipe
+
+RECIPES: dict[str, str] = {
+    "toy": "foleyflow.training.toy:ToyRecipe",
+    "tta": "foleyflow.training.tta:TTARecipe",
+    "edit": "foleyflow.training.recipes.edit:EditRecipe",
+}
+
+
+def build_recipe(name: str, options: Mapping[str, Any]) -> Recipe:
+    target = RECIPES.get(name, name)
+    module_name, _, attribute = target.partition(":")
+    if not attribute:
+        raise InputError(f"unknown recipe {name!r} (known: {', '.join(sorted(RECIPES))}, or 'package.module:factory')")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise InputError(f"recipe {name!r}: cannot import {target} ({error})") from None
+    return factory(dict(options))

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from foleyflow.audio.io import SAMPLE_RATE, load_audio, write_wav
+from foleyflow.errors import InputError
+
+
+def _sine(freq, rate, seconds=1.0, channels=1):
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([tone] * channels, axis=1) if channels > 1 else tone
+
+
+def _peak_frequency(audio, rate):
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+    return np.fft.rfftfreq(audio.size, 1 / rate)[spectrum.argmax()]
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_24", "flac"), ("OGG", "VORBIS", "ogg")])
+@pytest.mark.parametrize("rate,channels", [(44_100, 2), (8_000, 1), (48_000, 6)])
+def test_reads_any_format_rate_and_channel_count_as_mono_16k(tmp_path, fmt, subtype, ext, rate, channels):
+    path = tmp_path / f"tone.{ext}"
+    sf.write(path, _sine(1000, rate, channels=channels), rate, format=fmt, subtype=subtype)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.size - SAMPLE_RATE) <= 2  # 1 s at 16 kHz
+    assert abs(_peak_frequency(audio, SAMPLE_RATE) - 1000) < 5
+    assert 0.4 < np.abs(audio).max() < 0.6  # downmix averages identical channels: level kept
+
+
+def test_downmix_averages_channels(tmp_path):
+    stereo = np.stack([np.full(1600, 0.5), np.full(1600, -0.1)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "s.wav"), 0.2, atol=1e-6)
+
+
+def test_write_wav_is_16_bit_pcm_and_round_trips(tmp_path):
+    audio = (0.3 * np.sin(np.linspace(0, 100, 16000))).astype(np.float32)
+    out = write_wav(tmp_path / "out.wav", audio)
+    info = sf.info(out)
+    assert (info.subtype, info.samplerate, info.channels) == ("PCM_16", SAMPLE_RATE, 1)
+    np.testing.assert_allclose(load_audio(out), audio, atol=1 / 32768 + 1e-6)
+    assert list(tmp_path.iterdir()) == [out]  # no temp file left behind
+
+
+def test_write_wav_refuses_nan_and_leaves_no_file(tmp_path):
+    with pytest.raises(InputError, match="NaN"):
+        write_wav(tmp_path / "bad.wav", np.array([0.0, np.nan], dtype=np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rejects_non_audio_bytes(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_bytes(b"this is not audio at all" * 10)
+    with pytest.raises(InputError, match="not a readable audio file"):
+        load_audio(path)
+
+
+def test_rejects_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        load_audio(path)
+
+
+def test_rejects_zero_length_audio(tmp_path):
+    path = tmp_path / "zero.wav"
+    sf.write(path, np.zeros(0), SAMPLE_RATE)
+    with pytest.raises(InputError, match="no samples"):
+        load_audio(path)
+
+
+def test_rejects_nan_and_inf_samples(tmp_path):
+    for bad in (np.nan, np.inf):
+        path = tmp_path / "bad.wav"
+        sf.write(path, np.array([0.1, bad, 0.2]), SAMPLE_RATE, subtype="FLOAT")
+        with pytest.raises(InputError, match="NaN or infinite"):
+            load_audio(path)
+
+
+def test_rejects_files_longer_than_the_limit(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(SAMPLE_RATE * 3), SAMPLE_RATE)
+    with pytest.raises(InputError, match="longer than the limit of 2 s"):
+        load_audio(path, max_seconds=2)
+    assert load_audio(path, max_seconds=None).size == SAMPLE_RATE * 3
+
+
+def test_missing_file_is_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_audio(tmp_path / "nope.wav")

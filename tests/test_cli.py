@@ -1,0 +1,101 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import foleyflow
+
+SRC = str(Path(foleyflow.__file__).resolve().parents[1])
+
+
+def test_version_and_help(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"foleyflow {foleyflow.__version__}"
+    code, out, _ = cli("--help")
+    assert code == 0 and "info" in out and "spectrogram" in out
+
+
+def test_info_lists_versions_device_and_models(cli):
+    code, out, _ = cli("info")
+    assert code == 0
+    assert "torch" in out and "device: " in out and "shipped model" in out
+
+
+def test_demo_writes_a_png_per_example(cli, tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    sf.write(examples / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000)
+    code, out, err = cli("demo", "--out", str(tmp_path / "out"), "--examples", str(examples))
+    assert code == 0, err
+    png = tmp_path / "out" / "a_logmel.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "a.wav: 1.00 s -> log-mel 100 frames x 64 bins" in out
+
+
+def test_demo_runs_on_the_bundled_examples(cli, tmp_path):
+    code, out, err = cli("demo", "--out", str(tmp_path))
+    assert code == 0, err
+    assert list(tmp_path.glob("*.png")) and "frames" in out
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "text.wav").write_bytes(b"hello, not audio" * 20)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "zero.wav", np.zeros(0), 16000)
+    sf.write(tmp_path / "nan.wav", np.array([0.0, np.nan, 0.1]), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 3), 16000)
+    return {
+        "text.wav": "not a readable audio file",
+        "empty.wav": "empty",
+        "zero.wav": "no samples",
+        "nan.wav": "NaN or infinite",
+        "long.wav": "longer than the limit",
+        "missing.wav": "no such file",
+    }
+
+
+def test_each_bad_input_is_one_line_exit_2_and_no_output(cli, tmp_path):
+    for name, reason in _bad_inputs(tmp_path).items():
+        out_png = tmp_path / f"{name}.png"
+        code, _, err = cli("spectrogram", str(tmp_path / name), "-o", str(out_png), "--max-seconds", "2")
+        assert code == 2, name
+        assert err.count("\n") == 1 and err.startswith("foleyflow: error: ") and reason in err, (name, err)
+        assert not out_png.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files either
+
+
+@pytest.mark.parametrize("args", [("nope",), ("spectrogram",), ("spectrogram", "x.wav", "--bogus"), ("--max-seconds",)])
+def test_bad_usage_is_one_line_exit_2(cli, args):
+    code, _, err = cli(*args)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("foleyflow: error: ")
+
+
+def test_debug_shows_the_traceback(cli, tmp_path):
+    (tmp_path / "t.wav").write_bytes(b"not audio" * 10)
+    from foleyflow.errors import InputError
+
+    with pytest.raises(InputError):
+        cli("--debug", "spectrogram", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.png"))
+
+
+def test_unexpected_failures_exit_1_without_traceback(cli, tmp_path, monkeypatch):
+    import foleyflow.audio.io as io
+
+    def broken(*_, **__):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(io, "load_audio", broken)
+    code, _, err = cli("spectrogram", "x.wav", "-o", str(tmp_path / "o.png"))
+    assert code == 1 and "RuntimeError: disk on fire" in err and "Traceback" not in err
+
+
+def test_the_installed_entry_point_runs_as_a_process(tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run([sys.executable, "-m", "foleyflow", "spectrogram", "/nonexistent.wav", "-o", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "foleyflow: error: /nonexistent.wav: no such file"
+    assert "Traceback" not in done.stderr

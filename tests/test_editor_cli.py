@@ -1,0 +1,69 @@
+"""`foleyflow edit`: output files, figures, and the foundation's error contract (one line, exit 2, no output)."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from editor_tiny import tiny_editor
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("editor")
+    tiny_editor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "in.wav"
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(4410), 44100)  # 0.1 s at 44.1 kHz
+    return path
+
+
+def test_edit_writes_audio_and_both_figures(cli, tmp_path, model_dir, clip):
+    out, attention, spectrogram = tmp_path / "out.wav", tmp_path / "attn.png", tmp_path / "spec.png"
+    code, stdout, stderr = cli(
+        "edit", str(clip), "Add a dog barking", "-o", str(out), "--model", str(model_dir), "--steps", "2", "--cfg", "2",
+        "--t-start", "0.1", "--seed", "1", "--solver", "heun", "--attention-map", str(attention), "--spectrogram", str(spectrogram),
+    )
+    assert code == 0, stderr
+    info = sf.info(out)
+    assert info.samplerate == 16000 and info.frames == 1600  # resampled to 16 kHz, the input's duration
+    assert attention.read_bytes()[:8] == PNG and spectrogram.read_bytes()[:8] == PNG
+    assert "4 NFE" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.wav", "Add rain"], "no such file"),
+        (["{clip}", "   "], "instruction is empty"),
+        (["{clip}", "Add rain", "--t-start", "1.5"], "t-start"),
+        (["{clip}", "Add rain", "--steps", "0"], "steps"),
+        (["{clip}", "Add rain", "--solver", "rk4"], "solver"),
+        (["{clip}", "Add rain", "--model", "/nonexistent/editor"], "no such model folder"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(cli, tmp_path, model_dir, clip, args, message):
+    out = tmp_path / "out.wav"
+    args = [a.format(clip=clip) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(model_dir)]
+    code, stdout, stderr = cli("edit", *args, "-o", str(out))
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.glob(".out.wav*")) == []
+
+
+def test_text_file_as_audio_is_rejected(cli, tmp_path, model_dir):
+    bad = tmp_path / "text.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    code, _, stderr = cli("edit", str(bad), "Add rain", "-o", str(tmp_path / "o.wav"), "--model", str(model_dir))
+    assert code == 2 and "not a readable audio file" in stderr and not (tmp_path / "o.wav").exists()
+
+
+def test_commands_are_registered(cli):
+    for group in ("train", "bench"):
+        code, out, _ = cli(group, "--help")
+        assert code == 0 and "edit" in out
