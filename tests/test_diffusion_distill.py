@@ -15,10 +15,10 @@ from foleyflow.diffusion.distill import (
     teacher_target,
     two_step_x0_target,
 )
-from foleyflow.diffusion.flow import RectifiedFlowPath
+from foleyflow.diffusion.flow import RectifiedFlowPath, flow_times
 from foleyflow.diffusion.ode import solve_euler
 from foleyflow.diffusion.samplers import ddim_step, sample_ddim
-from foleyflow.diffusion.schedule import DDPMSchedule
+from foleyflow.diffusion.schedule import DDPMSchedule, diffusion_times
 from foleyflow.errors import InputError
 
 SCHEDULE = DDPMSchedule()
@@ -154,3 +154,32 @@ def test_a_tiny_flow_halving_round_lowers_the_student_loss():
         loss.backward()
         optimizer.step()
     assert evaluate() < 0.2 * before
+
+
+def test_a_perfect_student_at_n_steps_reproduces_the_teacher_at_2n():
+    """Grid consistency: Algorithm 1's times (t, t - 0.5/N, t - 1/N) are the samplers' grids."""
+    weights = _randn(8, 8, seed=11) / 4
+    teacher = Denoiser(lambda z, index: torch.tanh(torch.einsum("bchw,cd->bdhw", z, weights)), SCHEDULE, "v")
+    n = 5
+
+    class PerfectStudent:
+        schedule = SCHEDULE
+
+        def __call__(self, z, s):
+            # z_0 = 0 and eps = z / sigma_s make teacher_target start exactly at z_s = z
+            return teacher_target(teacher, torch.zeros_like(z), z / SCHEDULE.sigma(s).reshape(-1, 1, 1, 1), s, n).x0_target
+
+    z1 = _randn(2, 8, 2, 2, seed=12)
+    student_run = sample_ddim(PerfectStudent(), z1, diffusion_times(n, dtype=torch.float64), disable=True)
+    teacher_run = sample_ddim(teacher, z1, diffusion_times(2 * n, dtype=torch.float64), disable=True)
+    torch.testing.assert_close(student_run, teacher_run)
+
+
+def test_a_perfect_flow_student_at_n_steps_reproduces_the_teacher_at_2n():
+    teacher = lambda x, t: torch.sin(3 * x) * (1 + t.reshape(-1, 1, 1, 1))  # noqa: E731
+    n, t_start = 4, 0.01
+    student = lambda x, t: flow_teacher_target(teacher, x, t, n, t_start).velocity_target  # noqa: E731
+    x_start = _randn(2, 8, 2, 2, seed=13)
+    student_run = solve_euler(student, x_start, flow_times(n, t_start, dtype=torch.float64), disable=True)
+    teacher_run = solve_euler(teacher, x_start, flow_times(2 * n, t_start, dtype=torch.float64), disable=True)
+    torch.testing.assert_close(student_run, teacher_run)

@@ -85,7 +85,9 @@ def test_denoiser_feeds_the_fractional_index_and_returns_x0():
 
     x0 = Denoiser(oracle, schedule, "epsilon")(z_s, s)
     torch.testing.assert_close(x0, z0, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(seen["index"], torch.tensor([249.0, 699.0]))
+    assert seen["index"].tolist() == [249.0, 699.0]  # exact integers on the grid
+    Denoiser(oracle, schedule, "epsilon")(z_s, torch.tensor([0.9975, 0.5]))  # half-way points stay fractional
+    assert seen["index"].tolist() == [996.5, 499.0]
 
 
 def test_unet_adapter_scales_time_and_passes_the_context():

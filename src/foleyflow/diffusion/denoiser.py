@@ -27,5 +27,16 @@ class Denoiser:
     def __call__(self, z_s: torch.Tensor, s: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """x_hat_0 for z_s (batch, channels, frames, bins) at diffusion times s (batch,)."""
         s = batch_times(s, z_s)
-        output = self.network(z_s, self.schedule.index_of(s), **kwargs)
+        output = self.network(z_s, network_timestep(self.schedule, s), **kwargs)
         return to_x0(self.prediction, output, z_s, self.schedule.alpha(s), self.schedule.sigma(s))
+
+
+def network_timestep(schedule: DDPMSchedule, s: torch.Tensor) -> torch.Tensor:
+    """The index s N - 1, snapped to the integer it is within float error of.
+
+    Networks were trained on integer indices; on the usual grids float32 gives 498.99997 for 499,
+    and snapping makes a sampler's network call identical to diffusers' integer timestep.
+    """
+    index = schedule.index_of(s)
+    nearest = index.round()
+    return torch.where((index - nearest).abs() < 1e-3, nearest, index)

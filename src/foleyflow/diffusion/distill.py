@@ -32,7 +32,7 @@ import torch
 from foleyflow.diffusion.denoiser import Denoiser
 from foleyflow.diffusion.ode import euler_step
 from foleyflow.diffusion.samplers import ddim_step
-from foleyflow.diffusion.tensors import batch_times, expand_as, rng_device
+from foleyflow.diffusion.tensors import batch_times, expand_as, rng_device, schedule_dtype
 from foleyflow.errors import InputError
 
 
@@ -110,7 +110,8 @@ def teacher_target(
     """
     extra_args = extra_args or {}
     schedule = teacher.schedule
-    s = batch_times(s, z_0).to(torch.float32 if z_0.device.type == "mps" else torch.float64)
+    s = torch.as_tensor(s, device=z_0.device, dtype=schedule_dtype(z_0.device))  # full precision for t - 0.5/N
+    s = s.expand(z_0.shape[0]) if s.ndim == 0 else s
     s_half, s_next = s - 0.5 / student_steps, s - 1.0 / student_steps
     alpha, sigma = schedule.alpha(s), schedule.sigma(s)
     alpha_half, sigma_half = schedule.alpha(s_half), schedule.sigma(s_half)

@@ -26,7 +26,7 @@ from functools import cached_property
 
 import torch
 
-from foleyflow.diffusion.tensors import expand_as
+from foleyflow.diffusion.tensors import expand_as, schedule_dtype
 from foleyflow.errors import InputError
 
 BETA_SCHEDULES = ("scaled_linear", "linear")
@@ -70,7 +70,7 @@ class DDPMSchedule:
     def time_of(self, index: torch.Tensor | int | float) -> torch.Tensor:
         """Diffusion time s = (i + 1) / N of an index (integer or fractional)."""
         index = torch.as_tensor(index)
-        return (index.to(_work_dtype(index.device)) + 1) / self.num_train_timesteps
+        return (index.to(schedule_dtype(index.device)) + 1) / self.num_train_timesteps
 
     def index_of(self, s: torch.Tensor | float) -> torch.Tensor:
         """Fractional index i = s N - 1 of a diffusion time; what the network is fed as its timestep."""
@@ -82,7 +82,7 @@ class DDPMSchedule:
         """log alpha-bar(s), piecewise linear in the index, exact on the integer grid."""
         s = torch.as_tensor(s)
         dtype = s.dtype if s.is_floating_point() else torch.get_default_dtype()
-        work = _work_dtype(s.device)
+        work = schedule_dtype(s.device)
         table = self._log_alpha_bar_table.to(device=s.device, dtype=work)
         position = (s.to(work) * self.num_train_timesteps).clamp(0, self.num_train_timesteps)
         lower = position.floor().clamp(max=self.num_train_timesteps - 1)
@@ -131,8 +131,3 @@ def diffusion_times(steps: int, device: torch.device | str | None = None, dtype:
     if steps < 1:
         raise InputError(f"the number of sampling steps must be at least 1, got {steps}")
     return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=dtype)
-
-
-def _work_dtype(device: torch.device) -> torch.dtype:
-    """float64 for schedule arithmetic, except on Apple's MPS, which has none."""
-    return torch.float32 if device.type == "mps" else torch.float64

@@ -21,6 +21,11 @@ def batch_times(time: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     return time.expand(x.shape[0]) if time.ndim == 0 else time
 
 
+def schedule_dtype(device: torch.device) -> torch.dtype:
+    """float64 for schedule arithmetic, except on Apple's MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def rng_device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
     """Where to draw random numbers: the generator's device, else the target device (global RNG)."""
     if generator is not None:
