@@ -161,6 +161,10 @@ class VaeOptions:
     items_per_epoch: int = 2048
     kl_weight: float = 1e-6
     scale_batches: int = 8  # training batches used to measure the latent std at export
+    # Start the decoder's output at the data's mean log-mel (about -7.8 on our corpus, where
+    # silence sits at log(1e-5) = -11.5): Adam moves a bias ~lr per step, so from 0 it
+    # would spend thousands of steps just reaching the right level.
+    decoder_bias_init: float | None = None
 
 
 def reconstruction_l1(mel: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -190,7 +194,11 @@ class VaeRecipe:
         self._train_data: AudioClips | None = None
 
     def build(self) -> dict[str, torch.nn.Module]:
-        return {"vae": build_vae(self.options.preset, **self.options.vae_overrides)}
+        vae = build_vae(self.options.preset, **self.options.vae_overrides)
+        if self.options.decoder_bias_init is not None:
+            with torch.no_grad():
+                vae.decoder.conv_out.bias.fill_(self.options.decoder_bias_init)
+        return {"vae": vae}
 
     def optimizer_groups(self) -> dict[str, list[str]]:
         return {"main": ["vae"]}
