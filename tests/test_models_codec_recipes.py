@@ -106,3 +106,9 @@ def test_recipe_options_are_checked(audio_folder):
         VaeRecipe({"segment_frames": 30})
     with pytest.raises(InputError, match="no audio files"):
         VaeRecipe({"audio_folder": str(audio_folder / "nothing")}).dataset("train")
+
+
+def test_decoder_bias_starts_at_the_requested_level():
+    modules = VaeRecipe({"vae_overrides": TINY_VAE, "decoder_bias_init": -7.5}).build()
+    assert torch.all(modules["vae"].decoder.conv_out.bias == -7.5)
+    assert torch.all(VaeRecipe({"vae_overrides": TINY_VAE}).build()["vae"].decoder.conv_out.bias.abs() < 1)

@@ -7,7 +7,7 @@ import json
 import click
 
 from foleyflow.errors import InputError
-from foleyflow.interfaces.cli import cli, train
+from foleyflow.interfaces.cli import bench, cli, train
 
 CODEC_RECIPES = {
     "vae": "foleyflow.training.recipes.codec:VaeRecipe",
@@ -79,3 +79,34 @@ def _add_training_command(name: str) -> None:
 
 for _name in CODEC_RECIPES:
     _add_training_command(_name)
+
+
+@bench.command(name="codec")
+@click.option("--model", default="default", show_default=True, help="Codec to measure (as for `codec roundtrip`).")
+@click.option("--split", default="test", show_default=True, help="Corpus split of the held-out clips.")
+@click.option("--corpus-dir", default=None, type=click.Path(file_okay=False), help="Corpus folder (default $FOLEYFLOW_HOME/corpus).")
+@click.option("--audio-folder", default=None, type=click.Path(file_okay=False), help="Measure on every audio file of this folder instead.")
+@click.option("--max-clips", default=100, show_default=True, type=click.IntRange(min=1), help="At most this many clips (the first ones).")
+@click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file to write the rows to.")
+def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: str | None, max_clips: int, output: str | None) -> None:
+    """VAE vs 4x avg-pool, vocoder vs Griffin-Lim (32 it.), and the full chain, on held-out clips."""
+    import shlex
+    import sys
+
+    import torch
+
+    from foleyflow.atomic import atomic_path
+    from foleyflow.models.benchmark import benchmark_codec, markdown_rows
+    from foleyflow.models.codec import Codec
+    from foleyflow.training.recipes.codec import corpus_clips, folder_clips
+
+    clips = folder_clips(audio_folder, "val", val_fraction=1.0) if audio_folder else corpus_clips(split, corpus_dir)
+    if not clips:
+        raise InputError(f"no {split} clips to measure on")
+    figures = benchmark_codec(Codec.from_pretrained(model), clips[:max_clips])
+    command = "foleyflow " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]) if sys.argv[0].endswith(("foleyflow", "__main__.py")) else f"foleyflow bench codec --model {model} --split {split}"
+    rows = markdown_rows(figures, command, torch.get_num_threads())
+    click.echo(rows, nl=False)
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(rows)

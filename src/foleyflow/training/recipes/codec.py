@@ -9,7 +9,8 @@ VAE loss:      L1(log-mel, reconstruction) + kl_weight * KL(q(z|x) || N(0, I)) /
                losses are sums over elements (1e-6 there). No adversarial or perceptual term:
                neither is shown to help here yet.
 Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x2) and
-               log-mel L1 (x45); the discriminator step uses the detached generator output
+               log-mel L1 (x45), optionally + a multi-resolution STFT term (stft_weight) and
+               a mel-only warm-up (adversarial_start); the discriminator step uses the detached generator output
                of the same batch, then the generator step reuses that output's graph.
 """
 
@@ -160,6 +161,10 @@ class VaeOptions:
     items_per_epoch: int = 2048
     kl_weight: float = 1e-6
     scale_batches: int = 8  # training batches used to measure the latent std at export
+    # Start the decoder's output at the data's mean log-mel (about -7.8 on our corpus, where
+    # silence sits at log(1e-5) = -11.5): Adam moves a bias ~lr per step, so from 0 it
+    # would spend thousands of steps just reaching the right level.
+    decoder_bias_init: float | None = None
 
 
 def reconstruction_l1(mel: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -189,7 +194,11 @@ class VaeRecipe:
         self._train_data: AudioClips | None = None
 
     def build(self) -> dict[str, torch.nn.Module]:
-        return {"vae": build_vae(self.options.preset, **self.options.vae_overrides)}
+        vae = build_vae(self.options.preset, **self.options.vae_overrides)
+        if self.options.decoder_bias_init is not None:
+            with torch.no_grad():
+                vae.decoder.conv_out.bias.fill_(self.options.decoder_bias_init)
+        return {"vae": vae}
 
     def optimizer_groups(self) -> dict[str, list[str]]:
         return {"main": ["vae"]}
@@ -255,11 +264,14 @@ class VocoderOptions:
     discriminator: str = "cpu"
     corpus_dir: str | None = None
     audio_folder: str | None = None
-    segment_samples: int = 8192  # HiFi-GAN's segment size
+    segment_samples: int = 8000  # 50 frames; HiFi-GAN uses 8192 samples at hop 256
     items_per_epoch: int = 2048
     mel_weight: float = 45.0
     feature_weight: float = 2.0
     adversarial_start: int = 0  # steps of mel-loss-only warm-up before the GAN terms
+    # Multi-resolution STFT loss (Parallel WaveGAN) on top of HiFi-GAN's terms. 0 = HiFi-GAN as
+    # published; the CPU config uses it because it cannot afford many discriminator steps.
+    stft_weight: float = 0.0
 
 
 def discriminator_loss(real: list, fake: list) -> torch.Tensor:
@@ -323,6 +335,10 @@ class VocoderRecipe:
         mel_l1 = (log_mel(fake) - mel).abs().mean()
         loss = self.options.mel_weight * mel_l1
         figures = {"mel_l1": float(mel_l1.detach())}
+        if self.options.stft_weight:
+            stft = multi_resolution_stft_distance(fake, batch)
+            loss = loss + self.options.stft_weight * stft
+            figures["mr_stft"] = float(stft.detach())
         if adversarial:
             real_out, fake_out = modules["discriminator"](batch), modules["discriminator"](fake)
             feature = feature_matching_loss([(r.detach(), [m.detach() for m in maps]) for r, maps in real_out], fake_out)

@@ -1,0 +1,76 @@
+"""`foleyflow codec roundtrip`, `foleyflow bench codec` and the codec training commands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from foleyflow.interfaces.cli import main
+from foleyflow.models.codec import Codec
+from foleyflow.models.vae import build_vae
+from foleyflow.models.vocoder import build_vocoder
+
+
+@pytest.fixture(scope="module")
+def codec_folder(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("codec")
+    Codec(build_vae("cpu"), build_vocoder("cpu", upsample_initial_channel=32)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    t = np.arange(8000) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_roundtrip_writes_a_wav_of_the_input_length(tmp_path, codec_folder, clip, capsys):
+    out = tmp_path / "out.wav"
+    assert main(["codec", "roundtrip", str(clip), "-o", str(out), "--model", str(codec_folder)]) == 0
+    audio, rate = sf.read(out)
+    assert rate == 16000 and audio.shape == (8000,)
+    assert "HiFi-GAN" in capsys.readouterr().out
+
+
+def test_roundtrip_bad_input_is_exit_2(tmp_path, codec_folder):
+    assert main(["codec", "roundtrip", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--model", str(codec_folder)]) == 2
+    assert main(["codec", "roundtrip", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path / "nothing")]) == 2
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
+    out = tmp_path / "rows.md"
+    assert main(["bench", "codec", "--model", str(codec_folder), "--audio-folder", str(clip.parent), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| VAE round trip | log-mel L1 |" in text and "Griffin-Lim 32 it." in text
+    assert text == capsys.readouterr().out
+
+
+def test_train_vae_config_mismatch_is_exit_2(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text('{"recipe": "vocoder"}')
+    assert main(["train", "vae", "--config", str(config)]) == 2
+
+
+def test_train_vae_runs_and_exports(tmp_path, clip):
+    from foleyflow.training.recipes.codec import _stable_fraction
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    names = [f"clip{i}.wav" for i in range(40)]
+    assert any(_stable_fraction(n) < 0.1 for n in names) and any(_stable_fraction(n) >= 0.1 for n in names)
+    for index, name in enumerate(names[:40]):
+        sf.write(folder / name, (0.1 * np.sin(np.arange(4000) * (0.05 + index / 100))).astype(np.float32), 16000)
+    config = tmp_path / "c.json"
+    config.write_text(
+        '{"recipe": "vae", "recipe_options": {"audio_folder": "%s", "segment_frames": 16, "items_per_epoch": 4, "scale_batches": 1,'
+        ' "vae_overrides": {"block_out_channels": [8, 8, 8], "norm_num_groups": 4}},'
+        ' "max_steps": 2, "batch_size": 2, "val_every": 2, "val_batches": 1, "checkpoint_every": 2, "log_every": 1}' % folder
+    )
+    assert main(["train", "vae", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
