@@ -79,6 +79,7 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)],
         )
         self.position = _Position()
+        self._started = time.perf_counter()
         self.val_history: list[dict[str, float]] = []
         self._writer = None
 
@@ -148,7 +149,7 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         self._build()
         self._build_data()
         resumed_from = self._prepare_run_dir()
@@ -162,7 +163,7 @@ class Trainer:
                 self._after_step(figures, progress)
         finally:
             progress.close()
-        model_dir = self._export(time.perf_counter() - started)
+        model_dir = self._export(self.run_dir / "model")
         self.accelerator.wait_for_everyone()
         if self._writer is not None:
             self._writer.close()
@@ -261,9 +262,21 @@ class Trainer:
         local = torch.tensor([sums[key] / max(batches, 1) for key in keys], dtype=torch.float64, device=self.accelerator.device)
         averaged = self.accelerator.reduce(local, reduction="mean") if self.accelerator.num_processes > 1 else local
         result = {key: float(value) for key, value in zip(keys, averaged.tolist())}
+        self._export_if_best(result)
         self.val_history.append({"step": self.position.step, **result})
         self._log("val", result)
         return result
+
+    def _export_if_best(self, result: Mapping[str, float]) -> None:
+        """With ``export_best``, export to ``model-best/`` whenever val_loss reaches a new low
+        (Tango reports the checkpoint with the best validation loss)."""
+        if not self.config.export_best or "val_loss" not in result:
+            return
+        previous = [entry["val_loss"] for entry in self.val_history if "val_loss" in entry]
+        if previous and result["val_loss"] >= min(previous):
+            return
+        self.accelerator.wait_for_everyone()
+        self._export(self.run_dir / "model-best", note=f"best validation loss {result['val_loss']:.6g} at step {self.position.step}")
 
     # --- logging -----------------------------------------------------------------------------
 
@@ -369,19 +382,20 @@ class Trainer:
         self.val_history = list(saved["val_history"])
         ckpt.load_rng(folder, self.accelerator.process_index)
 
-    def _export(self, wall_seconds: float) -> Path | None:
+    def _export(self, folder: Path, note: str = "") -> Path | None:
         if not self.is_main:
             return None
         trained = {name: self.plain[name] for name in self.trained_names}
         use_ema = self.ema is not None and self.config.export_ema
         with self.ema.swapped_in(trained) if use_ema else contextlib.nullcontext():
-            return self.recipe.export(self.plain, self.run_dir / "model", self._model_card(wall_seconds, use_ema))
+            return self.recipe.export(self.plain, folder, self._model_card(time.perf_counter() - self._started, use_ema, note))
 
-    def _model_card(self, wall_seconds: float, used_ema: bool) -> str:
+    def _model_card(self, wall_seconds: float, used_ema: bool, note: str = "") -> str:
         last_val = self.val_history[-1] if self.val_history else {}
         lines = [
             f"# {self.recipe.name} (trained with foleyflow)",
             "",
+            *([f"- {note}"] if note else []),
             f"- optimizer steps: {self.position.step} (batch {self.config.batch_size} x {self.config.grad_accum_steps} accumulation x {self.accelerator.num_processes} processes)",
             f"- weights: {'EMA (decay ' + str(self.config.ema_decay) + ')' if used_ema else 'last step'}",
             f"- wall time of this session: {wall_seconds:.1f} s on {self.accelerator.device}",

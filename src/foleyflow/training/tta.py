@@ -41,7 +41,7 @@ from foleyflow.models.checkpoint import save_model_folder
 from foleyflow.models.vae import COMPRESSION
 from foleyflow.models.vocoder import HOP
 from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_file, hash_module, hash_parts, hash_text
-from foleyflow.training.config import dataclass_from_dict
+from foleyflow.training.config import dataclass_from_dict, expand_path
 
 
 
@@ -191,7 +191,7 @@ class TTARecipe:
         if self._codec is None:
             from foleyflow.models.codec import Codec
 
-            self._codec = Codec.from_pretrained(_expand(self.options.codec)).eval().to(_encoder_device())
+            self._codec = Codec.from_pretrained(expand_path(self.options.codec)).eval().to(_encoder_device())
             self._codec.requires_grad_(False)
         return self._codec
 
@@ -200,7 +200,7 @@ class TTARecipe:
         if self._text_encoder is None:
             from foleyflow.models.text import TextEncoder
 
-            self._text_encoder = TextEncoder(_expand(self.options.text_encoder), self.options.text_max_length).eval().to(_encoder_device())
+            self._text_encoder = TextEncoder(expand_path(self.options.text_encoder), self.options.text_max_length).eval().to(_encoder_device())
         return self._text_encoder
 
     @torch.no_grad()
@@ -237,7 +237,7 @@ class TTARecipe:
         manifest = self.options.train_manifest if split == "train" else self.options.val_manifest
         if manifest is None:
             return _OnTheFly(_ItemSource([], self.options.num_samples), [])
-        clips = read_manifest(_expand(manifest))
+        clips = read_manifest(expand_path(manifest))
         source = _ItemSource(clips, self.options.num_samples)
         items: list[Item] = [("clip", index) for index in range(len(clips))]
         if split == "train":
@@ -249,7 +249,7 @@ class TTARecipe:
     def _cached_dataset(self, source: _ItemSource, items: list[Item]) -> CachedFeatures:
         from accelerate import PartialState
 
-        cache = FeatureCache(_expand(self.options.cache_dir) if self.options.cache_dir else None)
+        cache = FeatureCache(expand_path(self.options.cache_dir) if self.options.cache_dir else None)
         hashes = self.encoder_hashes()
         state = PartialState()
         shard = items[state.process_index :: state.num_processes]  # each process encodes its share
@@ -323,13 +323,6 @@ def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         padded[row, : state.shape[0]] = state
         mask[row, : state.shape[0]] = 1
     return padded, mask
-
-
-def _expand(path: str) -> str:
-    """~ and $FOLEYFLOW_HOME (default ~/.cache/foleyflow) in config paths; names like "default" pass."""
-    from foleyflow.training.config import foleyflow_home
-
-    return os.path.expanduser(path.replace("$FOLEYFLOW_HOME", str(foleyflow_home())))
 
 
 def _encoder_device() -> torch.device:
