@@ -7,7 +7,7 @@ import torch
 
 from foleyflow.errors import InputError
 from foleyflow.generator import Generator, WindowedDenoiser
-from foleyflow.training.tta import TTARecipe
+from foleyflow.training.recipes.tta import TTARecipe
 from training_helpers import make_tta_inputs
 
 WINDOW_SECONDS = 0.32  # the tiny generator's training window: 8 latent frames, 5120 samples

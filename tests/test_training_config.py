@@ -52,15 +52,16 @@ def test_shipped_configs_parse_including_their_recipe_options():
     from pathlib import Path
 
     from foleyflow.training.config import dataclass_from_dict
-    from foleyflow.training.toy import ToyOptions
-    from foleyflow.training.tta import TTAOptions
+    from foleyflow.training.recipes.toy import ToyOptions
+    from foleyflow.training.recipes.tta import TTAOptions
 
     options = {"toy": ToyOptions, "tta": TTAOptions}
     paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
     assert {"toy.json", "tta-cpu-small.json", "tta-paper.json"} <= {path.name for path in paths}
     for path in paths:
         config = load_train_config(path)
-        dataclass_from_dict(options[config.recipe], config.recipe_options, f"{path.name}: recipe_options")
+        if config.recipe in options:  # other recipes test their own options
+            dataclass_from_dict(options[config.recipe], config.recipe_options, f"{path.name}: recipe_options")
 
 
 def test_paths_expand_foleyflow_home(monkeypatch, tmp_path):

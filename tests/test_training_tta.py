@@ -10,7 +10,7 @@ from foleyflow.audio.mel import tango_waveform_prep
 from foleyflow.audio.mixing import pressure_level_mix
 from foleyflow.errors import InputError
 from foleyflow.training.cache import FeatureCache
-from foleyflow.training.tta import TTARecipe, mixture_pairs, pad_states, read_manifest
+from foleyflow.training.recipes.tta import TTARecipe, mixture_pairs, pad_states, read_manifest
 from training_helpers import CAPTIONS, make_tta_inputs, train_in_process
 
 

@@ -14,8 +14,8 @@ from foleyflow.errors import InputError
 from foleyflow.training.recipe import Recipe
 
 RECIPES: dict[str, str] = {
-    "toy": "foleyflow.training.toy:ToyRecipe",
-    "tta": "foleyflow.training.tta:TTARecipe",
+    "toy": "foleyflow.training.recipes.toy:ToyRecipe",
+    "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
 }
 
