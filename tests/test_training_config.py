@@ -70,3 +70,14 @@ def test_paths_expand_foleyflow_home(monkeypatch, tmp_path):
     monkeypatch.setenv("FOLEYFLOW_HOME", str(tmp_path))
     assert expand_path("$FOLEYFLOW_HOME/runs/x") == f"{tmp_path}/runs/x" and expand_path("default") == "default"
     assert TrainConfig.from_dict({"recipe": "toy", "output_dir": "$FOLEYFLOW_HOME/r"}).run_dir() == tmp_path / "r"
+
+
+def test_the_train_commands_register_without_importing_torch():
+    import subprocess
+    import sys
+
+    from training_helpers import subprocess_env
+
+    code = "import sys; import foleyflow.interfaces.commands.train; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
