@@ -18,6 +18,8 @@ import dataclasses
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,7 +29,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
 from diffusers.optimization import get_scheduler
 
-from foleyflow.errors import InputError
+from foleyflow.errors import FoleyflowError, InputError
 from foleyflow.models.checkpoint import check_keys
 from foleyflow.training import state as ckpt
 from foleyflow.training.config import TrainConfig, save_train_config
@@ -42,6 +44,12 @@ _SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": 
 # Keys that may change between a run and its resumption without breaking it.
 RESUMABLE_CHANGES = {"max_steps", "val_every", "val_batches", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "output_dir"}
 METRICS_NAME = "metrics.jsonl"
+
+
+class TrainingStopped(FoleyflowError):
+    """SIGTERM (a scheduler's pre-emption notice) stopped the run after a checkpoint."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
 
 @dataclasses.dataclass
@@ -156,11 +164,14 @@ class Trainer:
         batches = self._batches()
         progress = self._progress_bar()
         try:
-            while self.position.step < self.config.max_steps:
-                micro_batches = [next(batches) for _ in range(self.config.grad_accum_steps)]
-                figures = self.train_step(micro_batches)
-                self.position.step += 1
-                self._after_step(figures, progress)
+            with _stop_on_sigterm() as stop_requested:
+                while self.position.step < self.config.max_steps:
+                    micro_batches = [next(batches) for _ in range(self.config.grad_accum_steps)]
+                    figures = self.train_step(micro_batches)
+                    self.position.step += 1
+                    self._after_step(figures, progress)
+                    if self._agreed(stop_requested()):
+                        self._stop_with_checkpoint()
         finally:
             progress.close()
         model_dir = self._export(self.run_dir / "model")
@@ -237,6 +248,19 @@ class Trainer:
             self.validate()
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             self.save_checkpoint()
+
+    def _agreed(self, flag: bool) -> bool:
+        """True on every process as soon as one process has the flag (so all stop at one step)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
+
+    def _stop_with_checkpoint(self) -> None:
+        step = self.position.step
+        if step % self.config.checkpoint_every and step != self.config.max_steps:
+            self.save_checkpoint()
+        raise TrainingStopped(f"stopped by SIGTERM after step {step}; checkpoint saved in {self.run_dir}, run the same command to resume")
 
     # --- validation --------------------------------------------------------------------------
 
@@ -431,6 +455,20 @@ def _with_tuple_betas(state_dict: dict[str, Any]) -> dict[str, Any]:
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
     return state_dict
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[Any]:
+    """Record SIGTERM instead of dying, so the loop can checkpoint first; yields a poll function."""
+    received = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received.is_set
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
+    try:
+        yield received.is_set
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
