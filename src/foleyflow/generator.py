@@ -85,6 +85,7 @@ class Generator:
         self.schedule = schedule
         self.prediction = prediction
         self.train_seconds = train_seconds
+        self.device = next(unet.parameters()).device
 
     # --- loading -------------------------------------------------------------------------
 
