@@ -48,8 +48,36 @@ def test_dotted_overrides_and_bad_files(tmp_path):
         load_train_config(tmp_path / "missing.json")
 
 
-def test_shipped_configs_parse():
+def test_shipped_configs_parse_including_their_recipe_options():
     from pathlib import Path
 
-    for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json")):
-        load_train_config(path)
+    from foleyflow.training.config import dataclass_from_dict
+    from foleyflow.training.recipes.toy import ToyOptions
+    from foleyflow.training.recipes.tta import TTAOptions
+
+    options = {"toy": ToyOptions, "tta": TTAOptions}
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert {"toy.json", "tta-cpu-small.json", "tta-paper.json"} <= {path.name for path in paths}
+    for path in paths:
+        config = load_train_config(path)
+        if config.recipe in options:  # other recipes test their own options
+            dataclass_from_dict(options[config.recipe], config.recipe_options, f"{path.name}: recipe_options")
+
+
+def test_paths_expand_foleyflow_home(monkeypatch, tmp_path):
+    from foleyflow.training.config import expand_path
+
+    monkeypatch.setenv("FOLEYFLOW_HOME", str(tmp_path))
+    assert expand_path("$FOLEYFLOW_HOME/runs/x") == f"{tmp_path}/runs/x" and expand_path("default") == "default"
+    assert TrainConfig.from_dict({"recipe": "toy", "output_dir": "$FOLEYFLOW_HOME/r"}).run_dir() == tmp_path / "r"
+
+
+def test_the_train_commands_register_without_importing_torch():
+    import subprocess
+    import sys
+
+    from training_helpers import subprocess_env
+
+    code = "import sys; import foleyflow.interfaces.commands.train; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

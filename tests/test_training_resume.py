@@ -95,3 +95,16 @@ def test_resuming_a_run_folder_with_another_config_is_refused(tmp_path):
     train_in_process(toy_config(run_dir, max_steps=2))
     with pytest.raises(InputError, match="different config \\(seed\\)"):
         train_in_process(toy_config(run_dir, max_steps=4, seed=99))
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_143(tmp_path):
+    config_path, run_dir = _write_config(tmp_path, "term", recipe_options={"seconds_per_step": 0.05})
+    process = subprocess.Popen(_train_command(config_path), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(run_dir, 3, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "resume" in stderr
+    stopped_at = int(ckpt.latest_checkpoint(run_dir).name.split("-")[1])
+    last_logged = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert 3 <= stopped_at < MAX_STEPS and stopped_at == last_logged  # nothing trained after the checkpoint

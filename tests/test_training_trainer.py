@@ -99,3 +99,11 @@ def test_cli_trains_and_refuses_a_config_of_another_recipe(tmp_path, capsys):
     assert main(["train", "toy", "--config", str(path)]) == 2
     assert "not 'toy'" in capsys.readouterr().err
     assert main(["train", "toy", "--config", str(tmp_path / "missing.json")]) == 2
+
+
+def test_export_best_keeps_the_weights_of_the_lowest_validation_loss(tmp_path):
+    result = train_in_process(toy_config(tmp_path / "run", max_steps=12, val_every=2, export_best=True, optimizer={"lr": 0.05}))
+    losses = [entry["val_loss"] for entry in result.val_history]
+    best_step = result.val_history[losses.index(min(losses))]["step"]
+    card = (result.run_dir / "model-best" / "MODEL_CARD.md").read_text()
+    assert f"at step {best_step}" in card

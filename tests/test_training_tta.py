@@ -1,6 +1,7 @@
 """The Tango recipe: cached features, text dropout, mixing augmentation, training and export."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from foleyflow.audio.mel import tango_waveform_prep
 from foleyflow.audio.mixing import pressure_level_mix
 from foleyflow.errors import InputError
 from foleyflow.training.cache import FeatureCache
-from foleyflow.training.tta import TTARecipe, mixture_pairs, pad_states, read_manifest
+from foleyflow.training.recipes.tta import TTARecipe, mixture_pairs, pad_states, read_manifest
 from training_helpers import CAPTIONS, make_tta_inputs, train_in_process
 
 
@@ -45,6 +46,7 @@ def test_mixtures_are_pressure_level_mixes_with_joined_captions(inputs):
     recipe = _recipe(inputs, cache=False, mixtures=3)
     data = recipe.dataset("train")
     first, second = data.items[4][1], data.items[4][2]
+    assert data.items[4][0] == "mix"
     assert data[4]["caption"] == f"{CAPTIONS[first]} and {CAPTIONS[second]}"
     prepared = [data.source._prepared(index) for index in (first, second)]
     expected = tango_waveform_prep(pressure_level_mix(*prepared), recipe.options.num_samples)
@@ -102,6 +104,25 @@ def test_manifest_errors_and_padding(tmp_path):
         read_manifest(tmp_path / "missing.jsonl")
     padded, mask = pad_states([torch.ones(2, 3), torch.ones(4, 3)])
     assert padded.shape == (2, 4, 3) and mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]] and padded[0, 2:].abs().sum() == 0
+
+
+def test_a_corpus_manifest_is_read_by_split_with_every_caption(inputs, tmp_path):
+    import shutil
+
+    (tmp_path / "audio").mkdir()
+    records = []
+    for index, split in enumerate(["train", "train", "val"]):
+        shutil.copy(Path(inputs["train_manifest"]).parent / f"clip{index}.wav", tmp_path / "audio" / f"id{index}.wav")
+        records.append({"clip_id": f"id{index}", "captions": [f"sound {index}", f"noise {index}"], "split": split, "label": "x"})
+    (tmp_path / "clips.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    clips = read_manifest(tmp_path / "clips.jsonl", "train")
+    assert [clip.audio.name for clip in clips] == ["id0.wav", "id1.wav"] and clips[1].captions == ("sound 1", "noise 1")
+    recipe = _recipe(inputs, train_manifest=str(tmp_path / "clips.jsonl"), val_manifest=str(tmp_path / "clips.jsonl"), cache=False)
+    train, val = recipe.dataset("train"), recipe.dataset("val")
+    assert [train[i]["caption"] for i in range(len(train))] == ["sound 0", "noise 0", "sound 1", "noise 1"]
+    assert [val[i]["caption"] for i in range(len(val))] == ["sound 2", "noise 2"]
+    with pytest.raises(InputError, match="no clips of split 'test'"):
+        read_manifest(tmp_path / "clips.jsonl", "test")
 
 
 def test_changing_the_codec_invalidates_cached_latents(inputs, tmp_path):

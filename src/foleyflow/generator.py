@@ -28,7 +28,6 @@ import torch
 
 from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.diffusion import ClassifierFreeGuidance, DDPMSchedule, Denoiser, get_sampler, initial_noise
-from foleyflow.diffusion.schedule import diffusion_times
 from foleyflow.errors import InputError
 from foleyflow.models.checkpoint import load_config, load_weights, resolve_model_dir
 
@@ -86,6 +85,7 @@ class Generator:
         self.schedule = schedule
         self.prediction = prediction
         self.train_seconds = train_seconds
+        self.device = next(unet.parameters()).device
 
     # --- loading -------------------------------------------------------------------------
 
@@ -154,7 +154,7 @@ class Generator:
         denoiser = WindowedDenoiser(Denoiser(ClassifierFreeGuidance(self._unet_call, cfg), self.schedule, self.prediction), self.latent_frames(self.train_seconds), self.latent_frames(self.train_seconds) // 4)
         extra = {"cond": {"context": states, "mask": mask}, "uncond": {"context": empty_states.expand(count, -1, -1), "mask": empty_mask.expand(count, -1)}}
         step_generator = torch.Generator(self.device).manual_seed(seed)
-        times = diffusion_times(steps, device=self.device)
+        times = sampling_times(self.schedule, steps).to(self.device)
         return solve(denoiser, noise, times, extra_args=extra, disable=not progress, generator=step_generator)
 
     def latent_frames(self, seconds: float) -> int:
@@ -176,6 +176,20 @@ class Generator:
         encoded together so they share one padded length (CFG then runs as one batch)."""
         states, mask = self.text_encoder.encode(prompts + [""])
         return states[:-1], mask[:-1], states[-1:], mask[-1:]
+
+
+def sampling_times(schedule: DDPMSchedule, steps: int) -> torch.Tensor:
+    """(steps + 1,) diffusion times from 1 to 0 on the training grid s = (i + 1) / N.
+
+    diffusers' "trailing" spacing, rounded to whole indices so that every sampler (the
+    diffusers-based DDPM and DPM-Solver++ need integer indices) accepts any step count;
+    when N / steps is whole it is exactly ``foleyflow.diffusion.schedule.diffusion_times``.
+    """
+    count = schedule.num_train_timesteps
+    if not 1 <= steps <= count:
+        raise InputError(f"steps must be in [1, {count}], got {steps}")
+    indices = torch.round(torch.arange(count, 0, -count / steps, dtype=torch.float64)) - 1
+    return torch.cat([schedule.time_of(indices), torch.zeros(1, dtype=torch.float64)]).float()
 
 
 def _check_request(prompts: list[str], steps: int, cfg: float, num_samples: int, duration: float) -> None:

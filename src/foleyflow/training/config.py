@@ -60,6 +60,7 @@ class TrainConfig:
     ema_decay: float | None = 0.999
     ema_on_validation: bool = True
     export_ema: bool = True
+    export_best: bool = False
     val_every: int = 100
     val_batches: int = 4
     checkpoint_every: int = 100
@@ -85,7 +86,7 @@ class TrainConfig:
 
     def run_dir(self) -> Path:
         if self.output_dir:
-            return Path(self.output_dir).expanduser()
+            return Path(expand_path(self.output_dir))
         return foleyflow_home() / "runs" / self.recipe
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +100,11 @@ class TrainConfig:
 def foleyflow_home() -> Path:
     """Root of caches and training runs: $FOLEYFLOW_HOME, default ~/.cache/foleyflow."""
     return Path(os.environ.get("FOLEYFLOW_HOME", "~/.cache/foleyflow")).expanduser()
+
+
+def expand_path(path: str) -> str:
+    """~ and $FOLEYFLOW_HOME in a config path; plain names such as "default" pass unchanged."""
+    return os.path.expanduser(path.replace("$FOLEYFLOW_HOME", str(foleyflow_home())))
 
 
 def load_train_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> TrainConfig:

@@ -8,19 +8,21 @@ may also name any importable factory directly as "package.module:factory" (your 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from foleyflow.errors import InputError
-from foleyflow.training.recipe import Recipe
+
+if TYPE_CHECKING:  # the Recipe module imports torch; the CLI must start without it
+    from foleyflow.training.recipe import Recipe
 
 RECIPES: dict[str, str] = {
-    "toy": "foleyflow.training.toy:ToyRecipe",
-    "tta": "foleyflow.training.tta:TTARecipe",
+    "toy": "foleyflow.training.recipes.toy:ToyRecipe",
+    "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
 }
 
 
-def build_recipe(name: str, options: Mapping[str, Any]) -> Recipe:
+def build_recipe(name: str, options: Mapping[str, Any]) -> "Recipe":
     target = RECIPES.get(name, name)
     module_name, _, attribute = target.partition(":")
     if not attribute:

@@ -18,6 +18,8 @@ import dataclasses
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,7 +29,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
 from diffusers.optimization import get_scheduler
 
-from foleyflow.errors import InputError
+from foleyflow.errors import FoleyflowError, InputError
 from foleyflow.models.checkpoint import check_keys
 from foleyflow.training import state as ckpt
 from foleyflow.training.config import TrainConfig, save_train_config
@@ -42,6 +44,12 @@ _SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": 
 # Keys that may change between a run and its resumption without breaking it.
 RESUMABLE_CHANGES = {"max_steps", "val_every", "val_batches", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "output_dir"}
 METRICS_NAME = "metrics.jsonl"
+
+
+class TrainingStopped(FoleyflowError):
+    """SIGTERM (a scheduler's pre-emption notice) stopped the run after a checkpoint."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
 
 @dataclasses.dataclass
@@ -79,6 +87,7 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)],
         )
         self.position = _Position()
+        self._started = time.perf_counter()
         self.val_history: list[dict[str, float]] = []
         self._writer = None
 
@@ -148,21 +157,24 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         self._build()
         self._build_data()
         resumed_from = self._prepare_run_dir()
         batches = self._batches()
         progress = self._progress_bar()
         try:
-            while self.position.step < self.config.max_steps:
-                micro_batches = [next(batches) for _ in range(self.config.grad_accum_steps)]
-                figures = self.train_step(micro_batches)
-                self.position.step += 1
-                self._after_step(figures, progress)
+            with _stop_on_sigterm() as stop_requested:
+                while self.position.step < self.config.max_steps:
+                    micro_batches = [next(batches) for _ in range(self.config.grad_accum_steps)]
+                    figures = self.train_step(micro_batches)
+                    self.position.step += 1
+                    self._after_step(figures, progress)
+                    if self._agreed(stop_requested()):
+                        self._stop_with_checkpoint()
         finally:
             progress.close()
-        model_dir = self._export(time.perf_counter() - started)
+        model_dir = self._export(self.run_dir / "model")
         self.accelerator.wait_for_everyone()
         if self._writer is not None:
             self._writer.close()
@@ -237,6 +249,19 @@ class Trainer:
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             self.save_checkpoint()
 
+    def _agreed(self, flag: bool) -> bool:
+        """True on every process as soon as one process has the flag (so all stop at one step)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
+
+    def _stop_with_checkpoint(self) -> None:
+        step = self.position.step
+        if step % self.config.checkpoint_every and step != self.config.max_steps:
+            self.save_checkpoint()
+        raise TrainingStopped(f"stopped by SIGTERM after step {step}; checkpoint saved in {self.run_dir}, run the same command to resume")
+
     # --- validation --------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -261,9 +286,21 @@ class Trainer:
         local = torch.tensor([sums[key] / max(batches, 1) for key in keys], dtype=torch.float64, device=self.accelerator.device)
         averaged = self.accelerator.reduce(local, reduction="mean") if self.accelerator.num_processes > 1 else local
         result = {key: float(value) for key, value in zip(keys, averaged.tolist())}
+        self._export_if_best(result)
         self.val_history.append({"step": self.position.step, **result})
         self._log("val", result)
         return result
+
+    def _export_if_best(self, result: Mapping[str, float]) -> None:
+        """With ``export_best``, export to ``model-best/`` whenever val_loss reaches a new low
+        (Tango reports the checkpoint with the best validation loss)."""
+        if not self.config.export_best or "val_loss" not in result:
+            return
+        previous = [entry["val_loss"] for entry in self.val_history if "val_loss" in entry]
+        if previous and result["val_loss"] >= min(previous):
+            return
+        self.accelerator.wait_for_everyone()
+        self._export(self.run_dir / "model-best", note=f"best validation loss {result['val_loss']:.6g} at step {self.position.step}")
 
     # --- logging -----------------------------------------------------------------------------
 
@@ -369,19 +406,20 @@ class Trainer:
         self.val_history = list(saved["val_history"])
         ckpt.load_rng(folder, self.accelerator.process_index)
 
-    def _export(self, wall_seconds: float) -> Path | None:
+    def _export(self, folder: Path, note: str = "") -> Path | None:
         if not self.is_main:
             return None
         trained = {name: self.plain[name] for name in self.trained_names}
         use_ema = self.ema is not None and self.config.export_ema
         with self.ema.swapped_in(trained) if use_ema else contextlib.nullcontext():
-            return self.recipe.export(self.plain, self.run_dir / "model", self._model_card(wall_seconds, use_ema))
+            return self.recipe.export(self.plain, folder, self._model_card(time.perf_counter() - self._started, use_ema, note))
 
-    def _model_card(self, wall_seconds: float, used_ema: bool) -> str:
+    def _model_card(self, wall_seconds: float, used_ema: bool, note: str = "") -> str:
         last_val = self.val_history[-1] if self.val_history else {}
         lines = [
             f"# {self.recipe.name} (trained with foleyflow)",
             "",
+            *([f"- {note}"] if note else []),
             f"- optimizer steps: {self.position.step} (batch {self.config.batch_size} x {self.config.grad_accum_steps} accumulation x {self.accelerator.num_processes} processes)",
             f"- weights: {'EMA (decay ' + str(self.config.ema_decay) + ')' if used_ema else 'last step'}",
             f"- wall time of this session: {wall_seconds:.1f} s on {self.accelerator.device}",
@@ -417,6 +455,20 @@ def _with_tuple_betas(state_dict: dict[str, Any]) -> dict[str, Any]:
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
     return state_dict
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[Any]:
+    """Record SIGTERM instead of dying, so the loop can checkpoint first; yields a poll function."""
+    received = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received.is_set
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
+    try:
+        yield received.is_set
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -15,8 +15,10 @@ Pressure-level mixing (Tokozume et al., ``foleyflow.audio.mixing``) adds ``mixtu
 run: pairs of distinct training clips drawn once from ``mixture_seed``. The pool is fixed so
 that its latents can be cached like any clip's (keyed by the two clips' content hashes).
 
-Data: a manifest, one JSON object per line, ``{"audio": "clips/cow.wav", "caption": "A cow moos"}``
-(paths relative to the manifest's folder).
+Data: a manifest, one JSON object per line, either ``{"audio": "clips/cow.wav", "caption": "A cow
+moos"}`` (paths relative to the manifest's folder) or a foleyflow corpus's ``clips.jsonl``
+(``{"clip_id", "captions", "split", ...}`` with audio in ``audio/<clip_id>.wav``), filtered by
+``train_split`` / ``val_split``. Every caption of a clip is one training item.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from foleyflow.models.checkpoint import save_model_folder
 from foleyflow.models.vae import COMPRESSION
 from foleyflow.models.vocoder import HOP
 from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_file, hash_module, hash_parts, hash_text
-from foleyflow.training.config import dataclass_from_dict
+from foleyflow.training.config import dataclass_from_dict, expand_path
 
 
 
@@ -49,6 +51,8 @@ from foleyflow.training.config import dataclass_from_dict
 class TTAOptions:
     train_manifest: str
     val_manifest: str | None = None
+    train_split: str = "train"
+    val_split: str = "val"
     codec: str = "default"
     text_encoder: str = "minilm"
     text_max_length: int = 128
@@ -84,11 +88,12 @@ class TTAOptions:
 @dataclasses.dataclass(frozen=True)
 class Clip:
     audio: Path
-    caption: str
+    captions: tuple[str, ...]
 
 
-def read_manifest(path: str | os.PathLike) -> list[Clip]:
-    """Clips of a JSON-lines manifest; audio paths are relative to the manifest's folder."""
+def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Clip]:
+    """Clips of a JSON-lines manifest (``audio`` + ``caption`` lines, or a corpus's
+    ``clips.jsonl``); lines with a ``split`` other than ``split`` are skipped."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"{path}: no such manifest")
@@ -98,15 +103,26 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
             continue
         try:
             entry = json.loads(line)
-            clips.append(Clip((path.parent / entry["audio"]).resolve(), str(entry["caption"])))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(f"{path}:{number}: expected {{\"audio\": ..., \"caption\": ...}}") from None
+            if split is not None and entry.get("split", split) != split:
+                continue
+            clips.append(_clip_of(entry, path.parent))
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+            raise InputError(f"{path}:{number}: expected {{\"audio\", \"caption\"}} or a corpus record {{\"clip_id\", \"captions\"}}") from None
     if not clips:
-        raise InputError(f"{path}: the manifest lists no clips")
+        raise InputError(f"{path}: the manifest lists no clips" + (f" of split {split!r}" if split else ""))
     return clips
 
 
-# An item is ("clip", i) or ("mix", i, j): one clip, or the pressure-level mixture of two.
+def _clip_of(entry: Mapping[str, Any], root: Path) -> Clip:
+    if "clip_id" in entry:  # a foleyflow corpus record
+        captions = tuple(str(caption) for caption in entry["captions"])
+        captions[0]  # at least one caption (IndexError otherwise)
+        return Clip((root / "audio" / f"{entry['clip_id']}.wav").resolve(), captions)
+    return Clip((root / entry["audio"]).resolve(), (str(entry["caption"]),))
+
+
+# An item is ("clip", i, c): clip i with its caption c, or ("mix", i, j): the pressure-level
+# mixture of clips i and j, captioned with their first captions joined.
 Item = tuple
 
 
@@ -129,8 +145,8 @@ class _ItemSource:
 
     def caption(self, item: Item) -> str:
         if item[0] == "clip":
-            return self.clips[item[1]].caption
-        return join_captions(self.clips[item[1]].caption, self.clips[item[2]].caption)
+            return self.clips[item[1]].captions[item[2]]
+        return join_captions(self.clips[item[1]].captions[0], self.clips[item[2]].captions[0])
 
     def waveform(self, item: Item) -> np.ndarray:
         """Tango's preparation (mean removed, peak 0.5, padded or cropped); a mixture is
@@ -191,7 +207,7 @@ class TTARecipe:
         if self._codec is None:
             from foleyflow.models.codec import Codec
 
-            self._codec = Codec.from_pretrained(_expand(self.options.codec)).eval().to(_encoder_device())
+            self._codec = Codec.from_pretrained(expand_path(self.options.codec)).eval().to(_encoder_device())
             self._codec.requires_grad_(False)
         return self._codec
 
@@ -200,7 +216,7 @@ class TTARecipe:
         if self._text_encoder is None:
             from foleyflow.models.text import TextEncoder
 
-            self._text_encoder = TextEncoder(_expand(self.options.text_encoder), self.options.text_max_length).eval().to(_encoder_device())
+            self._text_encoder = TextEncoder(expand_path(self.options.text_encoder), self.options.text_max_length).eval().to(_encoder_device())
         return self._text_encoder
 
     @torch.no_grad()
@@ -237,9 +253,9 @@ class TTARecipe:
         manifest = self.options.train_manifest if split == "train" else self.options.val_manifest
         if manifest is None:
             return _OnTheFly(_ItemSource([], self.options.num_samples), [])
-        clips = read_manifest(_expand(manifest))
+        clips = read_manifest(expand_path(manifest), self.options.train_split if split == "train" else self.options.val_split)
         source = _ItemSource(clips, self.options.num_samples)
-        items: list[Item] = [("clip", index) for index in range(len(clips))]
+        items: list[Item] = [("clip", index, caption) for index, clip in enumerate(clips) for caption in range(len(clip.captions))]
         if split == "train":
             items += mixture_pairs(self.options.mixtures, len(clips), self.options.mixture_seed)
         if not self.options.cache:
@@ -249,7 +265,7 @@ class TTARecipe:
     def _cached_dataset(self, source: _ItemSource, items: list[Item]) -> CachedFeatures:
         from accelerate import PartialState
 
-        cache = FeatureCache(_expand(self.options.cache_dir) if self.options.cache_dir else None)
+        cache = FeatureCache(expand_path(self.options.cache_dir) if self.options.cache_dir else None)
         hashes = self.encoder_hashes()
         state = PartialState()
         shard = items[state.process_index :: state.num_processes]  # each process encodes its share
@@ -323,13 +339,6 @@ def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         padded[row, : state.shape[0]] = state
         mask[row, : state.shape[0]] = 1
     return padded, mask
-
-
-def _expand(path: str) -> str:
-    """~ and $FOLEYFLOW_HOME (default ~/.cache/foleyflow) in config paths; names like "default" pass."""
-    from foleyflow.training.config import foleyflow_home
-
-    return os.path.expanduser(path.replace("$FOLEYFLOW_HOME", str(foleyflow_home())))
 
 
 def _encoder_device() -> torch.device:
