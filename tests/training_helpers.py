@@ -57,3 +57,42 @@ def subprocess_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+# --- tiny text-to-audio components -------------------------------------------------------------
+
+TINY_UNET = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "attention_head_dim": 8, "sample_size": [8, 16]}
+CAPTIONS = ["a cow moos", "rain falls", "a dog barks", "a bell rings"]
+
+
+def make_tta_inputs(root: Path) -> dict[str, Any]:
+    """Four short tonal clips with captions, a random tiny codec (Griffin-Lim), and recipe options."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from foleyflow.models.codec import Codec
+    from foleyflow.models.vae import build_vae
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for index, caption in enumerate(CAPTIONS):
+        t = np.arange(6000) / 16000
+        audio = 0.3 * np.sin(2 * np.pi * (200 + 150 * index) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(root / f"clip{index}.wav", audio.astype("float32"), 16000)
+        lines.append(json.dumps({"audio": f"clip{index}.wav", "caption": caption}))
+    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "val.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    torch.manual_seed(0)
+    Codec(build_vae("cpu", block_out_channels=[8, 16, 16], norm_num_groups=4)).save_pretrained(root / "codec")
+    return {
+        "train_manifest": str(root / "train.jsonl"),
+        "val_manifest": str(root / "val.jsonl"),
+        "codec": str(root / "codec"),
+        "clip_seconds": 0.32,
+        "cache_dir": str(root / "cache"),
+        "unet_overrides": dict(TINY_UNET),
+    }

@@ -19,6 +19,8 @@ Where things live:
     objective.py        DDPM training loss (eps or v, Min-SNR-gamma), classifier-free dropout
     denoiser.py         Denoiser: a network as z_s, s -> x_hat_0 (what diffusion samplers call)
     guidance.py         ClassifierFreeGuidance (Tango's formula), ConcatSource (RFM-Edit's input)
+    networks.py         UNetNetwork: a diffusers UNet2DConditionModel as net(x, time, context)
+    tensors.py          broadcasting and RNG-device helpers
     samplers.py         sample_ddim / sample_ddpm / sample_dpmpp_2m, ddim_step
     flow.py             RectifiedFlowPath (eqs. 1, 2, 4), flow_matching_loss (3), time sampling
     ode.py              solve_euler (5) / solve_heun / solve_midpoint
@@ -31,13 +33,16 @@ from foleyflow.diffusion.distill import (
     Weighting,
     distillation_loss,
     flow_distillation_loss,
+    flow_halving_loss,
     flow_teacher_target,
     loss_weight,
+    progressive_distillation_loss,
     progressive_rounds,
     teacher_target,
 )
 from foleyflow.diffusion.flow import FlowSample, RectifiedFlowPath, TimeSampling, flow_matching_loss, flow_times, sample_flow_times
 from foleyflow.diffusion.guidance import ClassifierFreeGuidance, ConcatSource
+from foleyflow.diffusion.networks import UNetNetwork
 from foleyflow.diffusion.objective import DiffusionObjective, NoisedSample, drop_condition, sample_indices
 from foleyflow.diffusion.ode import SOLVERS, get_solver, solve_euler, solve_heun, solve_midpoint
 from foleyflow.diffusion.parametrization import Prediction

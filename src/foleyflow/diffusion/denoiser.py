@@ -15,6 +15,7 @@ import torch
 
 from foleyflow.diffusion.parametrization import Prediction, to_x0
 from foleyflow.diffusion.schedule import DDPMSchedule
+from foleyflow.diffusion.tensors import batch_times
 
 
 class Denoiser:
@@ -28,9 +29,3 @@ class Denoiser:
         s = batch_times(s, z_s)
         output = self.network(z_s, self.schedule.index_of(s), **kwargs)
         return to_x0(self.prediction, output, z_s, self.schedule.alpha(s), self.schedule.sigma(s))
-
-
-def batch_times(time: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
-    """A scalar or (batch,) time as a (batch,) tensor on x's device and dtype."""
-    time = torch.as_tensor(time, device=x.device, dtype=x.dtype)
-    return time.expand(x.shape[0]) if time.ndim == 0 else time

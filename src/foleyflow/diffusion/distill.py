@@ -29,10 +29,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from foleyflow.diffusion.denoiser import Denoiser, batch_times
+from foleyflow.diffusion.denoiser import Denoiser
 from foleyflow.diffusion.ode import euler_step
 from foleyflow.diffusion.samplers import ddim_step
-from foleyflow.diffusion.schedule import expand_as
+from foleyflow.diffusion.tensors import batch_times, expand_as, rng_device
 from foleyflow.errors import InputError
 
 
@@ -81,7 +81,7 @@ class DistillationTarget:
 
 def sample_student_times(batch: int, student_steps: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """(batch,) t = i / N with i ~ U{1, ..., N}."""
-    i = torch.randint(1, student_steps + 1, (batch,), generator=generator, device=generator.device if generator else "cpu")
+    i = torch.randint(1, student_steps + 1, (batch,), generator=generator, device=rng_device(generator, device))
     t = i.to(torch.float64) / student_steps
     return t.to(device) if device is not None else t
 
@@ -115,7 +115,7 @@ def teacher_target(
     alpha, sigma = schedule.alpha(s), schedule.sigma(s)
     alpha_half, sigma_half = schedule.alpha(s_half), schedule.sigma(s_half)
     alpha_next, sigma_next = schedule.alpha(s_next), schedule.sigma(s_next)
-    z_s = expand_as(alpha, z_0) * z_0 + expand_as(sigma, z_0) * eps
+    z_s = schedule.add_noise(z_0, eps, s)
     x_first = teacher(z_s, s.to(z_0.dtype), **extra_args)
     z_half = ddim_step(z_s, x_first, alpha, sigma, alpha_half, sigma_half)
     x_second = teacher(z_half, s_half.to(z_0.dtype), **extra_args)
@@ -152,7 +152,7 @@ class FlowDistillationTarget:
 
 def sample_student_flow_times(batch: int, student_steps: int, t_start: float = 0.0, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """(batch,) t = t_start + k (1 - t_start) / N, k ~ U{0, ..., N - 1}: the student's Euler grid."""
-    k = torch.randint(0, student_steps, (batch,), generator=generator, device=generator.device if generator else "cpu")
+    k = torch.randint(0, student_steps, (batch,), generator=generator, device=rng_device(generator, device))
     t = t_start + k.to(torch.float64) * (1.0 - t_start) / student_steps
     return t.to(device) if device is not None else t
 
@@ -208,3 +208,50 @@ def progressive_rounds(start_steps: int, rounds: int, guidance: float = 1.0) -> 
         DistillationRound(number=k + 1, teacher_steps=start_steps >> k, student_steps=start_steps >> (k + 1), teacher_guidance=guidance if k == 0 else 1.0)
         for k in range(rounds)
     ]
+
+
+# -- one training step, for a trainer recipe's ``losses`` -----------------------------------------------
+def progressive_distillation_loss(
+    student: Denoiser,
+    teacher: Denoiser,
+    z_0: torch.Tensor,
+    student_steps: int,
+    weighting: Weighting | str = Weighting.BSA,
+    gamma: float = 5.0,
+    generator: torch.Generator | None = None,
+    student_args: Mapping[str, Any] | None = None,
+    teacher_args: Mapping[str, Any] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Algorithm 1's inner loop body for one batch: draw t and eps, build x~_0, score the student.
+
+    ``teacher_args`` hold the guided teacher's ``cond``/``uncond``; ``student_args`` the
+    student's plain condition (e.g. ``{"context": tau}``).  Returns (loss, figures to log).
+    """
+    s = sample_student_times(z_0.shape[0], student_steps, generator, device=z_0.device)
+    eps = torch.randn(z_0.shape, generator=generator, device=rng_device(generator, z_0.device)).to(z_0)
+    target = teacher_target(teacher, z_0, eps, s, student_steps, teacher_args)
+    student_x0 = student(target.z_s, target.s, **(student_args or {}))
+    loss = distillation_loss(student_x0, target, weighting, gamma)
+    return loss, {"distill_loss": float(loss.detach())}
+
+
+def flow_halving_loss(
+    student: Callable[..., torch.Tensor],
+    teacher: Callable[..., torch.Tensor],
+    path,
+    x_0: torch.Tensor,
+    student_steps: int,
+    t_start: float = 0.0,
+    generator: torch.Generator | None = None,
+    student_args: Mapping[str, Any] | None = None,
+    teacher_args: Mapping[str, Any] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One batch of Euler-step halving for a flow model (velocity callables, ``RectifiedFlowPath``).
+
+    The source latent travels in both ``student_args`` and ``teacher_args`` (``source=x_T``).
+    """
+    t = sample_student_flow_times(x_0.shape[0], student_steps, t_start, generator, device=x_0.device).to(x_0.dtype)
+    eps = torch.randn(x_0.shape, generator=generator, device=rng_device(generator, x_0.device)).to(x_0)
+    target = flow_teacher_target(teacher, path.x_t(x_0, eps, t), t, student_steps, t_start, teacher_args)
+    loss = flow_distillation_loss(student(target.x_t, target.t, **(student_args or {})), target)
+    return loss, {"distill_loss": float(loss.detach())}

@@ -20,7 +20,7 @@ from enum import Enum
 
 import torch
 
-from foleyflow.diffusion.schedule import expand_as
+from foleyflow.diffusion.tensors import expand_as, rng_device
 from foleyflow.errors import InputError
 
 
@@ -51,7 +51,7 @@ class RectifiedFlowPath:
 
     def x_t(self, x_0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """x_t = (1 - (1 - sigma_min) t) eps + t x_0                                          (1)"""
-        t = expand_as(torch.as_tensor(t), x_0)
+        t = expand_as(t, x_0)
         return (1 - (1 - self.sigma_min) * t) * eps + t * x_0
 
     def dx_t(self, x_0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ def sample_flow_times(
         distribution = TimeSampling(distribution)
     except ValueError:
         raise InputError(f"time sampling must be uniform or logit-normal, got {distribution!r}") from None
-    source_device = generator.device if generator is not None else "cpu"
+    source_device = rng_device(generator, device)
     if distribution is TimeSampling.UNIFORM:
         t = torch.rand(batch, generator=generator, device=source_device)
     else:
@@ -106,10 +106,10 @@ def sample_flow_times(
     return t.to(device) if device is not None else t
 
 
-def flow_times(steps: int, t_start: float = 0.0, device: torch.device | str | None = None) -> torch.Tensor:
+def flow_times(steps: int, t_start: float = 0.0, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """(steps + 1,) the uniform solver grid t_start, ..., 1."""
     if steps < 1:
         raise InputError(f"the number of solver steps must be at least 1, got {steps}")
     if not 0.0 <= t_start < 1.0:
         raise InputError(f"t_start must be in [0, 1), got {t_start}")
-    return torch.linspace(t_start, 1.0, steps + 1, device=device)
+    return torch.linspace(t_start, 1.0, steps + 1, device=device, dtype=dtype)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from foleyflow.diffusion.parametrization import Prediction, prediction_target
-from foleyflow.diffusion.schedule import DDPMSchedule, expand_as
+from foleyflow.diffusion.schedule import DDPMSchedule
+from foleyflow.diffusion.tensors import rng_device
 from foleyflow.errors import InputError
 
 
@@ -31,7 +32,7 @@ class NoisedSample:
 
 def sample_indices(batch: int, schedule: DDPMSchedule, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
     """(batch,) indices drawn uniformly from {0, ..., N - 1}."""
-    index = torch.randint(0, schedule.num_train_timesteps, (batch,), generator=generator, device=generator.device if generator else "cpu")
+    index = torch.randint(0, schedule.num_train_timesteps, (batch,), generator=generator, device=rng_device(generator, device))
     return index.to(device) if device is not None else index
 
 
@@ -67,7 +68,7 @@ class DiffusionObjective:
         """The forward process at integer indices ``index`` (batch,)."""
         s = self.schedule.time_of(index).to(device=z_0.device)
         alpha, sigma = self.schedule.alpha(s), self.schedule.sigma(s)
-        z_s = expand_as(alpha, z_0) * z_0 + expand_as(sigma, z_0) * eps
+        z_s = self.schedule.add_noise(z_0, eps, s)
         target = prediction_target(self.prediction, z_0, eps, alpha, sigma)
         return NoisedSample(z_s=z_s, index=index, s=s.to(z_0.dtype), target=target, snr=self.schedule.snr(s).to(z_0.dtype))
 
@@ -93,7 +94,7 @@ def drop_condition(
     """
     if not 0.0 <= probability <= 1.0:
         raise InputError(f"condition dropout probability must be in [0, 1], got {probability}")
-    draw = torch.rand(states.shape[0], generator=generator, device=generator.device if generator else "cpu")
+    draw = torch.rand(states.shape[0], generator=generator, device=rng_device(generator, states.device))
     dropped = (draw < probability).to(states.device)
     fill = torch.zeros_like(states) if replacement is None else replacement.to(states).expand_as(states)
     keep = (~dropped).reshape(-1, *([1] * (states.ndim - 1)))

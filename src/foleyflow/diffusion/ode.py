@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import torch
 from tqdm.auto import trange
 
-from foleyflow.diffusion.denoiser import batch_times
+from foleyflow.diffusion.tensors import batch_times
 from foleyflow.errors import InputError
 
 Callback = Callable[[dict], None] | None

@@ -17,7 +17,7 @@ from enum import Enum
 
 import torch
 
-from foleyflow.diffusion.schedule import expand_as
+from foleyflow.diffusion.tensors import expand_as
 from foleyflow.errors import InputError
 
 

@@ -28,8 +28,8 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm, trange
 
-from foleyflow.diffusion.denoiser import batch_times
-from foleyflow.diffusion.schedule import DDPMSchedule, expand_as
+from foleyflow.diffusion.schedule import DDPMSchedule
+from foleyflow.diffusion.tensors import batch_times, expand_as
 from foleyflow.errors import InputError
 
 Callback = Callable[[dict], None] | None

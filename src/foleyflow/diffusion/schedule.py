@@ -26,6 +26,7 @@ from functools import cached_property
 
 import torch
 
+from foleyflow.diffusion.tensors import expand_as
 from foleyflow.errors import InputError
 
 BETA_SCHEDULES = ("scaled_linear", "linear")
@@ -68,7 +69,8 @@ class DDPMSchedule:
     # -- indices <-> diffusion time ---------------------------------------------------------
     def time_of(self, index: torch.Tensor | int | float) -> torch.Tensor:
         """Diffusion time s = (i + 1) / N of an index (integer or fractional)."""
-        return (torch.as_tensor(index, dtype=torch.float64) + 1) / self.num_train_timesteps
+        index = torch.as_tensor(index)
+        return (index.to(_work_dtype(index.device)) + 1) / self.num_train_timesteps
 
     def index_of(self, s: torch.Tensor | float) -> torch.Tensor:
         """Fractional index i = s N - 1 of a diffusion time; what the network is fed as its timestep."""
@@ -80,7 +82,7 @@ class DDPMSchedule:
         """log alpha-bar(s), piecewise linear in the index, exact on the integer grid."""
         s = torch.as_tensor(s)
         dtype = s.dtype if s.is_floating_point() else torch.get_default_dtype()
-        work = torch.float32 if s.device.type == "mps" else torch.float64  # MPS has no float64
+        work = _work_dtype(s.device)
         table = self._log_alpha_bar_table.to(device=s.device, dtype=work)
         position = (s.to(work) * self.num_train_timesteps).clamp(0, self.num_train_timesteps)
         lower = position.floor().clamp(max=self.num_train_timesteps - 1)
@@ -124,17 +126,13 @@ class DDPMSchedule:
         }
 
 
-def diffusion_times(steps: int, device: torch.device | str | None = None) -> torch.Tensor:
+def diffusion_times(steps: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """(steps + 1,) the uniform sampling grid s = 1, (steps-1)/steps, ..., 0 (diffusers' "trailing" spacing)."""
     if steps < 1:
         raise InputError(f"the number of sampling steps must be at least 1, got {steps}")
-    return torch.linspace(1.0, 0.0, steps + 1, device=device)
+    return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=dtype)
 
 
-def expand_as(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-sample (batch,) or scalar coefficient shaped to broadcast against (batch, ...)."""
-    coefficient = torch.as_tensor(coefficient, device=like.device)
-    coefficient = coefficient.to(like.dtype) if like.is_floating_point() else coefficient
-    if coefficient.ndim == 0:
-        return coefficient
-    return coefficient.reshape(-1, *([1] * (like.ndim - 1)))
+def _work_dtype(device: torch.device) -> torch.dtype:
+    """float64 for schedule arithmetic, except on Apple's MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64

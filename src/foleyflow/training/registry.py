@@ -15,6 +15,7 @@ from foleyflow.training.recipe import Recipe
 
 RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.toy:ToyRecipe",
+    "tta": "foleyflow.training.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
 }
 

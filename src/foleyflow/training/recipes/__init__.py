@@ -1,1 +1,1 @@
-"""One training recipe per model (the ``Recipe`` contract of ``foleyflow.training.recipe``)."""
+"""One training recipe per model, each written against ``foleyflow.training.recipe.Recipe``."""

@@ -1,0 +1,28 @@
+"""Broadcasting and random-number helpers shared by this folder's modules."""
+
+from __future__ import annotations
+
+import torch
+
+
+def expand_as(coefficient: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """A per-sample (batch,) or scalar coefficient shaped to broadcast against (batch, ...)."""
+    if not torch.is_tensor(coefficient):  # a Python number: build it at the full precision of `like`
+        coefficient = torch.tensor(coefficient, device=like.device, dtype=like.dtype if like.is_floating_point() else None)
+    coefficient = coefficient.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
+    if coefficient.ndim == 0:
+        return coefficient
+    return coefficient.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def batch_times(time: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or (batch,) time as a (batch,) tensor on x's device and dtype."""
+    time = torch.as_tensor(time, device=x.device, dtype=x.dtype)
+    return time.expand(x.shape[0]) if time.ndim == 0 else time
+
+
+def rng_device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
+    """Where to draw random numbers: the generator's device, else the target device (global RNG)."""
+    if generator is not None:
+        return generator.device
+    return torch.device(device) if device is not None else torch.device("cpu")

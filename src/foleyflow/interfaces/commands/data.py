@@ -1,0 +1,135 @@
+"""`foleyflow data fetch | build | stats | ingest`: the sound corpus and the editing data set."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from foleyflow.interfaces.cli import cli
+
+SYNTHETIC_CORPUS = "corpus"  # sub-folder of --out that holds the synthetic corpus
+
+
+@cli.group()
+def data() -> None:
+    """The sound corpus and the RFM-Edit editing data set (cached under $FOLEYFLOW_HOME)."""
+
+
+def _corpus_option(func):
+    return click.option("--corpus", "corpus_dir", default=None, type=click.Path(file_okay=False),
+                        help="Corpus folder [default: $FOLEYFLOW_HOME/corpus].")(func)
+
+
+@data.command()
+@_corpus_option
+@click.option("--source", "sources", multiple=True, default=("debian", "speech", "instruments"), show_default=True,
+              type=click.Choice(["debian", "speech", "instruments", "synthetic"]), help="Sources to use (repeatable).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes for clip processing.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def fetch(corpus_dir: str | None, sources: tuple[str, ...], workers: int, no_progress: bool) -> None:
+    """Download, unpack, render and process the real-sound corpus."""
+    from foleyflow.data.corpus import split_counts
+    from foleyflow.data.fetch import fetch_corpus
+    from foleyflow.data.paths import default_corpus_dir
+
+    corpus_dir = Path(corpus_dir) if corpus_dir else default_corpus_dir()
+    began = time.perf_counter()
+    clips = fetch_corpus(corpus_dir, tuple(sources), workers=workers, progress=not no_progress, say=click.echo)
+    counts = split_counts(clips)
+    click.echo(f"corpus: {len(clips)} clips, {len({c.label for c in clips})} classes "
+               f"(train {counts['train']}, val {counts['val']}, test {counts['test']}) in {time.perf_counter() - began:.1f} s -> {corpus_dir}")
+
+
+@data.command()
+@click.option("--source", type=click.Choice(["corpus", "synthetic"]), default="corpus", show_default=True,
+              help="'corpus': a corpus folder (fetched or ingested); 'synthetic': make a procedural one in OUT/corpus.")
+@_corpus_option
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output folder [default: $FOLEYFLOW_HOME/datasets/editing].")
+@click.option("--bases", default=1000, show_default=True, type=click.IntRange(min=1), help="Base clips X (6 triplets each).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--chunk-size", default=64, show_default=True, type=click.IntRange(min=1), help="Scenes per resumable chunk.")
+@click.option("--force", is_flag=True, help="Discard a previous build in OUT instead of resuming it.")
+@click.option("--materialize", is_flag=True, help="Also write every scene's three mixes as WAVs under OUT/audio/.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def build(source: str, corpus_dir: str | None, out_dir: str | None, bases: int, seed: int, workers: int,
+          chunk_size: int, force: bool, materialize: bool, no_progress: bool) -> None:
+    """Build the editing triplets (six per base clip) as recipes; resumable and idempotent."""
+    from foleyflow.data.builder import BuildConfig, build_editing_set
+    from foleyflow.data.paths import default_corpus_dir, default_editing_dir
+    from foleyflow.data.stats import editing_stats, format_editing_stats
+
+    out = Path(out_dir) if out_dir else default_editing_dir()
+    if source == "synthetic":
+        corpus = Path(corpus_dir) if corpus_dir else out / SYNTHETIC_CORPUS
+        if not (corpus / "clips.jsonl").is_file():
+            from foleyflow.data.fetch import fetch_corpus
+
+            fetch_corpus(corpus, ("synthetic",), workers=1, progress=False, say=lambda _: None)
+    else:
+        corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
+    config = BuildConfig(bases=bases, seed=seed, chunk_size=chunk_size)
+    began = time.perf_counter()
+    build_editing_set(corpus, out, config, workers=workers, force=force, progress=not no_progress)
+    if materialize:
+        from foleyflow.data.materialize import materialize_mixes
+
+        materialize_mixes(out, progress=not no_progress)
+    for line in format_editing_stats(editing_stats(out)):
+        click.echo(line)
+    click.echo(f"built in {time.perf_counter() - began:.1f} s -> {out}")
+
+
+@data.command()
+@_corpus_option
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Editing set folder [default: $FOLEYFLOW_HOME/datasets/editing].")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def stats(corpus_dir: str | None, out_dir: str | None, as_json: bool) -> None:
+    """Counts per class, split and task, and total durations, of the corpus and the editing set."""
+    from foleyflow.data.paths import default_corpus_dir, default_editing_dir
+    from foleyflow.data.stats import corpus_stats, editing_stats, format_corpus_stats, format_editing_stats
+    from foleyflow.errors import InputError
+
+    corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
+    out = Path(out_dir) if out_dir else default_editing_dir()
+    facts = {}
+    if (corpus / "clips.jsonl").is_file():
+        facts["corpus"] = corpus_stats(corpus)
+    if (out / "triplets.jsonl").is_file():
+        facts["editing"] = editing_stats(out)
+    if not facts:
+        raise InputError(f"neither a corpus in {corpus} nor an editing set in {out} (run `foleyflow data fetch` / `data build`)")
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    if "corpus" in facts:
+        for line in format_corpus_stats(facts["corpus"]):
+            click.echo(line)
+    if "editing" in facts:
+        for line in format_editing_stats(facts["editing"]):
+            click.echo(line)
+
+
+@data.command()
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="AudioCaps-style captions CSV.")
+@click.option("--audio-dir", required=True, type=click.Path(file_okay=False), help="Folder with the clips.")
+@_corpus_option
+@click.option("--split", type=click.Choice(["train", "val", "test", "auto"]), default="auto", show_default=True,
+              help="Split of every clip in this CSV; 'auto' splits by recording (youtube_id).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def ingest(csv_path: str, audio_dir: str, corpus_dir: str | None, split: str, workers: int, no_progress: bool) -> None:
+    """Turn a captioned corpus (CSV + audio folder) into a foleyflow corpus that `data build` accepts."""
+    from foleyflow.data.ingest import ingest_captioned
+    from foleyflow.data.paths import foleyflow_home
+
+    corpus = Path(corpus_dir) if corpus_dir else foleyflow_home() / "ingested"
+    clips, skipped = ingest_captioned(csv_path, audio_dir, corpus, split=split, workers=workers, progress=not no_progress)
+    singles = sum(c.num_events == 1 for c in clips)
+    click.echo(f"ingested {len(clips)} clips ({singles} single-event, {skipped} rows skipped: missing audio or > 3 events"
+               f" are kept out of bases only) -> {corpus}")

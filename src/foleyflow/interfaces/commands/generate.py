@@ -1,0 +1,38 @@
+"""`foleyflow generate PROMPT -o OUT.wav`: text-to-audio with a trained Tango generator."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from foleyflow.interfaces.cli import cli
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV to write (several samples: OUT_0.wav, OUT_1.wav, ...).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True, max=300), default=None, help="Seconds of audio [default: the training window, 10.24].")
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True, help="Sampler steps (Tango: 200).")
+@click.option("--cfg", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Classifier-free guidance scale w (Tango: 3).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise; the same seed gives the same file.")
+@click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
+@click.option("--sampler", type=click.Choice(["ddim", "dpm", "ddpm"]), default="ddim", show_default=True, help="DDIM, DPM-Solver++(2M) or DDPM ancestral.")
+@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True, help="Samples for the prompt.")
+@click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="Also write the log-mel of each sample as one PNG.")
+def generate(prompt: str, output: str, duration: float | None, steps: int, cfg: float, seed: int, model: str, sampler: str, num_samples: int, spectrogram: str | None) -> None:
+    """Generate sound from a text PROMPT."""
+    from foleyflow.generator import Generator, write_outputs
+
+    generator = Generator.from_pretrained(model)
+    started = time.perf_counter()
+    audio = generator.generate(prompt, steps=steps, cfg=cfg, seed=seed, sampler=sampler, num_samples=num_samples, duration=duration)
+    seconds = time.perf_counter() - started
+    paths = write_outputs(audio, output)
+    if spectrogram:
+        from foleyflow.audio.mel import log_mel
+        from foleyflow.plotting import save_spectrograms_png
+
+        save_spectrograms_png(spectrogram, [(f"{path.name}: {prompt}", log_mel(row)[0].numpy()) for path, row in zip(paths, audio)])
+    for path in paths:
+        click.echo(f"{path}: {audio.shape[1] / 16000:.2f} s, {steps} {sampler} steps, cfg {cfg}, seed {seed} ({seconds / len(paths):.1f} s per sample)")

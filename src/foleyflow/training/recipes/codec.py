@@ -1,0 +1,355 @@
+"""Training recipes of the codec: the mel VAE and the HiFi-GAN vocoder.
+
+Both train on random segments of corpus clips (``foleyflow.data.datasets.ClipDataset``), or
+of the audio files of any folder (``audio_folder``, split 90/10 by a hash of the file name).
+
+VAE loss:      L1(log-mel, reconstruction) + kl_weight * KL(q(z|x) || N(0, I)) / (mel elements)
+               The KL is summed over latent elements and divided by the number of mel
+               elements, so ``kl_weight`` has the meaning it has in LDM/AudioLDM, whose
+               losses are sums over elements (1e-6 there). No adversarial or perceptual term:
+               neither is shown to help here yet.
+Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x2) and
+               log-mel L1 (x45); the discriminator step uses the detached generator output
+               of the same batch, then the generator step reuses that output's graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from foleyflow.audio.mel import log_mel, to_vae_layout
+from foleyflow.errors import InputError
+from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
+from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, save_vocoder, vocode
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def _options(cls: type, values: Mapping[str, Any] | None) -> Any:
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values or {}) - known)
+    if unknown:
+        raise InputError(f"recipe_options: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return cls(**(values or {}))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _stable_fraction(text: str) -> float:
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def folder_clips(folder: str | Path, split: str, val_fraction: float = 0.1, max_seconds: float = 30.0) -> list[np.ndarray]:
+    """Every audio file under ``folder`` of ``split`` ("train" or "val"), as 16 kHz mono arrays."""
+    from foleyflow.audio.io import load_audio
+
+    folder = Path(folder).expanduser()
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not paths:
+        raise InputError(f"{folder}: no audio files")
+    chosen = [p for p in paths if (_stable_fraction(str(p.relative_to(folder))) < val_fraction) == (split != "train")]
+    clips = []
+    for path in chosen:
+        try:
+            clips.append(np.asarray(load_audio(path, max_seconds=max_seconds), dtype=np.float32).reshape(-1))
+        except Exception:  # noqa: BLE001 - a corrupt or over-long file is skipped, not fatal for training
+            continue
+    return clips
+
+
+def corpus_clips(split: str, corpus_dir: str | None) -> list[np.ndarray]:
+    """The corpus clips of ``split``, read from the corpus layout (clips.jsonl + audio/<clip_id>.wav)."""
+    import json
+    import os
+
+    from foleyflow.audio.io import load_audio
+
+    root = Path(corpus_dir) if corpus_dir else Path(os.environ.get("FOLEYFLOW_HOME", "~/.cache/foleyflow")).expanduser() / "corpus"
+    manifest = root / "clips.jsonl"
+    if not manifest.is_file():
+        raise InputError(f"{root}: not a foleyflow corpus (no clips.jsonl); build it or pass audio_folder")
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    chosen = [r["clip_id"] for r in records if r.get("split") == split]
+    return [np.asarray(load_audio(root / "audio" / f"{clip_id}.wav", max_seconds=None), dtype=np.float32) for clip_id in chosen]
+
+
+class AudioClips(Dataset):
+    """Training items: whole clips, cycled to ``items_per_epoch`` (a function of the index
+    only, as the trainer's exact resume requires); ``random_segments`` crops them in collate."""
+
+    def __init__(self, clips: list[np.ndarray], items_per_epoch: int | None = None):
+        if not clips:
+            raise InputError("no clips to train on")
+        self.clips = clips
+        self.length = items_per_epoch or len(clips)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.clips[index % len(self.clips)]
+
+
+class CentreSegments(Dataset):
+    """Validation items: the centre ``num_samples`` of each clip (zero-padded when shorter)."""
+
+    def __init__(self, clips: list[np.ndarray], num_samples: int):
+        if not clips:
+            raise InputError("no clips to validate on")
+        self.clips = clips
+        self.num_samples = num_samples
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        clip = self.clips[index]
+        return torch.from_numpy(np.ascontiguousarray(_segment(clip, (len(clip) - self.num_samples) // 2, self.num_samples)))
+
+
+def _segment(clip: np.ndarray, start: int, num_samples: int) -> np.ndarray:
+    segment = clip[max(start, 0) : max(start, 0) + num_samples]
+    return np.pad(segment, (0, num_samples - len(segment))).astype(np.float32)
+
+
+def random_segments(items: list, num_samples: int, tries: int = 4) -> torch.Tensor:
+    """A random ``num_samples`` crop of each clip, with a random gain in [-6, 0] dB.
+
+    Uses torch's global RNG (checkpointed by the trainer). Silent crops (peak < 1e-4) are
+    re-drawn a few times because they teach neither network anything.
+    """
+    segments = []
+    for item in items:
+        if isinstance(item, torch.Tensor) and item.shape[-1] == num_samples:
+            segments.append(item.float())  # validation items are already segments
+            continue
+        clip = np.asarray(item, dtype=np.float32)
+        for _ in range(tries):
+            start = int(torch.randint(0, max(len(clip) - num_samples, 0) + 1, ()))
+            segment = _segment(clip, start, num_samples)
+            if np.abs(segment).max() > 1e-4:
+                break
+        gain = 10 ** (-6 * float(torch.rand(())) / 20)
+        segments.append(torch.from_numpy(segment) * gain)
+    return torch.stack(segments)
+
+
+def _clips(split: str, corpus_dir: str | None, audio_folder: str | None) -> list[np.ndarray]:
+    return folder_clips(audio_folder, split) if audio_folder else corpus_clips(split, corpus_dir)
+
+
+# ----------------------------------------------------------------------------- VAE
+
+
+@dataclasses.dataclass
+class VaeOptions:
+    preset: str = "cpu"
+    vae_overrides: dict = dataclasses.field(default_factory=dict)
+    corpus_dir: str | None = None
+    audio_folder: str | None = None
+    segment_frames: int = 256  # 2.56 s: enough context for the convolutions, cheap on CPU
+    items_per_epoch: int = 2048
+    kl_weight: float = 1e-6
+    scale_batches: int = 8  # training batches used to measure the latent std at export
+
+
+def reconstruction_l1(mel: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    return (mel - reconstruction).abs().mean()
+
+
+def kl_per_mel_element(mean: torch.Tensor, logvar: torch.Tensor, mel_elements: int) -> torch.Tensor:
+    """KL(N(mean, var) || N(0, I)) summed over latent elements, averaged over the batch,
+    divided by the mel elements per item (see the module docstring)."""
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+    return kl.flatten(1).sum(1).mean() / mel_elements
+
+
+def avg_pool_baseline(mel: torch.Tensor, factor: int = COMPRESSION) -> torch.Tensor:
+    """The trivial codec the VAE must beat: 4x average-pool then nearest upsampling of the mel."""
+    pooled = F.avg_pool2d(mel, factor)
+    return F.interpolate(pooled, scale_factor=factor, mode="nearest")
+
+
+class VaeRecipe:
+    name = "vae"
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = _options(VaeOptions, options)
+        if self.options.segment_frames % COMPRESSION:
+            raise InputError(f"segment_frames must be a multiple of {COMPRESSION}")
+        self._train_data: AudioClips | None = None
+
+    def build(self) -> dict[str, torch.nn.Module]:
+        return {"vae": build_vae(self.options.preset, **self.options.vae_overrides)}
+
+    def optimizer_groups(self) -> dict[str, list[str]]:
+        return {"main": ["vae"]}
+
+    def dataset(self, split: str) -> Dataset:
+        clips = _clips(split, self.options.corpus_dir, self.options.audio_folder)
+        if split == "train":
+            self._train_data = AudioClips(clips, self.options.items_per_epoch)
+            return self._train_data
+        return CentreSegments(clips, self.options.segment_frames * HOP)
+
+    def collate(self, items: list) -> torch.Tensor:
+        return random_segments(items, self.options.segment_frames * HOP)
+
+    def _mel(self, audio: torch.Tensor) -> torch.Tensor:
+        return to_vae_layout(log_mel(audio))
+
+    def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        mel = self._mel(batch)
+        posterior = modules["vae"].encode(mel).latent_dist
+        reconstruction = modules["vae"].decode(posterior.sample()).sample
+        l1 = reconstruction_l1(mel, reconstruction)
+        kl = kl_per_mel_element(posterior.mean, posterior.logvar, mel[0].numel())
+        return l1 + self.options.kl_weight * kl, {"l1": float(l1.detach()), "kl": float(kl.detach() * mel[0].numel())}
+
+    def validate(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor) -> dict[str, float]:
+        mel = self._mel(batch)
+        vae = modules["vae"]
+        reconstruction = vae.decode(vae.encode(mel).latent_dist.mode()).sample
+        return {"val_loss": float(reconstruction_l1(mel, reconstruction)), "baseline_l1": float(reconstruction_l1(mel, avg_pool_baseline(mel)))}
+
+    @torch.no_grad()
+    def measure_scaling_factor(self, vae: torch.nn.Module, batch_size: int = 8) -> float:
+        """1 / std of the unscaled posterior means over a few training batches."""
+        data = self._train_data if self._train_data is not None else self.dataset("train")
+        latents = []
+        rng_state = torch.get_rng_state()
+        torch.manual_seed(0)  # the crops; export must not disturb the training RNG
+        for index in range(self.options.scale_batches):
+            batch = self.collate([data[(index * batch_size + k) % len(data)] for k in range(batch_size)])
+            latents.append(vae.encode(self._mel(batch)).latent_dist.mode())
+        torch.set_rng_state(rng_state)
+        return latent_scaling_factor(torch.cat(latents))
+
+    def export(self, modules: Mapping[str, torch.nn.Module], folder: Path, card: str) -> Path:
+        vae = modules["vae"]
+        was_training = vae.training
+        vae.eval()
+        factor = self.measure_scaling_factor(vae)
+        vae.train(was_training)
+        vae.register_to_config(scaling_factor=factor)
+        card += f"\nLatent scaling factor (1 / std of posterior means on {self.options.scale_batches} training batches): {factor:.6f}\n"
+        return save_vae(vae, folder, card=card)
+
+
+# ----------------------------------------------------------------------------- vocoder
+
+
+@dataclasses.dataclass
+class VocoderOptions:
+    preset: str = "cpu"
+    vocoder_overrides: dict = dataclasses.field(default_factory=dict)
+    discriminator: str = "cpu"
+    corpus_dir: str | None = None
+    audio_folder: str | None = None
+    segment_samples: int = 8192  # HiFi-GAN's segment size
+    items_per_epoch: int = 2048
+    mel_weight: float = 45.0
+    feature_weight: float = 2.0
+    adversarial_start: int = 0  # steps of mel-loss-only warm-up before the GAN terms
+
+
+def discriminator_loss(real: list, fake: list) -> torch.Tensor:
+    """Least-squares GAN: (1 - D(x))^2 + D(G(s))^2 summed over sub-discriminators."""
+    return sum(torch.mean((1 - r) ** 2) + torch.mean(f**2) for (r, _), (f, _) in zip(real, fake))
+
+
+def generator_adversarial_loss(fake: list) -> torch.Tensor:
+    return sum(torch.mean((1 - f) ** 2) for f, _ in fake)
+
+
+def feature_matching_loss(real: list, fake: list) -> torch.Tensor:
+    return sum(torch.mean(torch.abs(r - f)) for (_, real_maps), (_, fake_maps) in zip(real, fake) for r, f in zip(real_maps, fake_maps))
+
+
+class VocoderRecipe:
+    name = "vocoder"
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = _options(VocoderOptions, options)
+        if self.options.segment_samples % HOP:
+            raise InputError(f"segment_samples must be a multiple of the hop {HOP}")
+        self._pending: dict[int, torch.Tensor] = {}
+
+    def build(self) -> dict[str, torch.nn.Module]:
+        return {
+            "generator": build_vocoder(self.options.preset, **self.options.vocoder_overrides),
+            "discriminator": build_discriminator(self.options.discriminator),
+        }
+
+    def optimizer_groups(self) -> dict[str, list[str]]:
+        return {"discriminator": ["discriminator"], "generator": ["generator"]}
+
+    def dataset(self, split: str) -> Dataset:
+        clips = _clips(split, self.options.corpus_dir, self.options.audio_folder)
+        if split == "train":
+            return AudioClips(clips, self.options.items_per_epoch)
+        return CentreSegments(clips, self.options.segment_samples * 4)
+
+    def collate(self, items: list) -> torch.Tensor:
+        if isinstance(items[0], torch.Tensor):  # validation: fixed centre segments
+            return torch.stack(items)
+        return random_segments(items, self.options.segment_samples)
+
+    def _generate(self, modules: Mapping[str, torch.nn.Module], audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mel = log_mel(audio)
+        return mel, vocode(modules["generator"], mel)
+
+    def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        adversarial = step >= self.options.adversarial_start
+        if group == "discriminator":
+            mel, fake = self._generate(modules, batch)
+            self._pending[id(batch)] = (mel, fake)  # the generator step of this batch reuses it
+            if not adversarial:
+                zero = sum(p.sum() * 0 for p in modules["discriminator"].parameters())
+                return zero, {}
+            loss = discriminator_loss(modules["discriminator"](batch), modules["discriminator"](fake.detach()))
+            return loss, {}
+        mel, fake = self._pending.pop(id(batch), None) or self._generate(modules, batch)
+        self._pending.clear()
+        mel_l1 = (log_mel(fake) - mel).abs().mean()
+        loss = self.options.mel_weight * mel_l1
+        figures = {"mel_l1": float(mel_l1.detach())}
+        if adversarial:
+            real_out, fake_out = modules["discriminator"](batch), modules["discriminator"](fake)
+            feature = feature_matching_loss([(r.detach(), [m.detach() for m in maps]) for r, maps in real_out], fake_out)
+            gan = generator_adversarial_loss(fake_out)
+            loss = loss + self.options.feature_weight * feature + gan
+            figures.update({"feature": float(feature.detach()), "gan": float(gan.detach())})
+        return loss, figures
+
+    def validate(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor) -> dict[str, float]:
+        mel, fake = self._generate(modules, batch)
+        return {"val_loss": float((log_mel(fake) - mel).abs().mean()), "mr_stft": float(multi_resolution_stft_distance(fake, batch))}
+
+    def export(self, modules: Mapping[str, torch.nn.Module], folder: Path, card: str) -> Path:
+        return save_vocoder(modules["generator"], folder, card=card)
+
+
+# ----------------------------------------------------------------------------- shared figure
+
+
+def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (n_fft, hop),
+    as in Parallel WaveGAN's multi-resolution STFT loss."""
+    total = estimate.new_zeros(())
+    for n_fft, hop in resolutions:
+        window = torch.hann_window(n_fft, device=estimate.device)
+        spectra = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-7) for x in (estimate, reference)]
+        convergence = torch.linalg.norm(spectra[1] - spectra[0]) / torch.linalg.norm(spectra[1])
+        log_l1 = (spectra[1].log() - spectra[0].log()).abs().mean()
+        total = total + convergence + log_l1
+    return total / len(resolutions)

@@ -1,0 +1,178 @@
+"""The editing set built from the synthetic corpus: exact mixes, balance, splits, resume, CLAP filter."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from foleyflow.data.builder import BuildConfig, build_editing_set
+from foleyflow.data.datasets import ClipDataset, TripletDataset
+from foleyflow.data.manifest import read_clips, read_jsonl
+from foleyflow.data.recipes import MIX_PEAK_LIMIT, NUM_SAMPLES, edit_mask
+from foleyflow.interfaces.cli import main
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("editing")
+    code = main(["data", "build", "--source", "synthetic", "--out", str(out), "--bases", "20", "--seed", "0",
+                 "--workers", "1", "--no-progress"])
+    assert code == 0
+    return out
+
+
+def _independent_placement(corpus, part: dict) -> np.ndarray:
+    """Re-derive a part's contribution from the WAV on disk, without the library's render code."""
+    audio, rate = sf.read(str(corpus / "audio" / f"{part['clip_id']}.wav"), dtype="float32")
+    assert rate == 16000
+    end = len(audio) if part["length"] == 0 else part["offset"] + part["length"]
+    audio = audio[part["offset"]:end]
+    frame = np.zeros(NUM_SAMPLES, dtype=np.float32)
+    stop = min(NUM_SAMPLES, part["onset"] + len(audio))
+    frame[part["onset"]:stop] = audio[: stop - part["onset"]] * np.float32(part["gain"])
+    return frame
+
+
+def test_build_writes_120_balanced_triplets(built):
+    triplets = read_jsonl(built / "triplets.jsonl")
+    assert len(triplets) == 120
+    assert Counter(t["task"] for t in triplets) == {"add": 40, "remove": 40, "replace": 40}
+    per_split = Counter((t["split"], t["task"]) for t in triplets)
+    for split in ("train", "val", "test"):
+        assert per_split[(split, "add")] == per_split[(split, "remove")] == per_split[(split, "replace")] > 0
+    build = json.loads((built / "build.json").read_text())
+    assert build["clap_filter"]["applied"] is False and "no CLAP" in build["clap_filter"]["reason"]
+
+
+def test_remove_gives_back_x_exactly_and_mixes_match_recipes(built):
+    corpus = built / "corpus"
+    for split in ("train", "val", "test"):
+        data = TripletDataset(split, root=built)
+        for item in (data[i] for i in range(len(data))):
+            scene = data.scenes[item["scene_id"]]
+            x = data.render(item["scene_id"], "X")
+            a_events = {k: _independent_placement(corpus, v["part"].to_dict()) for k, v in scene.events.items()}
+            xa, xb = x + a_events["A"], x + a_events["B"]
+            assert item["source"].shape == item["target"].shape == (NUM_SAMPLES,)
+            expected = {"X": x, "XA": xa, "XB": xb}
+            t = data.triplets[[tt["triplet_id"] for tt in data.triplets].index(item["triplet_id"])]
+            assert np.array_equal(item["source"], expected[t["source"]])
+            assert np.array_equal(item["target"], expected[t["target"]])
+            if item["task"] == "remove":
+                assert (item["target"] == x).all()  # Remove(X + A) == X, sample for sample
+            assert max(np.abs(item["source"]).max(), np.abs(item["target"]).max()) <= MIX_PEAK_LIMIT
+
+
+def test_edit_region_covers_every_changed_sample(built):
+    data = TripletDataset("train", root=built)
+    for i in range(0, len(data), 5):
+        item = data[i]
+        changed = np.flatnonzero(item["source"] != item["target"])
+        inside = np.zeros(NUM_SAMPLES, dtype=bool)
+        for start, end in item["edit_spans"]:
+            inside[start:end] = True
+        assert changed.size > 0 and inside[changed].all()
+        assert item["edit_mask"].shape == (1024,) and item["edit_mask"][changed // 160].all()
+
+
+def test_edit_mask_marks_overlapping_hops():
+    mask = edit_mask([[320, 481]], num_frames=10, hop=160)
+    assert mask.tolist() == [False, False, True, True, False, False, False, False, False, False]
+    assert not edit_mask([], num_frames=4).any()
+
+
+def test_splits_are_by_recording(built):
+    clips = read_clips(built / "corpus")
+    split_of = {}
+    for clip in clips:
+        assert split_of.setdefault(clip.recording, clip.split) == clip.split
+    for label in {c.label for c in clips}:
+        assert {c.split for c in clips if c.label == label} == {"train", "val", "test"}
+
+
+def test_scene_events_stay_in_their_split(built):
+    clips = {c.clip_id: c for c in read_clips(built / "corpus")}
+    for row in read_jsonl(built / "scenes.jsonl"):
+        used = [p["clip_id"] for p in row["parts"]] + [e["part"]["clip_id"] for e in row["events"].values()]
+        assert {clips[c].split for c in used} == {row["split"]}
+        labels = row["labels"] + [row["events"]["A"]["label"], row["events"]["B"]["label"]]
+        assert len(labels) == len(set(labels)) and len(row["labels"]) <= 3
+
+
+def test_build_is_idempotent_and_resumes(built, tmp_path):
+    out = tmp_path / "again"
+    config = BuildConfig(bases=20, seed=0, chunk_size=3)
+    build_editing_set(built / "corpus", out, config, workers=1, progress=False)
+    first = (out / "triplets.jsonl").read_bytes()
+    assert first == (built / "triplets.jsonl").read_bytes()  # chunking does not change the result
+    (out / "chunks" / "train-0000003.jsonl").unlink()
+    report = build_editing_set(built / "corpus", out, config, workers=1, progress=False)
+    assert report["render"]["triplets"] == 18  # only the missing chunk was rendered again
+    assert (out / "triplets.jsonl").read_bytes() == first
+
+
+def test_other_settings_in_the_same_folder_are_refused(built):
+    code = main(["data", "build", "--source", "synthetic", "--out", str(built), "--bases", "20", "--seed", "1",
+                 "--workers", "1", "--no-progress"])
+    assert code == 2
+
+
+def test_parallel_build_matches_serial(built, tmp_path):
+    build_editing_set(built / "corpus", tmp_path / "par", BuildConfig(bases=20, seed=0, chunk_size=4), workers=2, progress=False)
+    assert (tmp_path / "par" / "triplets.jsonl").read_bytes() == (built / "triplets.jsonl").read_bytes()
+
+
+def test_clap_scorer_filters_and_rebalances(built, tmp_path):
+    def scorer(audio, captions):
+        assert audio.dtype == np.float32 and audio.shape[1] == NUM_SAMPLES
+        return np.array([0.1 if "hiss" in c or "noise" in c.lower() else 0.5 for c in captions])
+
+    report = build_editing_set(built / "corpus", tmp_path / "f", BuildConfig(bases=20, seed=0), workers=1,
+                               scorer=scorer, progress=False)
+    assert report["clap_filter"]["applied"] and report["clap_filter"]["dropped"] > 0
+    triplets = read_jsonl(tmp_path / "f" / "triplets.jsonl")
+    assert all("noise" not in t["target_caption"].lower() for t in triplets)
+    for split, counts in report["counts"].items():
+        assert len(set(counts.values())) == 1
+
+
+def test_clip_dataset_items(built):
+    data = ClipDataset("val", corpus_dir=built / "corpus", num_samples=NUM_SAMPLES)
+    item = data[0]
+    assert item["audio"].dtype == np.float32 and item["audio"].shape == (NUM_SAMPLES,)
+    assert item["role"] in ("event", "bed") and item["caption"] in item["captions"] and item["label"] in data.classes
+    raw = ClipDataset("val", corpus_dir=built / "corpus")[0]["audio"]
+    assert 0 < raw.size < NUM_SAMPLES or item["role"] == "bed"
+
+
+def test_stats_command(built, capsys):
+    assert main(["data", "stats", "--corpus", str(built / "corpus"), "--out", str(built)]) == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "96 triplets" in text and "add 32" in text and "CLAP filter: skipped" in text
+
+
+def test_unknown_split_is_input_error(built):
+    from foleyflow.errors import InputError
+
+    with pytest.raises(InputError):
+        TripletDataset("dev", root=built)
+
+
+def test_materialized_mixes_equal_the_recipes(built, tmp_path):
+    import shutil
+
+    from foleyflow.data.materialize import materialize_mixes, mix_path
+
+    root = tmp_path / "m"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("corpus", "chunks"))
+    assert materialize_mixes(root, progress=False) == 60
+    data = TripletDataset("test", root=root)
+    item = data[0]
+    t = data.triplets[0]
+    on_disk, rate = sf.read(str(mix_path(root, t["scene_id"], t["target"])), dtype="float32")
+    assert rate == 16000 and np.array_equal(on_disk, item["target"])
+    assert materialize_mixes(root, progress=False) == 0  # already there

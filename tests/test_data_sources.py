@@ -1,0 +1,127 @@
+"""Corpus processing and the source readers, on fabricated package files (no network, no packages)."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from foleyflow.data.corpus import PEAK_CAP, TARGET_RMS_DBFS, active_rms, assign_splits, process_audio
+from foleyflow.data.manifest import ClipRecord
+from foleyflow.data.sources import debian, render
+
+
+def test_process_audio_trims_shortens_and_normalises():
+    rate = 44100
+    t = np.arange(rate * 6) / rate
+    tone = 0.9 * np.sin(2 * np.pi * 440 * t)
+    data = np.concatenate([np.zeros(rate), tone, np.zeros(rate)])
+    stereo = np.stack([data, data], axis=1)
+    event = process_audio(stereo, rate, "event")
+    assert event.dtype == np.float32 and event.size == 4 * 16000  # silence trimmed, cut to 4 s
+    assert np.abs(event).max() <= PEAK_CAP + 1e-6
+    assert abs(20 * np.log10(active_rms(event)) - TARGET_RMS_DBFS) < 3.5
+    assert process_audio(np.zeros(rate), rate, "event") is None
+    assert process_audio(tone[: rate // 2], rate, "bed") is None  # too short to be a bed
+
+
+def test_splits_never_divide_a_recording():
+    clips = [ClipRecord(f"c{i}", "cow" if i < 40 else "rain", "event", ["x"], "s", "p", "l", f"rec{i // 4}") for i in range(60)]
+    assign_splits(clips)
+    by_recording = {}
+    for clip in clips:
+        assert by_recording.setdefault(clip.recording, clip.split) == clip.split
+    cows = {c.split for c in clips if c.label == "cow"}
+    assert cows == {"train", "val", "test"}
+    two_recordings = [ClipRecord(f"d{i}", "bell", "event", ["x"], "s", "p", "l", f"r{i % 2}") for i in range(4)]
+    assert {c.split for c in assign_splits(two_recordings)} == {"train"}
+
+
+def _wav_bytes(seconds=0.5, rate=22050):
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.3 * np.sin(np.arange(int(seconds * rate)) / 5)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_opensfx_catalogue_is_parsed(tmp_path):
+    titles = [b'"Cow". Original "Cow - Moan 2.wav" by "X". License: Creative Commons Zero 1.0.\x00', b'"Good Year". By Y.\x00']
+    bodies = [bytes([len(t)]) + t + _wav_bytes() for t in titles]
+    offset = 8 * len(bodies)
+    table, blob = b"", b""
+    for body in bodies:
+        table += struct.pack("<II", (offset + len(blob)) | 0x80000000, len(body))
+        blob += body
+    folder = tmp_path / "usr/share/games/openttd/baseset/opensfx"
+    folder.mkdir(parents=True)
+    (folder / "opensfx.cat").write_bytes(table + blob)
+    entries = debian.opensfx_entries(folder / "opensfx.cat")
+    assert [e[0][:5] for e in entries] == ['"Cow"', '"Good']
+    clips = debian.opensfx_clips(tmp_path)
+    assert len(clips) == 1  # the jingle is left out
+    cow = clips[0]
+    assert cow.label == "cow" and cow.licence == "Creative Commons Zero 1.0" and cow.recording.endswith("Cow - Moan 2.wav")
+    audio, rate = cow.load()
+    assert rate == 22050 and audio.shape[0] == 11025
+
+
+def test_dep5_licence_lookup():
+    text = ("Format: x\n\nFiles: *\nCopyright: a\nLicense: GPL-2+\n\n"
+            "Files: stereo/bell.oga\n stereo/complete.oga\nCopyright: b\nLicense: CC-BY-3.0\n")
+    stanzas = debian.dep5_licences(text)
+    assert debian.licence_for("usr/share/sounds/freedesktop/stereo/complete.oga", stanzas) == "CC-BY-3.0"
+    assert debian.licence_for("usr/share/sounds/freedesktop/stereo/message.oga", stanzas) == "GPL-2+"
+
+
+def test_drumkit_xml_labels_each_layer(tmp_path):
+    kit = tmp_path / "usr/share/hydrogen/data/drumkits/TestKit"
+    kit.mkdir(parents=True)
+    for name in ("kick1.wav", "kick2.wav", "snare.wav"):
+        (kit / name).write_bytes(_wav_bytes())
+    (kit / "drumkit.xml").write_text(
+        "<drumkit_info><name>TestKit</name><license>CC0</license><instrumentList>"
+        "<instrument><id>0</id><name>Kick</name><layer><filename>kick1.wav</filename></layer>"
+        "<layer><filename>kick2.wav</filename></layer></instrument>"
+        "<instrument><id>1</id><name>Snare Rock</name><filename>snare.wav</filename></instrument>"
+        "</instrumentList></drumkit_info>")
+    clips = debian.drumkit_clips(tmp_path, [])
+    assert sorted(c.label for c in clips) == ["kick_drum", "kick_drum", "snare_drum"]
+    assert {c.recording for c in clips if c.label == "kick_drum"} == {"hydrogen-drumkits/TestKit/0"}
+    assert all(c.licence == "CC0" for c in clips)
+
+
+def test_midi_phrase_is_well_formed():
+    data = render.phrase_midi(40, [60, 64, 67])
+    assert data[:4] == b"MThd" and struct.unpack(">IHHH", data[4:14]) == (6, 0, 1, 480)
+    length = struct.unpack(">I", data[18:22])[0]
+    assert data[14:18] == b"MTrk" and len(data) == 22 + length and data.endswith(b"\xff\x2f\x00")
+    assert data.count(b"\x90") == 3
+
+
+def test_missing_renderers_are_skipped_with_install_hint(monkeypatch):
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    messages = []
+    assert render.speech_raw_clips(messages.append) == ([], {})
+    assert render.instrument_raw_clips(messages.append) == ([], {})
+    assert "apt-get install espeak-ng" in messages[0] and "fluidsynth" in messages[1]
+
+
+def test_missing_apt_get_skips_the_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("FOLEYFLOW_HOME", str(tmp_path))
+    monkeypatch.setattr(debian.shutil, "which", lambda name: None)
+    messages = []
+    assert debian.download_package("0ad-data", messages.append) is None
+    assert "apt-get download 0ad-data" in messages[0]
+
+
+@pytest.mark.parametrize("source", ["synthetic"])
+def test_fetch_synthetic_corpus_via_cli(tmp_path, source):
+    from foleyflow.data.manifest import read_clips
+    from foleyflow.interfaces.cli import main
+
+    assert main(["data", "fetch", "--source", source, "--corpus", str(tmp_path), "--workers", "1", "--no-progress"]) == 0
+    clips = read_clips(tmp_path)
+    assert len(clips) == 70 and (tmp_path / "ATTRIBUTION.md").read_text().count("synthetic-") == 70
+    assert all((tmp_path / "audio" / f"{c.clip_id}.wav").is_file() for c in clips)

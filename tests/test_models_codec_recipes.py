@@ -1,0 +1,108 @@
+"""The codec training recipes: losses, a few optimisation steps that lower them, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from foleyflow.errors import InputError
+from foleyflow.models.vae import load_vae
+from foleyflow.models.vocoder import load_vocoder
+from foleyflow.training.recipes.codec import (
+    VaeRecipe,
+    VocoderRecipe,
+    avg_pool_baseline,
+    discriminator_loss,
+    kl_per_mel_element,
+    multi_resolution_stft_distance,
+)
+
+TINY_VAE = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4}
+
+
+@pytest.fixture(scope="module")
+def audio_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for index in range(12):
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 100 * index) * t) * np.exp(-3 * t) + 0.01 * rng.standard_normal(t.size)
+        sf.write(folder / f"clip{index:02d}.wav", tone.astype(np.float32), 16000)
+    return folder
+
+
+def run_steps(recipe, steps: int, lr: float = 3e-3):
+    torch.manual_seed(0)
+    modules = recipe.build()
+    optimizers = {group: torch.optim.Adam([p for name in names for p in modules[name].parameters()], lr=lr) for group, names in recipe.optimizer_groups().items()}
+    data = recipe.dataset("train")
+    batch = recipe.collate([data[i] for i in range(4)])
+    history = []
+    for step in range(steps):
+        for group, optimizer in optimizers.items():
+            for o in optimizers.values():
+                o.zero_grad(set_to_none=True)
+            loss, figures = recipe.losses(modules, batch, group, step)
+            loss.backward()
+            optimizer.step()
+            history.append((group, float(loss.detach()), figures))
+    return modules, history
+
+
+def test_kl_is_zero_for_the_prior_and_positive_otherwise():
+    zeros = torch.zeros(2, 8, 4, 4)
+    assert float(kl_per_mel_element(zeros, zeros, 100)) == 0.0
+    assert float(kl_per_mel_element(zeros + 1, zeros, 100)) == pytest.approx(0.5 * 128 / 100)
+
+
+def test_avg_pool_baseline_is_exact_on_blocky_mels():
+    blocky = torch.arange(16.0).reshape(1, 1, 4, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    torch.testing.assert_close(avg_pool_baseline(blocky), blocky)
+
+
+def test_mr_stft_distance_is_zero_for_identical_audio():
+    audio = torch.randn(1, 8000)
+    assert float(multi_resolution_stft_distance(audio, audio)) == pytest.approx(0.0, abs=1e-6)
+    assert float(multi_resolution_stft_distance(audio * 0.5, audio)) > 0.1
+
+
+def test_discriminator_loss_prefers_real_ones():
+    real = [(torch.ones(2, 3), [])]
+    fake = [(torch.zeros(2, 3), [])]
+    assert float(discriminator_loss(real, fake)) == 0.0
+    assert float(discriminator_loss(fake, real)) == 2.0
+
+
+def test_vae_recipe_lowers_l1_and_exports_a_scaled_vae(tmp_path, audio_folder):
+    recipe = VaeRecipe({"audio_folder": str(audio_folder), "vae_overrides": TINY_VAE, "segment_frames": 16, "items_per_epoch": 8, "scale_batches": 2})
+    modules, history = run_steps(recipe, 15, lr=1e-2)
+    assert history[-1][2]["l1"] < 0.7 * history[0][2]["l1"]
+    figures = recipe.validate(modules, recipe.collate([recipe.dataset("val")[0]]))
+    assert set(figures) == {"val_loss", "baseline_l1"}
+    recipe.export(modules, tmp_path / "vae", "# card\n")
+    vae = load_vae(tmp_path / "vae")
+    assert vae.config.scaling_factor != 1.0
+    assert "scaling factor" in (tmp_path / "vae" / "MODEL_CARD.md").read_text()
+
+
+def test_vocoder_recipe_steps_both_groups_and_exports(tmp_path, audio_folder):
+    recipe = VocoderRecipe({"audio_folder": str(audio_folder), "vocoder_overrides": {"upsample_initial_channel": 32}, "segment_samples": 1600, "items_per_epoch": 8})
+    modules, history = run_steps(recipe, 4, lr=2e-3)
+    groups = [group for group, _, _ in history]
+    assert groups[:2] == ["discriminator", "generator"]
+    generator_mel = [figures["mel_l1"] for group, _, figures in history if group == "generator"]
+    assert generator_mel[-1] < generator_mel[0]
+    assert {"feature", "gan"} <= set(history[1][2])
+    recipe.export(modules, tmp_path / "vocoder", "# card\n")
+    assert load_vocoder(tmp_path / "vocoder").config.upsample_initial_channel == 32
+
+
+def test_recipe_options_are_checked(audio_folder):
+    with pytest.raises(InputError, match="unknown key"):
+        VaeRecipe({"segment_frame": 32})
+    with pytest.raises(InputError, match="multiple of 4"):
+        VaeRecipe({"segment_frames": 30})
+    with pytest.raises(InputError, match="no audio files"):
+        VaeRecipe({"audio_folder": str(audio_folder / "nothing")}).dataset("train")
