@@ -41,15 +41,15 @@ def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> f
     return float("nan") if gap <= 0 else (float(np.mean(identity)) - float(np.mean(edited))) / gap
 
 
-def test_triplets(split: str = "test", count: int = 300, seed: int = 0) -> list[Mapping[str, Any]]:
-    """``count`` triplets of the data set's ``split``, balanced over add/remove/replace, seeded."""
+def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None) -> list[Mapping[str, Any]]:
+    """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over add/remove/replace, seeded."""
     from foleyflow.data.datasets import TripletDataset
 
     per_task = count // len(TASKS)
     rng = np.random.default_rng(seed)
     chosen = []
     for task in TASKS:
-        dataset = TripletDataset(split, tasks=(task,))
+        dataset = TripletDataset(split, root=root, tasks=(task,))
         if len(dataset) < per_task:
             raise InputError(f"the {split} split has {len(dataset)} {task} triplets; {per_task} requested")
         chosen += [dataset[int(i)] for i in rng.permutation(len(dataset))[:per_task]]
