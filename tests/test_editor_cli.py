@@ -67,3 +67,27 @@ def test_commands_are_registered(cli):
     for group in ("train", "bench"):
         code, out, _ = cli(group, "--help")
         assert code == 0 and "edit" in out
+
+
+def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
+    import foleyflow.pipelines.edit_bench as edit_bench
+
+    rng = np.random.default_rng(0)
+    items = [{"task": task, "source": (0.1 * rng.standard_normal(1024)).astype(np.float32), "instruction": f"{task} it"} for task in ("add", "remove", "replace")]
+    for item in items:
+        item["target"] = item["source"] * 0.5
+    seen = {}
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: seen.update(split=split, count=count, root=root) or items)
+    code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0.1", "--data", "/some/set")
+    assert code == 0, err
+    assert seen == {"split": "test", "count": 3, "root": "/some/set"}
+    assert "| replace | 1 | flow t_start=0.1 |" in out
+    code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0", "--json")
+    import json
+
+    assert code == 0 and json.loads(out)["tasks"]["add"]["methods"]["flow t_start=0"]["nfe"] == 1
+
+
+def test_bench_edit_rejects_bad_t_starts(cli, model_dir):
+    code, _, err = cli("bench", "edit", "--model", str(model_dir), "--t-starts", "0.1,abc")
+    assert code == 2 and "--t-starts" in err

@@ -125,3 +125,11 @@ def test_edit_demo_writes_outputs_and_before_after_spectrograms(tmp_path):
     for task in ("add", "remove", "replace"):
         assert sf.info(tmp_path / "out" / f"park_{task}.wav").frames == 2400
         assert (tmp_path / "out" / f"park_{task}.png").read_bytes()[:8] == PNG
+
+
+def test_attention_labels_come_from_the_real_tokenizer():
+    from foleyflow.models.text import TextEncoder
+    from foleyflow.pipelines.editor import token_strings
+
+    labels = token_strings(TextEncoder(), "Add a dog barking", 6)
+    assert labels[0] == "[CLS]" and "dog" in labels and labels[-1] == "[SEP]"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -161,7 +161,8 @@ class Editor:
         elapsed = time.perf_counter() - start
         result = EditResult(out, instruction, elapsed, nfe)
         if recorder is not None:
-            result.attention, result.tokens = self._stitch_attention(recorder, cond, starts, samples.size)
+            result.attention = self._stitch_attention(recorder, cond, starts, samples.size)
+            result.tokens = token_strings(self.text_encoder, instruction, result.attention.shape[0])
         return result
 
     def encode_instruction(self, instruction: str, copies: int):
@@ -188,18 +189,18 @@ class Editor:
         total_frames = max(1, -(-total_samples // per_frame))
         # Sample starts need not fall on frames; the last window must still end on the last frame.
         frame_starts = [round(s / per_frame) for s in starts[:-1]] + [max(total_frames - maps.shape[-1], 0)]
-        joined = windowing.overlap_add(maps, frame_starts, total_frames)
-        return joined, token_strings(self.text_encoder, cond_text=None, count=valid)
+        return windowing.overlap_add(maps, frame_starts, total_frames)
 
 
-def token_strings(text_encoder, cond_text: str | None, count: int) -> list[str]:
-    """Readable labels for the instruction's tokens, when the encoder can give them."""
-    last = getattr(text_encoder, "last_tokens", None)
-    if last:
-        labels = list(last[0])[:count]
-        if len(labels) == count:
-            return labels
-    return [f"token {i}" for i in range(count)]
+def token_strings(text_encoder, instruction: str, count: int) -> list[str]:
+    """Labels for the instruction's ``count`` tokens: the tokenizer's pieces when the encoder has one."""
+    tokenizer = getattr(text_encoder, "tokenizer", None)
+    if tokenizer is not None:
+        labels = tokenizer.convert_ids_to_tokens(tokenizer(instruction)["input_ids"])
+    else:
+        labels = list(getattr(text_encoder, "last_tokens", None) or [[]])[0]
+    labels = list(labels)[:count]
+    return labels if len(labels) == count else [f"token {i}" for i in range(count)]
 
 
 def check_instruction(instruction: str) -> str:
@@ -265,6 +266,3 @@ def run_edit_demo(
             )
     return lines
 
-
-def config_dict(config: EditorConfig) -> dict[str, Any]:
-    return asdict(config)

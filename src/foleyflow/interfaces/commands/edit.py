@@ -54,12 +54,21 @@ def _write_spectrogram(path, audio_path, source, result) -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="Comma-separated t_start values.")
 @click.option("--split", default="test", show_default=True)
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def bench_edit(count, model, baseline, steps, t_starts, split, seed, as_json) -> None:
+def bench_edit(count, model, baseline, steps, t_starts, split, data_dir, seed, as_json) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets
 
-    values = [float(v) for v in t_starts.split(",") if v.strip()]
-    report = run_edit_bench(model, test_triplets(split, count, seed), baseline=baseline, steps=steps, t_starts=values, seed=seed)
+    from foleyflow.errors import InputError
+
+    try:
+        values = [float(v) for v in t_starts.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--t-starts expects comma-separated numbers, got {t_starts!r}") from None
+    if not values or not all(0.0 <= v < 1.0 for v in values):
+        raise InputError(f"--t-starts values must lie in [0, 1), got {t_starts!r}")
+    triplets = test_triplets(split, count, seed, data_dir)
+    report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed)
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
