@@ -45,3 +45,30 @@ def save_spectrograms_png(
         figure.savefig(tmp, dpi=100)
     plt.close(figure)
     return Path(path)
+
+
+def save_loss_curves_png(
+    path: str | os.PathLike,
+    curves: dict[str, tuple[Sequence[int], Sequence[float]]],
+    title: str = "",
+    log_scale: bool = True,
+) -> Path:
+    """Loss vs optimizer step, one line per series (train curves thin, validation with markers)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for label, (steps, values) in sorted(curves.items()):
+        validation = label.startswith("val")
+        axis.plot(steps, values, label=label, linewidth=1.8 if validation else 0.9, marker="o" if validation else None, markersize=3)
+    positive = all(value > 0 for _, values in curves.values() for value in values)
+    if log_scale and positive:
+        axis.set_yscale("log")  # diffusion losses fall by orders of magnitude early on
+    axis.set_xlabel("optimizer step")
+    axis.set_ylabel("loss")
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=80)
+    plt.close(figure)
+    return Path(path)

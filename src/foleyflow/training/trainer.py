@@ -35,6 +35,7 @@ from foleyflow.training import state as ckpt
 from foleyflow.training.config import TrainConfig, save_train_config
 from foleyflow.training.data import make_loader
 from foleyflow.training.ema import EMA
+from foleyflow.training.metrics import METRICS_NAME
 from foleyflow.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 _SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 # Keys that may change between a run and its resumption without breaking it.
 RESUMABLE_CHANGES = {"max_steps", "val_every", "val_batches", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "output_dir"}
-METRICS_NAME = "metrics.jsonl"
 
 
 class TrainingStopped(FoleyflowError):

@@ -53,3 +53,23 @@ def _add_command(recipe_name: str) -> None:
 
 for _name in RECIPES:
     _add_command(_name)
+
+
+@train.command(name="curve")
+@click.argument("run_dir", metavar="RUN")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--linear", is_flag=True, help="Linear loss axis (default: logarithmic when every loss is positive).")
+def curve(run_dir: str, output: str, linear: bool) -> None:
+    """Plot train and validation loss vs step of a run folder (its metrics.jsonl) as PNG."""
+    from pathlib import Path
+
+    from foleyflow.plotting import save_loss_curves_png
+    from foleyflow.training.metrics import loss_curves, read_metrics, summarise_curves
+
+    curves = loss_curves(read_metrics(run_dir))
+    if not curves:
+        raise InputError(f"{run_dir}: the metrics hold no loss figures")
+    save_loss_curves_png(output, curves, title=Path(run_dir).expanduser().resolve().name, log_scale=not linear)
+    for line in summarise_curves(curves):
+        click.echo(line)
+    click.echo(f"-> {output}")
