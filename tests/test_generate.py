@@ -7,19 +7,14 @@ import torch
 
 from foleyflow.errors import InputError
 from foleyflow.generator import Generator, WindowedDenoiser
-from foleyflow.training.recipes.tta import TTARecipe
-from training_helpers import make_tta_inputs
+from training_helpers import make_tiny_generator
 
 WINDOW_SECONDS = 0.32  # the tiny generator's training window: 8 latent frames, 5120 samples
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("generator")
-    recipe = TTARecipe({**make_tta_inputs(root / "inputs"), "prediction": "v"})
-    torch.manual_seed(0)
-    modules = recipe.build()
-    return recipe.export(modules, root / "model", "# tiny test generator\n")
+    return make_tiny_generator(tmp_path_factory.mktemp("generator"))
 
 
 @pytest.fixture(scope="module")

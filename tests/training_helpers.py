@@ -101,3 +101,14 @@ def make_tta_inputs(root: Path) -> dict[str, Any]:
         "cache_dir": str(root / "cache"),
         "unet_overrides": dict(TINY_UNET),
     }
+
+
+def make_tiny_generator(root: Path) -> Path:
+    """A randomly initialised tiny generator folder (v prediction, 0.32 s window) and its inputs
+    under ``root/inputs`` (the four captioned clips of ``make_tta_inputs``)."""
+    from foleyflow.training.recipes.tta import TTARecipe
+
+    recipe = TTARecipe({**make_tta_inputs(root / "inputs"), "prediction": "v"})
+    torch.manual_seed(0)
+    modules = recipe.build()
+    return recipe.export(modules, root / "model", "# tiny test generator\n")

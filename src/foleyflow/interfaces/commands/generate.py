@@ -1,12 +1,14 @@
-"""`foleyflow generate PROMPT -o OUT.wav`: text-to-audio with a trained Tango generator."""
+"""`foleyflow generate PROMPT -o OUT.wav` (text-to-audio with a trained Tango generator) and `foleyflow bench generate`."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
-from foleyflow.interfaces.cli import cli
+from foleyflow.errors import InputError
+from foleyflow.interfaces.cli import bench, cli
 
 
 @cli.command()
@@ -36,3 +38,38 @@ def generate(prompt: str, output: str, duration: float | None, steps: int, cfg: 
         save_spectrograms_png(spectrogram, [(f"{path.name}: {prompt}", log_mel(row)[0].numpy()) for path, row in zip(paths, audio)])
     for path in paths:
         click.echo(f"{path}: {audio.shape[1] / 16000:.2f} s, {steps} {sampler} steps, cfg {cfg}, seed {seed} ({seconds / len(paths):.1f} s per sample)")
+
+
+@bench.command("generate")
+@click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
+@click.option("--steps", "steps_text", default="25,50,200", show_default=True, help="Comma-separated step counts.")
+@click.option("--n", "count", type=click.IntRange(min=1), default=4, show_default=True, help="Clips (prompts) per step count.")
+@click.option("--sampler", type=click.Choice(["ddim", "dpm", "ddpm"]), default="ddim", show_default=True)
+@click.option("--cfg", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, the prompt order and the bootstrap.")
+@click.option("--data", default=None, type=click.Path(dir_okay=False), help="Clip manifest for prompts and references [default: $FOLEYFLOW_HOME/corpus/clips.jsonl].")
+@click.option("--split", default="test", show_default=True, help="Split of the manifest the prompts come from.")
+@click.option("--tagger", default="default", show_default=True, help="In-world tagger folder for KL/IS/FD/FAD (skipped with a note if absent).")
+@click.option("--clap", default="default", show_default=True, help="In-world CLAP folder for the CLAP score (skipped with a note if absent).")
+@click.option("--benchmarks", "benchmarks_path", default="BENCHMARKS.md", show_default=True, type=click.Path(dir_okay=False), help='File whose "## Generator" section is (re)written.')
+@click.option("--no-write", is_flag=True, help="Print only; leave the benchmarks file alone.")
+@click.option("--curve", default=None, type=click.Path(dir_okay=False), help="Loss-curve PNG (`foleyflow train curve`) to link from the section.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench_generate(model, steps_text, count, sampler, cfg, seed, data, split, tagger, clap, benchmarks_path, no_write, curve, as_json) -> None:
+    """Seconds per generated clip at each step count (NFE, forward time, overhead), plus CLAP / tagger scores."""
+    from foleyflow.benchmarks import machine_description, utc_now, write_section
+    from foleyflow.generator_bench import BenchSettings, format_section, parse_steps, relative_link, report_json, run_bench, temporary_workdir
+
+    if curve and not Path(curve).is_file():
+        raise InputError(f"{curve}: no such loss-curve PNG (write it with `foleyflow train curve RUN -o {curve}`)")
+    settings = BenchSettings(model=model, steps=parse_steps(steps_text), n=count, sampler=sampler, cfg=cfg, seed=seed, data=data, split=split, tagger=tagger, clap=clap)
+    with temporary_workdir() as workdir:
+        report = run_bench(settings, Path(workdir))
+    report["machine"], report["measured"] = machine_description(), utc_now()
+    link = relative_link(curve, benchmarks_path) if curve else None
+    section = format_section(report, report["machine"], report["measured"], link)
+    click.echo(report_json(report) if as_json else section)
+    if not no_write:
+        write_section(benchmarks_path, "Generator", section)
+        if not as_json:
+            click.echo(f"-> {benchmarks_path} (## Generator)")
