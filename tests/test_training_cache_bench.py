@@ -13,3 +13,13 @@ def test_cache_bench_reports_both_paths(tmp_path, monkeypatch):
     assert report["items"] == 2 and report["on_the_fly_s_per_item"] > 0 and report["cached_s_per_item"] > 0
     assert report["speedup"] == report["on_the_fly_s_per_item"] / report["cached_s_per_item"]
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4  # two latents, two captions
+
+
+def test_training_measurement_times_both_paths_through_the_trainer(tmp_path):
+    from training_helpers import TINY_UNET
+
+    report = cache_bench.measure_training(1, "cpu", "cpu-small", 2, tmp_path, clip_seconds=0.32,
+                                          vae_overrides={"block_out_channels": [8, 8, 8], "norm_num_groups": 4}, unet_overrides=dict(TINY_UNET))
+    assert report["cached_s_per_step"] > 0 and report["on_the_fly_s_per_step"] > 0 and report["one_off_fill_s"] > 0
+    assert report["speedup"] == report["on_the_fly_s_per_step"] / report["cached_s_per_step"]
+    assert report["fill_items"] == 4 and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 8  # 4 latents, 4 captions

@@ -94,6 +94,9 @@ def test_tta_trains_and_exports_a_generator_folder(inputs, tmp_path):
     assert generator_config["_class_name"] == "TangoGenerator" and generator_config["prediction"] == "v"
     assert generator_config["codec"] == "codec" and (folder / "codec" / "vae" / "model.safetensors").is_file()
     assert generator_config["unet"]["cross_attention_dim"] == 384  # MiniLM's width
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "optimizer steps: 3" in card and "- train: 6 items (4 clips of split 'train', one item per caption, of which 2 pressure-level mixtures)" in card
+    assert "- val: 2 items (2 clips" in card and "v prediction" in card
 
 
 def test_manifest_errors_and_padding(tmp_path):

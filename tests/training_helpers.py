@@ -103,12 +103,18 @@ def make_tta_inputs(root: Path) -> dict[str, Any]:
     }
 
 
-def make_tiny_generator(root: Path) -> Path:
+def make_tiny_generator(root: Path, vocoder: bool = False) -> Path:
     """A randomly initialised tiny generator folder (v prediction, 0.32 s window) and its inputs
-    under ``root/inputs`` (the four captioned clips of ``make_tta_inputs``)."""
+    under ``root/inputs`` (the four captioned clips of ``make_tta_inputs``). Its codec renders
+    audio with Griffin-Lim, or with a tiny random HiFi-GAN when ``vocoder`` is set."""
+    from foleyflow.models.codec import Codec
+    from foleyflow.models.vocoder import build_vocoder
     from foleyflow.training.recipes.tta import TTARecipe
 
     recipe = TTARecipe({**make_tta_inputs(root / "inputs"), "prediction": "v"})
     torch.manual_seed(0)
     modules = recipe.build()
-    return recipe.export(modules, root / "model", "# tiny test generator\n")
+    folder = recipe.export(modules, root / "model", "# tiny test generator\n")
+    if vocoder:
+        Codec(recipe.codec.vae, build_vocoder("cpu")).save_pretrained(folder / "codec")
+    return folder

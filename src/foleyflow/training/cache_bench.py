@@ -1,12 +1,18 @@
 """Measure what the feature cache saves: seconds per training item, encoded on the fly vs read.
 
     python -m foleyflow.training.cache_bench --items 16 --vae paper
+    python -m foleyflow.training.cache_bench --train-steps 3 --vae cpu --unet cpu-small
 
 On the fly, each item is what a text-to-audio step needs without a cache: read a 10.24 s clip,
 Tango's waveform preparation, log-mel, VAE encoding (posterior mean) and the caption's
 text-encoder states. Cached, the same item is two safetensors reads. The VAE has the paper's
 preset (AudioLDM's AutoencoderKL, SPEC 6) or the small "cpu" preset of ``foleyflow.models.vae``;
 weights are random, which does not change the cost. The text encoder is the shipped MiniLM.
+
+``--train-steps K`` measures what a training run sees instead: seconds per optimizer step of
+the ``tta`` recipe through the shared trainer (data loading, forward, backward, AdamW, EMA),
+reading the cache vs encoding every batch on the fly (``cache: false``), on synthetic clips,
+with the one-off cost of filling the cache reported beside it.
 """
 
 from __future__ import annotations
@@ -100,14 +106,78 @@ def measure(items: int, vae_shape: str, batch_size: int, work_dir: Path) -> dict
     }
 
 
+def measure_training(steps: int, vae_preset: str, unet_preset: str, batch_size: int, work_dir: Path, clip_seconds: float = 10.24,
+                     vae_overrides: dict[str, Any] | None = None, unet_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Seconds per ``tta`` training step with the feature cache and without it."""
+    from foleyflow.models.codec import Codec
+    from foleyflow.models.vae import build_vae
+
+    torch.manual_seed(0)
+    Codec(build_vae(vae_preset, **(vae_overrides or {}))).save_pretrained(work_dir / "codec")
+    clips = synthetic_clips(work_dir, batch_size * (steps + 1))
+    lines = [json.dumps({"audio": path.name, "caption": f"sound number {index} with rain and a dog barking"}) for index, path in enumerate(clips)]
+    (work_dir / "train.jsonl").write_text("\n".join(lines) + "\n")
+    options = {"train_manifest": str(work_dir / "train.jsonl"), "codec": str(work_dir / "codec"), "cache_dir": str(work_dir / "cache"),
+               "clip_seconds": clip_seconds, "unet_preset": unet_preset, "unet_overrides": unet_overrides or {}}
+    started = time.perf_counter()
+    _trainer(options, batch_size, work_dir / "fill")._build_data()  # fills the cache (the one-off cost)
+    fill = time.perf_counter() - started
+    cached = _seconds_per_step(_trainer(options, batch_size, work_dir / "cached"), steps)
+    on_the_fly = _seconds_per_step(_trainer({**options, "cache": False}, batch_size, work_dir / "on-the-fly"), steps)
+    return {
+        "train_steps": steps,
+        "batch_size": batch_size,
+        "vae": vae_preset,
+        "unet": unet_preset,
+        "clip_seconds": clip_seconds,
+        "torch_threads": torch.get_num_threads(),
+        "on_the_fly_s_per_step": on_the_fly,
+        "cached_s_per_step": cached,
+        "speedup": on_the_fly / cached,
+        "one_off_fill_s": fill,
+        "fill_items": len(clips),
+    }
+
+
+def _trainer(options: dict[str, Any], batch_size: int, run_dir: Path):
+    from accelerate.state import AcceleratorState
+
+    from foleyflow.training.config import TrainConfig
+    from foleyflow.training.recipes.tta import TTARecipe
+    from foleyflow.training.trainer import Trainer
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # one Accelerate state per trainer
+    config = TrainConfig.from_dict({"recipe": "tta", "recipe_options": options, "batch_size": batch_size, "val_batches": 0, "output_dir": str(run_dir)})
+    return Trainer(config, TTARecipe(options))
+
+
+def _seconds_per_step(trainer: Any, steps: int) -> float:
+    """Median seconds of the trainer's step, batch loading included, after one warm-up step."""
+    trainer._build()
+    trainer._build_data()
+    batches = trainer._batches()
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        trainer.train_step([next(batches)])
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[1:]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--vae", choices=VAE_PRESETS, default="paper")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--train-steps", type=int, default=0, help="Measure training steps (cached vs on the fly) instead of items.")
+    parser.add_argument("--unet", default="cpu-small", help="UNet preset of the training measurement.")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work_dir:
-        print(json.dumps(measure(args.items, args.vae, args.batch_size, Path(work_dir)), indent=2))
+        if args.train_steps:
+            report = measure_training(args.train_steps, args.vae, args.unet, args.batch_size, Path(work_dir))
+        else:
+            report = measure(args.items, args.vae, args.batch_size, Path(work_dir))
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

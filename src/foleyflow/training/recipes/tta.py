@@ -199,6 +199,7 @@ class TTARecipe:
         )
         self._codec = None
         self._text_encoder = None
+        self.data_summary: dict[str, dict[str, Any]] = {}  # split -> where its items came from (for the model card)
 
     # --- frozen encoders (kept by the recipe: with the cache, training never runs them) ------
 
@@ -258,6 +259,8 @@ class TTARecipe:
         items: list[Item] = [("clip", index, caption) for index, clip in enumerate(clips) for caption in range(len(clip.captions))]
         if split == "train":
             items += mixture_pairs(self.options.mixtures, len(clips), self.options.mixture_seed)
+        self.data_summary[split] = {"manifest": str(manifest), "split": self.options.train_split if split == "train" else self.options.val_split,
+                                    "clips": len(clips), "items": len(items), "mixtures": self.options.mixtures if split == "train" else 0}
         if not self.options.cache:
             return _OnTheFly(source, items)
         return self._cached_dataset(source, items)
@@ -312,7 +315,23 @@ class TTARecipe:
             self.codec.save_pretrained(Path(folder) / "codec")
             codec_reference = "codec"
         config = generator_config(unet, self.options, codec_reference)
-        return save_model_folder(folder, unet.state_dict(), config, card)
+        return save_model_folder(folder, unet.state_dict(), config, card + self._card_details())
+
+    def _card_details(self) -> str:
+        """The model card's data and model sections (docs/generator.md is the full card)."""
+        lines = ["", "## Data", ""]
+        for split, summary in self.data_summary.items():
+            mixes = f", of which {summary['mixtures']} pressure-level mixtures" if summary["mixtures"] else ""
+            lines.append(f"- {split}: {summary['items']} items ({summary['clips']} clips of split {summary['split']!r}, one item per caption{mixes}) from `{summary['manifest']}`")
+        if not self.data_summary:
+            lines.append("- not recorded (exported without building the data sets)")
+        options = self.options
+        lines += ["", "## Model", "",
+                  f"- UNet preset `{options.unet_preset}`, {options.prediction} prediction, DDPM {options.num_train_timesteps} steps ({options.beta_schedule} betas),"
+                  f" Min-SNR gamma {options.min_snr_gamma}, text dropout {options.text_dropout}",
+                  f"- text encoder `{options.text_encoder}`, codec `{options.codec}`, clips of {options.num_samples / SAMPLE_RATE:.2f} s",
+                  "- speed and quality: BENCHMARKS.md, section Generator (`foleyflow bench generate`); full card: docs/generator.md", ""]
+        return "\n".join(lines)
 
 
 def generator_config(unet: torch.nn.Module, options: TTAOptions, codec_reference: str) -> dict[str, Any]:
