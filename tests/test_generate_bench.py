@@ -29,8 +29,8 @@ def _feature_cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("FOLEYFLOW_HOME", str(tmp_path / "home"))
 
 
-def _args(root, *extra):
-    return ["bench", "generate", "--model", str(root / "model"), "--steps", "1,3", "--n", "2", "--data", str(root / "inputs" / "train.jsonl"), *extra]
+def _args(root, *extra, duration="0.32"):  # 0.32 s: the tiny generator's window
+    return ["bench", "generate", "--model", str(root / "model"), "--steps", "1,3", "--n", "2", "--duration", duration, "--data", str(root / "inputs" / "train.jsonl"), *extra]
 
 
 def test_bench_times_each_step_count_and_scores_with_the_in_world_backbones(root, tmp_path, cli):
@@ -53,9 +53,10 @@ def test_bench_times_each_step_count_and_scores_with_the_in_world_backbones(root
 
 def test_without_backbones_the_quality_columns_are_skipped_with_a_note(root, tmp_path, cli):
     benchmarks = tmp_path / "BENCHMARKS.md"
-    code, out, err = cli(*_args(root, "--tagger", str(tmp_path / "no-tagger"), "--clap", str(root / "clap"), "--benchmarks", str(benchmarks)))
+    code, out, err = cli(*_args(root, "--tagger", str(tmp_path / "no-tagger"), "--clap", str(root / "clap"), "--benchmarks", str(benchmarks), duration="0.64"))
     assert code == 0, err
     assert "quality not measured: no in-world tagger" in out and "CLAP [95% CI]" not in out
+    assert "| 1 | 3 |" in out and "| 3 | 9 |" in out  # two windows' length: three overlapping windows per step
     assert "## Generator" in benchmarks.read_text()
     code, out, _ = cli(*_args(root, "--tagger", str(tmp_path / "no-tagger"), "--no-write", "--benchmarks", str(tmp_path / "untouched.md")))
     assert code == 0 and not (tmp_path / "untouched.md").exists()

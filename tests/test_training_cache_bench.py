@@ -22,4 +22,5 @@ def test_training_measurement_times_both_paths_through_the_trainer(tmp_path):
                                           vae_overrides={"block_out_channels": [8, 8, 8], "norm_num_groups": 4}, unet_overrides=dict(TINY_UNET))
     assert report["cached_s_per_step"] > 0 and report["on_the_fly_s_per_step"] > 0 and report["one_off_fill_s"] > 0
     assert report["speedup"] == report["on_the_fly_s_per_step"] / report["cached_s_per_step"]
+    assert report["speedup_cpu"] == report["on_the_fly_cpu_s_per_step"] / report["cached_cpu_s_per_step"] and report["cached_cpu_s_per_step"] > 0
     assert report["fill_items"] == 4 and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 8  # 4 latents, 4 captions

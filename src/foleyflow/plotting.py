@@ -21,32 +21,6 @@ def _pyplot():
     return plt
 
 
-def save_spectrograms_png(
-    path: str | os.PathLike,
-    panels: Sequence[tuple[str, np.ndarray]],
-    config: MelConfig = MelConfig(),
-) -> Path:
-    """One row per (title, log-mel of shape (frames, n_mels)), time on x, mel bin on y."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), squeeze=False)
-    low = min(float(np.min(mel)) for _, mel in panels)
-    high = max(float(np.max(mel)) for _, mel in panels)
-    for axis, (title, mel) in zip(axes[:, 0], panels):
-        mel = np.asarray(mel)
-        seconds = mel.shape[0] * config.hop_length / config.sample_rate
-        image = axis.imshow(
-            mel.T, origin="lower", aspect="auto", extent=(0.0, seconds, 0, mel.shape[1]), vmin=low, vmax=high, cmap="magma"
-        )
-        axis.set_title(title, fontsize=10)
-        axis.set_ylabel("mel bin")
-    axes[-1, 0].set_xlabel("time (s)")
-    figure.colorbar(image, ax=axes[:, 0].tolist(), label="log magnitude")
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    return Path(path)
-
-
 def save_loss_curves_png(
     path: str | os.PathLike,
     curves: dict[str, tuple[Sequence[int], Sequence[float]]],
@@ -72,3 +46,30 @@ def save_loss_curves_png(
         figure.savefig(tmp, dpi=80)
     plt.close(figure)
     return Path(path)
+
+
+def save_spectrograms_png(
+    path: str | os.PathLike,
+    panels: Sequence[tuple[str, np.ndarray]],
+    config: MelConfig = MelConfig(),
+) -> Path:
+    """One row per (title, log-mel of shape (frames, n_mels)), time on x, mel bin on y."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), squeeze=False)
+    low = min(float(np.min(mel)) for _, mel in panels)
+    high = max(float(np.max(mel)) for _, mel in panels)
+    for axis, (title, mel) in zip(axes[:, 0], panels):
+        mel = np.asarray(mel)
+        seconds = mel.shape[0] * config.hop_length / config.sample_rate
+        image = axis.imshow(
+            mel.T, origin="lower", aspect="auto", extent=(0.0, seconds, 0, mel.shape[1]), vmin=low, vmax=high, cmap="magma"
+        )
+        axis.set_title(title, fontsize=10)
+        axis.set_ylabel("mel bin")
+    axes[-1, 0].set_xlabel("time (s)")
+    figure.colorbar(image, ax=axes[:, 0].tolist(), label="log magnitude")
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+    return Path(path)
+

@@ -44,6 +44,7 @@ def generate(prompt: str, output: str, duration: float | None, steps: int, cfg: 
 @click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
 @click.option("--steps", "steps_text", default="25,50,200", show_default=True, help="Comma-separated step counts.")
 @click.option("--n", "count", type=click.IntRange(min=1), default=4, show_default=True, help="Clips (prompts) per step count.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True, max=300), default=10.24, show_default=True, help="Seconds per clip.")
 @click.option("--sampler", type=click.Choice(["ddim", "dpm", "ddpm"]), default="ddim", show_default=True)
 @click.option("--cfg", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, the prompt order and the bootstrap.")
@@ -55,14 +56,14 @@ def generate(prompt: str, output: str, duration: float | None, steps: int, cfg: 
 @click.option("--no-write", is_flag=True, help="Print only; leave the benchmarks file alone.")
 @click.option("--curve", default=None, type=click.Path(dir_okay=False), help="Loss-curve PNG (`foleyflow train curve`) to link from the section.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def bench_generate(model, steps_text, count, sampler, cfg, seed, data, split, tagger, clap, benchmarks_path, no_write, curve, as_json) -> None:
+def bench_generate(model, steps_text, count, duration, sampler, cfg, seed, data, split, tagger, clap, benchmarks_path, no_write, curve, as_json) -> None:
     """Seconds per generated clip at each step count (NFE, forward time, overhead), plus CLAP / tagger scores."""
     from foleyflow.benchmarks import machine_description, utc_now, write_section
     from foleyflow.generator_bench import BenchSettings, format_section, parse_steps, relative_link, report_json, run_bench, temporary_workdir
 
     if curve and not Path(curve).is_file():
         raise InputError(f"{curve}: no such loss-curve PNG (write it with `foleyflow train curve RUN -o {curve}`)")
-    settings = BenchSettings(model=model, steps=parse_steps(steps_text), n=count, sampler=sampler, cfg=cfg, seed=seed, data=data, split=split, tagger=tagger, clap=clap)
+    settings = BenchSettings(model=model, steps=parse_steps(steps_text), n=count, duration=duration, sampler=sampler, cfg=cfg, seed=seed, data=data, split=split, tagger=tagger, clap=clap)
     with temporary_workdir() as workdir:
         report = run_bench(settings, Path(workdir))
     report["machine"], report["measured"] = machine_description(), utc_now()
