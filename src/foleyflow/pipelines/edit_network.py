@@ -25,14 +25,34 @@ FLOW_TIME_SCALE = 1000.0
 Branch = tuple[torch.Tensor, torch.Tensor | None]  # (states (batch, tokens, dim), mask (batch, tokens))
 
 
+def split_mask_channel(output: torch.Tensor, latent_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(prediction, edit-mask logits) of a UNet output; the logits are None without a mask head.
+
+    A mask-head editor's UNet has ``latent_channels + 1`` output channels; the last one holds
+    the logits of the edit region (pipelines.masks), so the mask costs no extra network call.
+    """
+    if output.shape[1] == latent_channels:
+        return output, None
+    if output.shape[1] != latent_channels + 1:
+        raise ValueError(f"UNet output has {output.shape[1]} channels; expected {latent_channels} or {latent_channels + 1}")
+    return output[:, :latent_channels], output[:, latent_channels:]
+
+
 class UNetVelocity:
-    """``net(x_t (+) x_T, t, context=, mask=) -> v``: a diffusers UNet on flow time t."""
+    """``net(x_t (+) x_T, t, context=, mask=) -> v``: a diffusers UNet on flow time t.
+
+    A mask head's extra output channel is dropped here; ``with_mask_logits`` keeps it.
+    """
 
     def __init__(self, unet: torch.nn.Module) -> None:
         self.unet = unet
 
     def __call__(self, sample: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unet(sample, t * FLOW_TIME_SCALE, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        return self.with_mask_logits(sample, t, context, mask)[0]
+
+    def with_mask_logits(self, sample, t, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output = self.unet(sample, t * FLOW_TIME_SCALE, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        return split_mask_channel(output, sample.shape[1] // 2)  # input: x (+) x_T
 
 
 class UNetNoise:
@@ -42,7 +62,11 @@ class UNetNoise:
         self.unet = unet
 
     def __call__(self, sample: torch.Tensor, index: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unet(sample, index, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        return self.with_mask_logits(sample, index, context, mask)[0]
+
+    def with_mask_logits(self, sample, index, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output = self.unet(sample, index, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        return split_mask_channel(output, sample.shape[1] // 2)  # input: x (+) x_T
 
 
 def branch_kwargs(cond: Branch, uncond: Branch) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -49,6 +49,9 @@ class EditorConfig:
     unet: dict[str, Any] = field(default_factory=dict)  # UNet2DConditionModel config
     text_encoder: dict[str, Any] = field(default_factory=dict)  # spec understood by foleyflow.models.text
     codec: str = "default"  # "default", or a codec folder (relative paths: inside the editor folder)
+    # The UNet has one output channel more than the latent: the logits of the edit mask
+    # (pipelines.masks), trained from the data set's ground-truth edit regions.
+    mask_head: bool = False
 
     def __post_init__(self) -> None:
         check_edit_settings(self.steps, self.cfg_scale, self.t_start, self.solver)
