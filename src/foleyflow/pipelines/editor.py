@@ -231,6 +231,21 @@ DEMO_EDITS = (
 )
 
 
+def clip_edits(clip: Path, default: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The clip's own ``<stem>.edits.json`` ([[task, instruction], ...]) or ``default``: a
+    remove or replace instruction must name a sound the clip holds."""
+    import json
+
+    sidecar = clip.with_suffix(".edits.json")
+    if not sidecar.is_file():
+        return list(default)
+    try:
+        pairs = [(str(task), str(instruction)) for task, instruction in json.loads(sidecar.read_text())]
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{sidecar}: expected [[task, instruction], ...] ({error})") from None
+    return pairs
+
+
 def run_edit_demo(
     out_dir: str | os.PathLike,
     examples_dir: str | os.PathLike | None = None,
@@ -256,7 +271,7 @@ def run_edit_demo(
     for clip in clips:
         source = load_audio(clip)
         source_mel = log_mel(source)[0].numpy()
-        for task, instruction in edits:
+        for task, instruction in clip_edits(clip, edits):
             result = editor.edit(source, instruction)
             wav = write_wav(out_dir / f"{clip.stem}_{task}.wav", result.audio)
             png = save_spectrograms_png(
