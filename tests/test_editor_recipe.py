@@ -205,3 +205,10 @@ def test_cached_latents_are_encoded_once_and_match_the_codec(tmp_path):
     assert torch.equal(batch["source_latent"][1], batch["target_latent"][0])
     recipe._cached_dataset(triplets)
     assert triplets.renders == 2  # the second time everything is read from the cache
+
+
+def test_the_ddpm_baseline_takes_the_region_weighting_too():
+    recipe = EditRecipe(**TINY, objective="ddpm", mask_head=True, edit_region_weight=2.0)
+    loss, logs = recipe.losses(recipe.build(), _batch(), "main", 0)
+    loss.backward()
+    assert np.isfinite(logs["loss"]) and logs["mask_bce"] > 0

@@ -215,7 +215,7 @@ class EditRecipe:
         if self.options.objective == "ddpm":
             noised = self.diffusion.noise(x_0, eps, sample_indices(x_0.shape[0], self.diffusion.schedule, device=device))
             output, logits = UNetNoise(unet).with_mask_logits(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
-            losses = {"loss": self.diffusion.loss(output, noised) if weights is None else weighted_mse(output, noised.eps, weights)}
+            losses = {"loss": self.diffusion.loss(output, noised) if weights is None else weighted_mse(output, noised.target, weights)}
         else:
             sample = self.path.sample(x_0, eps, self.sample_t(x_0.shape[0]).to(device))
             velocity, logits = UNetVelocity(unet).with_mask_logits(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
