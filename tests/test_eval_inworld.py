@@ -84,6 +84,18 @@ def test_train_tagger_then_clap_then_held_out_figures(tmp_path, cli):
     assert code == 0, err
     clap_dir = tmp_path / "run_clap" / "model"
     assert json.loads((clap_dir / "config.json").read_text())["class"] == "InworldClap"
+    frozen = _config(tmp_path, "clap", clips, embed_dim=8, init_audio_from=str(tagger_dir), freeze_audio=True, frozen_crops=2)
+    (tmp_path / "frozen.json").write_text(json.dumps(frozen))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    code, out, err = cli("train", "clap", "--config", str(tmp_path / "frozen.json"), "--out", str(tmp_path / "run_frozen"))
+    assert code == 0, err
+    from safetensors.torch import load_file
+
+    tagger_weights = load_file(str(tagger_dir / "model.safetensors"))
+    frozen_weights = load_file(str(tmp_path / "run_frozen" / "model" / "model.safetensors"))
+    trunk = [k for k in tagger_weights if not k.startswith("fc_audioset")]
+    assert all(torch.equal(frozen_weights[f"audio_encoder.{k}"], tagger_weights[k]) for k in trunk)  # BatchNorm statistics too
+
     code, out, err = cli("eval", "clap", "--model", str(clap_dir), "--clips", str(clips), "--bootstrap", "20")
     assert code == 0, err
     # two test clips with two distinct captions: both within the top 5, whatever the model learnt

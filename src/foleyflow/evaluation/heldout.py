@@ -1,7 +1,9 @@
 """Held-out figures of the in-world backbones, each with a bootstrap 95% CI.
 
 Tagger: macro mAP over the classes that have a positive in the split (the AudioSet figure
-PANNs reports), bootstrapped over clips.
+PANNs reports), bootstrapped over those classes' APs. (Resampling clips instead biases AP
+upwards: a drawn-twice positive ties with itself at the top of its class's ranking, and the
+interval ended up above the point value.)
 
 CLAP: text-to-audio retrieval recall@K. Queries are the split's distinct captions; a query is
 retrieved at K when any clip carrying that caption ranks in the top K of all the split's
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from math import comb
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.data.clap_filter import CLAP_THRESHOLD
 from foleyflow.errors import InputError
 from foleyflow.evaluation.backbones.inworld import InworldClapBackbone, InworldTaggerBackbone
-from foleyflow.evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_ci, mean_ci
+from foleyflow.evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, mean_ci
 from foleyflow.evaluation.recipes import Clip, crop, read_clip_list
 
 DEFAULT_SECONDS = 10.0  # for a model folder that does not say what it was trained on
@@ -137,8 +140,8 @@ def tagger_figures(folder: str | os.PathLike, clip_list: str | os.PathLike, spli
     seconds = seconds or backbone.input_seconds or DEFAULT_SECONDS
     scores, targets = tagger_scores(backbone, _split_clips(clip_list, split), seconds)
     present = targets.any(axis=0)
-    estimate = bootstrap_ci(mean_average_precision, [scores, targets], paired=True, resamples=resamples, seed=seed)
-    return TaggerFigures(estimate, float(targets[:, present].mean(axis=0).mean()), len(scores), int(present.sum()), seconds)
+    per_class = np.array([average_precision(scores[:, c], targets[:, c]) for c in np.flatnonzero(present)])
+    return TaggerFigures(mean_ci(per_class, resamples, seed), float(targets[:, present].mean(axis=0).mean()), len(scores), int(present.sum()), seconds)
 
 
 @torch.no_grad()
@@ -225,7 +228,7 @@ def format_calibration(calibration: dict) -> list[str]:
             f" {calibration['mismatched_above_paper_threshold']:.1%} of mismatched pairs; equal-error threshold {calibration['threshold']}"]
 
 
-def write_calibration(folder: str | os.PathLike, calibration: dict) -> None:
+def write_calibration(folder: str | os.PathLike, calibration: dict) -> Path:
     """Store the calibration in the CLAP folder's config.json (``--clap-threshold calibrated`` reads it)."""
     import json
 
@@ -236,3 +239,4 @@ def write_calibration(folder: str | os.PathLike, calibration: dict) -> None:
     config = load_config(folder) | {"calibration": calibration}
     with atomic_path(folder / CONFIG_NAME) as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return folder / CONFIG_NAME

@@ -113,6 +113,30 @@ class ClipDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), target, caption
 
 
+class TrunkEmbeddingDataset(Dataset):
+    """(trunk embedding, multi-hot labels, caption) for a frozen audio trunk: ``crops`` crops
+    per clip embedded once; training draws a caption per access as ``ClipDataset`` does."""
+
+    @torch.no_grad()
+    def __init__(self, clips: ClipDataset, trunk: torch.nn.Module, crops: int, batch_size: int = 32):
+        self.clips, self.crops = clips, crops
+        trunk.eval()
+        embeddings, self.targets = [], []
+        for start in range(0, len(clips) * crops, batch_size):  # crop c of clip i is item c * len(clips) + i
+            audio, targets, _ = collate([clips[i % len(clips)] for i in range(start, min(start + batch_size, len(clips) * crops))])
+            embeddings.append(trunk(audio)["embedding"])
+            self.targets.extend(targets)
+        self.embeddings = torch.cat(embeddings)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def __getitem__(self, item: int):
+        clip = self.clips.clips[item % len(self.clips)]
+        caption = clip.captions[int(torch.randint(0, len(clip.captions), ()).item())] if self.clips.random_crop else clip.caption
+        return self.embeddings[item], self.targets[item], caption
+
+
 def collate(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     audio, targets, captions = zip(*items)
     return torch.stack(audio), torch.stack(targets), list(captions)
@@ -127,10 +151,18 @@ class BackboneOptions:
     init_audio_from: str = ""  # CLAP only: a tagger folder whose trunk starts the audio encoder
     positives: str = "caption"  # CLAP only: also-matching pairs in a batch: "caption" (same text), "label" (same text or labels), "none"
     export_float16: bool = False  # half the file size of a shipped model; evaluation computes in float32
+    # CLAP only: keep the audio trunk from init_audio_from fixed and train the projections on its
+    # embeddings, computed once for ``frozen_crops`` random crops of every training clip (a CPU budget)
+    freeze_audio: bool = False
+    frozen_crops: int = 4
 
     def __post_init__(self) -> None:
         if self.positives not in ("caption", "label", "none"):
             raise ValueError(f"positives must be caption, label or none, got {self.positives!r}")
+        if self.freeze_audio and not self.init_audio_from:
+            raise ValueError("freeze_audio needs init_audio_from (a tagger folder): a frozen random trunk learns nothing")
+        if self.frozen_crops < 1:
+            raise ValueError(f"frozen_crops must be >= 1, got {self.frozen_crops}")
 
 
 class _ClipRecipe:
@@ -188,13 +220,24 @@ class ClapRecipe(_ClipRecipe):
         super().__init__(options)
         self._text_features: dict[str, torch.Tensor] = {}  # the text tower is frozen: embed each caption once
 
+    def _tagger(self) -> torch.nn.Module:
+        return InworldTaggerBackbone(expand_path(self.options.init_audio_from)).model
+
     def build(self) -> dict[str, torch.nn.Module]:
         clap = ClapModel(self.options.embed_dim, tuple(self.options.channels))
         if self.options.init_audio_from:
-            trunk = InworldTaggerBackbone(expand_path(self.options.init_audio_from)).model.state_dict()
+            trunk = self._tagger().state_dict()
             own = clap.audio_encoder.state_dict()
             clap.audio_encoder.load_state_dict({k: v for k, v in trunk.items() if k in own and own[k].shape == v.shape}, strict=False)
+        if self.options.freeze_audio:
+            clap.freeze_audio_encoder()
         return {"clap": clap, "text": TextEncoder("minilm")}
+
+    def dataset(self, split: str) -> Dataset:
+        clips = super().dataset(split)
+        if not self.options.freeze_audio:
+            return clips
+        return TrunkEmbeddingDataset(clips, self._tagger(), self.options.frozen_crops if split == "train" else 1)
 
     def optimizer_groups(self) -> dict[str, list[str]]:
         return {"main": ["clap"]}
@@ -220,7 +263,8 @@ class ClapRecipe(_ClipRecipe):
         audio, targets, captions = batch
         clap = modules["clap"]
         text = self.text_features(modules["text"], captions).to(audio.device)
-        return clap.contrastive_loss(clap.embed_audio(audio), clap.embed_text(text), self.positives(targets, captions))
+        audio_embeddings = clap.project_audio(audio) if self.options.freeze_audio else clap.embed_audio(audio)  # audio: trunk embeddings when frozen
+        return clap.contrastive_loss(audio_embeddings, clap.embed_text(text), self.positives(targets, captions))
 
     def losses(self, modules, batch, group, step):
         loss = self._loss(modules, batch)

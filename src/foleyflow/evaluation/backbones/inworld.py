@@ -75,9 +75,25 @@ class ClapModel(nn.Module):
         self.audio_projection = nn.Linear(channels[-1], embed_dim)
         self.text_projection = nn.Linear(text_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
+        self.audio_frozen = False
+
+    def freeze_audio_encoder(self) -> None:
+        """Train only the projections and the temperature (the trunk stays as initialised)."""
+        self.audio_frozen = True
+        self.audio_encoder.requires_grad_(False)
+        self.audio_encoder.eval()
+
+    def train(self, mode: bool = True) -> "ClapModel":
+        super().train(mode)
+        if self.audio_frozen:  # no dropout, no BatchNorm statistics updates in a frozen trunk
+            self.audio_encoder.eval()
+        return self
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.audio_projection(self.audio_encoder(audio)["embedding"]), dim=-1)
+        return self.project_audio(self.audio_encoder(audio)["embedding"])
+
+    def project_audio(self, trunk_embedding: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio_projection(trunk_embedding), dim=-1)
 
     def embed_text(self, text_features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_projection(text_features), dim=-1)

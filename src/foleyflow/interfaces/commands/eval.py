@@ -175,8 +175,7 @@ def bench_backbones(tagger, clap, clips, split, seconds, resamples, seed, json_o
     if write_calibration and calibration:
         from foleyflow.evaluation.heldout import write_calibration as store
 
-        store(clap, calibration)
-        click.echo(f"calibration -> {clap}/config.json")
+        click.echo(f"calibration -> {store(clap, calibration)}")
     if json_out:
         _write_json(json_out, {"split": split, "clips": clips, "tagger": tagger_result and tagger_result.to_dict(),
                                "clap": clap_result and clap_result.to_dict(), "clap_calibration": calibration,
