@@ -231,3 +231,20 @@ def test_bench_backbones_prints_figures_with_cis_and_stores_the_calibration(tmp_
     calibration = figures["clap_calibration"]
     assert calibration["true_pairs"] == 8 and calibration["mismatched_pairs"] == 8 and "equal-error threshold" in out
     assert json.loads((tmp_path / "clap" / "config.json").read_text())["calibration"] == calibration
+
+
+def test_clap_positives_by_caption_or_by_label(tmp_path):
+    from foleyflow.errors import InputError
+    from foleyflow.evaluation.recipes import ClapRecipe
+
+    clips = _clip_list(tmp_path)
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    captions = ["a dog", "a hound", "a dog", "a dog"]
+    by_caption = ClapRecipe({"clips": str(clips)}).positives(targets, captions)
+    assert by_caption.tolist() == [[c1 == c2 for c2 in captions] for c1 in captions]
+    by_label = ClapRecipe({"clips": str(clips), "positives": "label"}).positives(targets, captions)
+    assert by_label[0, 1] and by_label[1, 0] and by_label[0, 2] and not by_label[1, 2]  # same label set, or same caption
+    assert not by_label[1, 3]  # an unlabelled clip matches by caption only
+    assert ClapRecipe({"clips": str(clips), "positives": "none"}).positives(targets, captions) is None
+    with pytest.raises(InputError, match="freeze_audio needs init_audio_from"):
+        ClapRecipe({"clips": str(clips), "freeze_audio": True})
