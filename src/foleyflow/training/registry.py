@@ -19,6 +19,8 @@ RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.recipes.toy:ToyRecipe",
     "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
+    "tagger": "foleyflow.evaluation.recipes:TaggerRecipe",  # in-world evaluation backbones
+    "clap": "foleyflow.evaluation.recipes:ClapRecipe",
 }
 
 
