@@ -197,6 +197,7 @@ class Editor:
             result.tokens = run.tokens
         return result
 
+    @torch.no_grad()
     def sample_clip(
         self,
         samples: np.ndarray,
@@ -255,6 +256,7 @@ class Editor:
         """(windows, valid tokens, frames): the conditional rows of the recorded attention (CFG batches are cond..., uncond...)."""
         return recorder.token_frame_map()[: run.x_source.shape[0], : len(run.tokens)]
 
+    @torch.no_grad()
     def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str) -> np.ndarray:
         """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows."""
         x = blend(run.x_edited, run.x_source, mask) if latent_end(composite) else run.x_edited

@@ -21,18 +21,31 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--solver", type=click.Choice(["euler", "heun"]), default=None, help="ODE solver (default: the model's).")
 @click.option("--attention-map", type=click.Path(dir_okay=False), default=None, help="PNG of token x time cross-attention.")
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
-def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram) -> None:
+@click.option("--mask", "mask_method", default=None, help="Edit mask: learned, diffedit, attention or none (default: the model's).")
+@click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
+@click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
+def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
+         mask_method, composite, mask_out) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
     from foleyflow.audio.io import load_audio, write_wav
+    from foleyflow.pipelines.compositing import check_mode
     from foleyflow.pipelines.editor import Editor, check_instruction
+    from foleyflow.pipelines.masks import check_method
 
     check_instruction(instruction)
+    if mask_method is not None:
+        check_method(mask_method)
+    if composite is not None:
+        check_mode(composite)
     source = load_audio(audio_path)  # bad input fails here, before any model is loaded
     editor = Editor.from_pretrained(model)
-    result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None)
+    result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
+                         mask=mask_method, composite=composite)
     write_wav(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
+    if mask_out:
+        _write_spectrogram(mask_out, audio_path, source, result, with_mask=True)
     if attention_map:
         from foleyflow.pipelines.attention import save_attention_png
 
@@ -40,11 +53,16 @@ def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
 
 
-def _write_spectrogram(path, audio_path, source, result) -> None:
+def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False) -> None:
     from foleyflow.audio.mel import log_mel
     from foleyflow.plotting import save_spectrograms_png
 
-    save_spectrograms_png(path, [(f"before: {audio_path}", log_mel(source)[0].numpy()), (f"after: {result.instruction}", log_mel(result.audio)[0].numpy())])
+    panels = [(f"before: {audio_path}", log_mel(source)[0].numpy()), (f"after: {result.instruction}", log_mel(result.audio)[0].numpy())]
+    if not with_mask:
+        save_spectrograms_png(path, panels)
+        return
+    label = f"mask: {result.mask_method}, composite: {result.composite}"
+    save_spectrograms_png(path, panels, overlay=result.mask, overlay_label=label)
 
 
 @bench.command("edit")
