@@ -57,8 +57,11 @@ def ground_truth_latent_mask(
 
 METHODS = ("none", "learned", "diffedit", "attention")  # what a user may choose
 BENCH_METHODS = METHODS + ("oracle",)
-# Words of the instruction templates that name the operation, not the sound (data/language.py).
-FUNCTION_WORDS = frozenset("add remove replace with the a an of some and by in on to from".split())
+# Words of the instruction templates (data/language.py) that name the operation, not the sound.
+FUNCTION_WORDS = frozenset(
+    "add insert mix in to recording remove take out delete get rid replace swap for change into with "
+    "the a an of sound some and".split()
+)
 
 
 @dataclass(frozen=True)
