@@ -200,6 +200,7 @@ def default_methods(editor: Editor) -> list[str]:
     return [m for m in BENCH_METHODS if m != "learned" or editor.config.mask_head]
 
 
+@torch.no_grad()
 def run_edit_bench(
     model,
     triplets: Iterable[Mapping[str, Any]],
