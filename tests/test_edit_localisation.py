@@ -125,7 +125,7 @@ def test_object_tokens_skip_template_words_and_special_tokens():
     assert object_token_indices(["add", "a", "dog", "barking"]) == [2, 3]
     assert object_token_indices(["[CLS]", "replace", "the", "birds", "with", "rain", "[SEP]"]) == [3, 5]
     assert object_token_indices(["▁Remove", "▁the", "▁bell", "</s>"]) == [2]
-    assert object_token_indices("get rid of the sound of a dog barking".split()) == [6, 7]
+    assert object_token_indices("get rid of the sound of a dog barking".split()) == [7, 8]
     assert object_token_indices("mix in rain to the recording".split()) == [2]
     assert object_token_indices(["add", "the"]) == [0, 1]  # nothing but template words: keep them all
 
