@@ -49,6 +49,7 @@ class EditorConfig:
     unet: dict[str, Any] = field(default_factory=dict)  # UNet2DConditionModel config
     text_encoder: dict[str, Any] = field(default_factory=dict)  # spec understood by foleyflow.models.text
     codec: str = "default"  # "default", or a codec folder (relative paths: inside the editor folder)
+    distillation: dict[str, Any] | None = None  # how `foleyflow distill edit` made it (steps, teacher, ...)
 
     def __post_init__(self) -> None:
         check_edit_settings(self.steps, self.cfg_scale, self.t_start, self.solver)

@@ -19,6 +19,8 @@ RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.recipes.toy:ToyRecipe",
     "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
+    "distill": "foleyflow.training.recipes.distill:DistillRecipe",
+    "distill-edit": "foleyflow.training.recipes.distill_edit:EditDistillRecipe",
 }
 
 
