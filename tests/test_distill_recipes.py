@@ -11,9 +11,8 @@ from foleyflow.errors import InputError
 from foleyflow.generator import Generator
 from foleyflow.pipelines.editor import Editor
 from foleyflow.training.recipes.distill import DistillRecipe
-from foleyflow.training.recipes.tta import TTARecipe
 from foleyflow.training.rounds import students_by_steps
-from training_helpers import make_tta_inputs
+from training_helpers import make_tta_teacher
 
 TRAINER = {"batch_size": 2, "val_every": 1, "val_batches": 1, "checkpoint_every": 1, "log_every": 1}
 
@@ -21,12 +20,7 @@ TRAINER = {"batch_size": 2, "val_every": 1, "val_batches": 1, "checkpoint_every"
 @pytest.fixture(scope="module")
 def tta(tmp_path_factory):
     """A tiny v-prediction teacher generator and the data options to distil it on."""
-    root = tmp_path_factory.mktemp("distill-tta")
-    inputs = make_tta_inputs(root / "inputs")
-    recipe = TTARecipe({**inputs, "prediction": "v"})
-    torch.manual_seed(0)
-    teacher = recipe.export(recipe.build(), root / "teacher", "# tiny teacher\n")
-    data = {key: inputs[key] for key in ("train_manifest", "val_manifest", "cache_dir")}
+    teacher, data, _ = make_tta_teacher(tmp_path_factory.mktemp("distill-tta"))
     return teacher, data
 
 

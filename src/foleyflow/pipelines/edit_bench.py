@@ -83,6 +83,18 @@ def run_edit_bench(
     if baseline is not None:
         editors["ddpm (same NFE)"] = (_load(baseline), {})
     steps = steps or next(iter(editors.values()))[0].config.steps
+    return compare_editors({name: (editor, {"steps": steps, **options}) for name, (editor, options) in editors.items()}, triplets, seed, resamples, steps)
+
+
+def compare_editors(
+    editors: Mapping[str, tuple[Editor, Mapping[str, Any]]],
+    triplets: Iterable[Mapping[str, Any]],
+    seed: int = 0,
+    resamples: int = 200,
+    steps: int | str = "per method",
+) -> dict[str, Any]:
+    """Score each named (editor, ``Editor.edit`` options) on the same triplets and seeds; the first
+    editor's codec gives the identity and floor rows."""
     reference = next(iter(editors.values()))[0]
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for index, item in enumerate(triplets):
@@ -91,7 +103,7 @@ def run_edit_bench(
         rows["identity"].append(log_mel_l1(_through_codec(reference, source), target))
         rows["floor"].append(log_mel_l1(_through_codec(reference, target), target))
         for name, (editor, options) in editors.items():
-            result = editor.edit(source, item["instruction"], steps=steps, seed=seed + index, **options)
+            result = editor.edit(source, item["instruction"], seed=seed + index, **options)
             rows[name].append(log_mel_l1(result.audio, target))
             rows[f"{name}:seconds"].append(result.elapsed_s)
             rows[f"{name}:nfe"].append(result.nfe)
@@ -99,7 +111,7 @@ def run_edit_bench(
     return summarise(scores, list(editors), forwards, steps, resamples, seed)
 
 
-def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int, resamples: int, seed: int) -> dict[str, Any]:
+def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int | str, resamples: int, seed: int) -> dict[str, Any]:
     from foleyflow.evaluation.bootstrap import bootstrap_ci, mean_ci
 
     report: dict[str, Any] = {"steps": steps, "methods": methods, "tasks": {}}

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from foleyflow.atomic import atomic_path
 from foleyflow.diffusion.distill import DistillationRound
-from foleyflow.training.config import TrainConfig
+from foleyflow.training.config import TrainConfig, expand_path
 
 SUMMARY_NAME = "distillation.json"
 
@@ -49,10 +49,13 @@ def run_rounds(
     ``base`` is a trainer config as a dict (its ``recipe`` names the distillation recipe);
     ``round_options`` gives the recipe options that change per round (teacher steps, guidance).
     """
+    from accelerate import PartialState
+
     from foleyflow.training.registry import build_recipe
     from foleyflow.training.trainer import Trainer
 
-    out_dir = Path(out_dir)
+    state = PartialState()
+    out_dir = Path(expand_path(str(out_dir)))
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = read_summary(out_dir)
     entries = []
@@ -62,20 +65,25 @@ def run_rounds(
         entry = summary["rounds"].get(str(spec.number))
         if entry is None or entry["config"] != settings or not (Path(entry["model"]) / "config.json").is_file():
             result = Trainer(config, build_recipe(config.recipe, config.recipe_options)).fit()
+            # Under `accelerate launch` only the main process exports and writes the summary;
+            # every process then reads the student from the same place.
+            model_dir = config.run_dir() / "model"
             entry = {
                 "round": spec.number,
                 "teacher": teacher,
                 "teacher_steps": spec.teacher_steps,
                 "student_steps": spec.student_steps,
                 "teacher_guidance": spec.teacher_guidance,
-                "model": str(result.model_dir),
+                "model": str(model_dir),
                 "optimizer_steps": result.step,
                 "wall_seconds": result.wall_seconds,
                 "config": settings,
             }
             summary["rounds"][str(spec.number)] = entry
             summary["final"] = entry["model"]
-            _write_summary(out_dir, summary)
+            if state.is_main_process:
+                _write_summary(out_dir, summary)
+            state.wait_for_everyone()
         entries.append(entry)
         if on_round is not None:
             on_round(entry)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from foleyflow.errors import InputError
-from foleyflow.interfaces.cli import distill
+from foleyflow.interfaces.cli import bench, distill
 
 WEIGHTINGS = ("bsa", "salimans-max", "salimans-plus1", "min-snr", "none")
 
@@ -102,3 +102,102 @@ def distill_edit(teacher, target_steps, teacher_steps, out_dir, steps_per_round,
     plan = progressive_rounds(start, int(math.log2(ratio)), guidance)
     entries = run_rounds(base, teacher, plan, out_dir, lambda r: {"teacher_steps": r.teacher_steps, "guidance": r.teacher_guidance}, _report_round)
     click.echo(f"distilled the editor {start} -> {entries[-1]['student_steps']} Euler steps; student: {entries[-1]['model']}")
+
+
+@bench.command("distill")
+@click.option("--teacher", default=None, help="Generator teacher (name or folder); with --student, measures the generator table.")
+@click.option("--student", "students", multiple=True, metavar="WEIGHTING=DIR", help="A `distill tta --out` folder per weighting (repeatable).")
+@click.option("--teacher-steps", default="200,100,50,25", show_default=True, help="DDIM steps of the teacher rows.")
+@click.option("--student-steps", default="100,50,25", show_default=True, help="Step counts of the student rows (rounds that produced them).")
+@click.option("--n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Test captions (the first N clips of the split).")
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Runs (seeds) per row; the CI is over runs.")
+@click.option("--manifest", default="$FOLEYFLOW_HOME/corpus/clips.jsonl", show_default=True, help="Captioned clips: the prompts and the reference audio.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--backbone", "backbones", multiple=True, default=("inworld",), show_default=True, help="Metric backbones, as for `foleyflow eval` (inworld | panns:PATH | vggish:PATH | tagger:DIR | clap:DIR | laion-clap:DIR).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Prompts per generation batch.")
+@click.option("--edit-teacher", default=None, help="Editor teacher (name or folder); with --edit-student, measures the editor table.")
+@click.option("--edit-student", default=None, type=click.Path(file_okay=False), help="The `distill edit --out` folder.")
+@click.option("--edit-teacher-steps", default="200,50,25,8", show_default=True)
+@click.option("--edit-student-steps", default="8,4", show_default=True)
+@click.option("--edit-n", type=click.IntRange(min=3), default=300, show_default=True, help="Held-out triplets, balanced over tasks.")
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
+@click.option("--work", "work_dir", default=None, type=click.Path(file_okay=False), help="Where generated clips go [default: $FOLEYFLOW_HOME/bench/distill].")
+@click.option("--benchmarks", "benchmarks_path", default="BENCHMARKS.md", show_default=True, type=click.Path(dir_okay=False), help="File to write the tables to.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def bench_distill(teacher, students, teacher_steps, student_steps, count, runs, manifest, split, backbones, batch_size,
+                  edit_teacher, edit_student, edit_teacher_steps, edit_student_steps, edit_n, data_dir, work_dir, benchmarks_path, seed) -> None:
+    """Distilled students vs their teachers (seed 003's Table 1, and the editor's few-step counterpart) -> BENCHMARKS.md."""
+    from foleyflow.pipelines import distill_bench as db
+
+    do_generator, do_editor = bool(teacher or students), bool(edit_teacher or edit_student)
+    if not do_generator and not do_editor:
+        raise InputError("give --teacher and --student WEIGHTING=DIR (generator), --edit-teacher and --edit-student DIR (editor), or both")
+    if do_generator and not (teacher and students):
+        raise InputError("the generator table needs both --teacher and at least one --student WEIGHTING=DIR")
+    if do_editor and not (edit_teacher and edit_student):
+        raise InputError("the editor table needs both --edit-teacher and --edit-student DIR")
+    command = _bench_command(locals())
+    if do_generator:
+        db.require_backbones(backbones)  # fail in one line before any model runs
+        _bench_generator(db, teacher, students, teacher_steps, student_steps, count, runs, manifest, split, backbones, batch_size, work_dir, benchmarks_path, seed, command)
+    if do_editor:
+        _bench_editor(db, edit_teacher, edit_student, edit_teacher_steps, edit_student_steps, edit_n, split, data_dir, benchmarks_path, seed, command)
+
+
+def _bench_command(params: dict[str, Any]) -> str:
+    """The command line that reproduces this measurement (for BENCHMARKS.md)."""
+    parts = ["foleyflow bench distill"]
+    for name, flag in (("teacher", "--teacher"), ("edit_teacher", "--edit-teacher"), ("edit_student", "--edit-student"), ("data_dir", "--data")):
+        if params.get(name):
+            parts.append(f"{flag} {params[name]}")
+    parts += [f"--student {spec}" for spec in params["students"]]
+    parts += [f"--backbone {spec}" for spec in params["backbones"]] if params["students"] else []
+    parts.append(f"--n {params['count']} --runs {params['runs']} --edit-n {params['edit_n']} --seed {params['seed']}")
+    return " ".join(parts)
+
+
+def _bench_generator(db, teacher, students, teacher_steps, student_steps, count, runs, manifest, split, backbones, batch_size, work_dir, benchmarks_path, seed, command) -> None:
+    from pathlib import Path
+
+    from foleyflow.evaluation.suite import parse_backbones
+    from foleyflow.training.config import expand_path, foleyflow_home
+
+    rows, notes = db.generator_rows(teacher, db.parse_students(students), db.parse_steps(teacher_steps, "--teacher-steps"), db.parse_steps(student_steps, "--student-steps"))
+    prompts = db.test_prompts(expand_path(manifest), split, count)
+    chosen = parse_backbones(backbones)
+    work = Path(work_dir) if work_dir else foleyflow_home() / "bench" / "distill"
+    report = db.run_generator_bench(rows, prompts, chosen, work, runs, seed, batch_size)
+    table = db.format_generator_table(report)
+    body = "\n".join([
+        "### Generator: BSA progressive distillation (seed 003, Table 1 in our world)",
+        "",
+        f"`{command}` on {db.machine()}; {report['clips']} {split} captions, {runs} runs; mean over runs [95% Student-t CI over runs].",
+        "Backbones: " + ", ".join(f"{role} = {name}" for role, name in report["backbones"].items()) + ". Teacher rows at the teacher's own guidance, students unguided (cfg 1).",
+        "",
+        table,
+        "",
+        *(f"- {line}" for line in db.generator_verdict(report) + notes),
+    ])
+    db.write_block(benchmarks_path, "generator", body)
+    click.echo(table)
+    click.echo(f"-> {benchmarks_path}")
+
+
+def _bench_editor(db, teacher, student_dir, teacher_steps, student_steps, count, split, data_dir, benchmarks_path, seed, command) -> None:
+    from foleyflow.pipelines.edit_bench import compare_editors, format_table, test_triplets
+
+    methods, notes = db.editor_methods(teacher, student_dir, db.parse_steps(teacher_steps, "--edit-teacher-steps"), db.parse_steps(student_steps, "--edit-student-steps"))
+    report = compare_editors(methods, test_triplets(split, count, seed, data_dir), seed)
+    table = format_table(report)
+    body = "\n".join([
+        "### Editor: few-step editing by Euler-step halving",
+        "",
+        f"`{command}` on {db.machine()}; {split} triplets of the editing set; [95% paired bootstrap CI over triplets].",
+        "",
+        table,
+        "",
+        *(f"- {line}" for line in db.editor_verdict(report) + notes),
+    ])
+    db.write_block(benchmarks_path, "editor", body)
+    click.echo(table)
+    click.echo(f"-> {benchmarks_path}")

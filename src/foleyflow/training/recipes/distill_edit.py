@@ -41,22 +41,13 @@ from foleyflow.models.checkpoint import resolve_model_dir
 from foleyflow.pipelines.edit_network import UNetVelocity, branch_kwargs
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, Editor
 from foleyflow.training.config import dataclass_from_dict, expand_path
+from foleyflow.training.recipes.distill import DEFAULT_CONFIG as GENERATOR_CONFIG
 from foleyflow.training.recipes.edit import EditRecipe
 
 DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
-# `foleyflow distill edit` without --config (the triplet set `foleyflow data build` wrote).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "recipe": "distill-edit",
-    "recipe_options": {"data": dict(DEFAULT_DATA)},
-    "max_steps": 2000,
-    "batch_size": 8,
-    "optimizer": {"lr": 1e-4, "lr_schedule": "linear", "warmup_steps": 0, "max_grad_norm": 1.0},
-    "ema_decay": 0.999,
-    "val_every": 250,
-    "val_batches": 4,
-    "checkpoint_every": 250,
-    "log_every": 25,
-}
+# `foleyflow distill edit` without --config: the generator rounds' trainer settings, the triplet
+# set `foleyflow data build` wrote, and the edit recipe's batch size (the codec runs per batch).
+DEFAULT_CONFIG: dict[str, Any] = {**GENERATOR_CONFIG, "recipe": "distill-edit", "recipe_options": {"data": dict(DEFAULT_DATA)}, "batch_size": 8}
 
 
 @dataclasses.dataclass
