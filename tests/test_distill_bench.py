@@ -35,7 +35,7 @@ def test_generator_table_has_teacher_and_student_rows_with_intervals_over_runs(g
     benchmarks = tmp_path / "BENCHMARKS.md"
     benchmarks.write_text("# Benchmarks\n\n## Codec\n\nearlier figures\n")
     args = ["bench", "distill", "--teacher", str(teacher), "--student", f"bsa={root / 'bsa'}", "--teacher-steps", "4,2", "--student-steps", "2,1",
-            "--n", "4", "--runs", "2", "--manifest", manifest, "--backbone", f"tagger:{root / 'tagger'}", "--backbone", f"clap:{root / 'clap'}",
+            "--n", "3", "--runs", "2", "--manifest", manifest, "--backbone", f"tagger:{root / 'tagger'}", "--backbone", f"clap:{root / 'clap'}",
             "--work", str(tmp_path / "work"), "--benchmarks", str(benchmarks)]
     code, out, err = cli(*args)
     assert code == 0, err
@@ -44,7 +44,7 @@ def test_generator_table_has_teacher_and_student_rows_with_intervals_over_runs(g
     for row in ("| teacher | - | 4 |", "| teacher | - | 2 |", "| student | bsa | 2 |"):
         assert row in text
     assert "no bsa student at 1 steps" in text and "--backbone tagger:" in text
-    assert len(list((tmp_path / "work" / "student-bsa-2" / "run-1").glob("*.wav"))) == 4
+    assert len(list((tmp_path / "work" / "student-bsa-2" / "run-1").glob("*.wav"))) == 3
     line = next(line for line in text.splitlines() if line.startswith("| student | bsa | 2 |"))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert len(cells) == 3 + 5 and all("[" in cell for cell in cells[3:])  # FD FAD KL CLAP time, each with its CI
