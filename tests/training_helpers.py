@@ -101,3 +101,15 @@ def make_tta_inputs(root: Path) -> dict[str, Any]:
         "cache_dir": str(root / "cache"),
         "unet_overrides": dict(TINY_UNET),
     }
+
+
+def make_tta_teacher(root: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A tiny exported v-prediction generator (random weights) to distil: (folder, data options of
+    the distillation recipe, the tta inputs)."""
+    from foleyflow.training.recipes.tta import TTARecipe
+
+    inputs = make_tta_inputs(root / "inputs")
+    recipe = TTARecipe({**inputs, "prediction": "v"})
+    torch.manual_seed(0)
+    teacher = recipe.export(recipe.build(), root / "teacher", "# tiny teacher\n")
+    return teacher, {key: inputs[key] for key in ("train_manifest", "val_manifest", "cache_dir")}, inputs

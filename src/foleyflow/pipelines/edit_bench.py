@@ -320,7 +320,33 @@ def finished(editor: Editor, run, mask: torch.Tensor, composite: str) -> tuple[n
     return audio, run.seconds + time.perf_counter() - start, run.nfe
 
 
-def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int, resamples: int, seed: int) -> dict[str, Any]:
+def compare_editors(
+    editors: Mapping[str, tuple[Editor, Mapping[str, Any]]],
+    triplets: Iterable[Mapping[str, Any]],
+    seed: int = 0,
+    resamples: int = 200,
+    steps: int | str = "per method",
+) -> dict[str, Any]:
+    """Score each named (editor, ``Editor.edit`` options) on the same triplets and seeds; the first
+    editor's codec gives the identity and floor rows."""
+    reference = next(iter(editors.values()))[0]
+    scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for index, item in enumerate(triplets):
+        task, source, target = item["task"], np.asarray(item["source"], np.float32), np.asarray(item["target"], np.float32)
+        rows = scores[task]
+        scorer = ItemScorer(reference, {**item, "task": "compare"})  # the true target: no add alignment here
+        rows["identity"].append(scorer.identity_l1)
+        rows["floor"].append(scorer.floor_l1)
+        for name, (editor, options) in editors.items():
+            result = editor.edit(source, item["instruction"], seed=seed + index, **options)
+            rows[name].append(log_mel_l1(result.audio, target))
+            rows[f"{name}:seconds"].append(result.elapsed_s)
+            rows[f"{name}:nfe"].append(result.nfe)
+    forwards = {name: forward_seconds(editor) for name, (editor, _) in editors.items()}
+    return summarise(scores, list(editors), forwards, steps, resamples, seed)
+
+
+def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int | str, resamples: int, seed: int) -> dict[str, Any]:
     from foleyflow.evaluation.bootstrap import bootstrap_ci, mean_ci
 
     report: dict[str, Any] = {"steps": steps, "methods": methods, "tasks": {}}

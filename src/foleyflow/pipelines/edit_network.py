@@ -40,6 +40,14 @@ def split_mask_channel(output: torch.Tensor, latent_channels: int) -> tuple[torc
     return output[:, :latent_channels], output[:, latent_channels:]
 
 
+def _prediction_and_mask(output: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An editing UNet sees x (+) x_T (half its input channels are the latent); a generation
+    UNet (the distillation teacher, say) sees x alone and has no mask head."""
+    if output.shape[1] == sample.shape[1]:
+        return output, None
+    return split_mask_channel(output, sample.shape[1] // 2)
+
+
 class UNetVelocity:
     """``net(x_t (+) x_T, t, context=, mask=) -> v``: a diffusers UNet on flow time t.
 
@@ -56,7 +64,7 @@ class UNetVelocity:
 
     def with_mask_logits(self, sample, t, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         output = self.unet(sample, t * FLOW_TIME_SCALE, encoder_hidden_states=context, encoder_attention_mask=mask).sample
-        return split_mask_channel(output, sample.shape[1] // 2)  # input: x (+) x_T
+        return _prediction_and_mask(output, sample)
 
 
 class UNetNoise:
@@ -71,7 +79,7 @@ class UNetNoise:
 
     def with_mask_logits(self, sample, index, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         output = self.unet(sample, index, encoder_hidden_states=context, encoder_attention_mask=mask).sample
-        return split_mask_channel(output, sample.shape[1] // 2)  # input: x (+) x_T
+        return _prediction_and_mask(output, sample)
 
 
 def _prediction_or_raw(split: tuple[torch.Tensor, torch.Tensor | None], raw: bool) -> torch.Tensor:

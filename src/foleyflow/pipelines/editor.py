@@ -64,6 +64,7 @@ class EditorConfig:
     mask_smooth: int = 5  # latent frames
     mask_dilate: int = 1
     mask_ramp: int = 3
+    distillation: dict[str, Any] | None = None  # how `foleyflow distill edit` made it (steps, teacher, ...)
 
     def __post_init__(self) -> None:
         check_edit_settings(self.steps, self.cfg_scale, self.t_start, self.solver)

@@ -21,6 +21,8 @@ RECIPES: dict[str, str] = {
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
     "tagger": "foleyflow.evaluation.recipes:TaggerRecipe",  # in-world evaluation backbones
     "clap": "foleyflow.evaluation.recipes:ClapRecipe",
+    "distill": "foleyflow.training.recipes.distill:DistillRecipe",
+    "distill-edit": "foleyflow.training.recipes.distill_edit:EditDistillRecipe",
 }
 
 
