@@ -105,4 +105,5 @@ class TinyTriplets(torch.utils.data.Dataset):
         return len(self.sources)
 
     def __getitem__(self, index: int) -> dict:
-        return {"source": self.sources[index], "target": self.sources[index] + self.tone, "instruction": "Add a tone", "task": "add"}
+        return {"source": self.sources[index], "target": self.sources[index] + self.tone, "instruction": "Add a tone", "task": "add",
+                "edit_spans": [[0, self.sources.shape[1]]]}

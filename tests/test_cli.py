@@ -25,7 +25,10 @@ def test_info_lists_versions_device_and_models(cli):
     assert "torch" in out and "device: " in out and "shipped model" in out
 
 
-def test_demo_writes_a_png_per_example(cli, tmp_path):
+def test_demo_writes_a_png_per_example_without_an_editor(cli, tmp_path, monkeypatch):
+    import foleyflow.models.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "list_shipped_models", lambda: {})
     examples = tmp_path / "examples"
     examples.mkdir()
     sf.write(examples / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000)
@@ -37,9 +40,16 @@ def test_demo_writes_a_png_per_example(cli, tmp_path):
 
 
 def test_demo_runs_on_the_bundled_examples(cli, tmp_path):
+    from foleyflow.models.checkpoint import list_shipped_models
+
     code, out, err = cli("demo", "--out", str(tmp_path))
     assert code == 0, err
-    assert list(tmp_path.glob("*.png")) and "frames" in out
+    assert list(tmp_path.glob("*.png"))
+    if "editor" in list_shipped_models():  # the shipped editor: one add, remove and replace per clip
+        clips = [p for p in (Path(SRC).parent / "examples").glob("*.wav")]
+        assert len(list(tmp_path.glob("*_add.wav"))) == len(clips) and "s per edit" in out
+    else:
+        assert "frames" in out
 
 
 def _bad_inputs(tmp_path):

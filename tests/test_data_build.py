@@ -20,7 +20,7 @@ from foleyflow.interfaces.cli import main
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("editing")
     code = main(["data", "build", "--source", "synthetic", "--out", str(out), "--bases", "20", "--seed", "0",
-                 "--workers", "1", "--no-progress"])
+                 "--workers", "1", "--no-progress", "--clap", "none"])
     assert code == 0
     return out
 
@@ -45,7 +45,8 @@ def test_build_writes_120_balanced_triplets(built):
     for split in ("train", "val", "test"):
         assert per_split[(split, "add")] == per_split[(split, "remove")] == per_split[(split, "replace")] > 0
     build = json.loads((built / "build.json").read_text())
-    assert build["clap_filter"]["applied"] is False and "no CLAP" in build["clap_filter"]["reason"]
+    assert build["clap_filter"]["applied"] is False and "--clap none" in build["clap_filter"]["reason"]
+    assert not (built / "clap_scores.jsonl").exists()
 
 
 def test_remove_gives_back_x_exactly_and_mixes_match_recipes(built):
@@ -117,7 +118,7 @@ def test_build_is_idempotent_and_resumes(built, tmp_path):
 
 def test_other_settings_in_the_same_folder_are_refused(built):
     code = main(["data", "build", "--source", "synthetic", "--out", str(built), "--bases", "20", "--seed", "1",
-                 "--workers", "1", "--no-progress"])
+                 "--workers", "1", "--no-progress", "--clap", "none"])
     assert code == 2
 
 
@@ -181,3 +182,39 @@ def test_materialized_mixes_equal_the_recipes(built, tmp_path):
 def test_build_without_a_corpus_is_input_error(tmp_path, capsys):
     assert main(["data", "build", "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert "not a foleyflow corpus" in capsys.readouterr().err
+
+
+def test_build_filters_with_the_shipped_clap_by_default_and_records_every_score(built, tmp_path, monkeypatch, capsys):
+    import torch
+
+    import foleyflow.models.checkpoint as checkpoint
+    from foleyflow.evaluation.backbones.inworld import ClapModel, save_clap
+
+    torch.manual_seed(0)
+    shipped = tmp_path / "pretrained"
+    save_clap(shipped / "clap", ClapModel(embed_dim=8, channels=(2, 2, 4, 4, 4, 8)))  # a tiny stand-in for the shipped CLAP
+    monkeypatch.setattr(checkpoint, "PRETRAINED_ROOT", shipped)
+    scores_path = tmp_path / "f" / "clap_scores.jsonl"
+    # a random CLAP's cosines sit near 0: the paper's 0.35 drops most mixes, -1 keeps all
+    args = ["data", "build", "--corpus", str(built / "corpus"), "--out", str(tmp_path / "f"), "--bases", "20", "--seed", "0",
+            "--workers", "1", "--no-progress"]
+    assert main(args + ["--clap-threshold", "-1"]) == 0
+    build = json.loads((tmp_path / "f" / "build.json").read_text())["clap_filter"]
+    assert build["applied"] and build["threshold"] == -1.0 and build["dropped"] == 0 and build["scorer"] == "in-world CLAP (clap)"
+    rows = read_jsonl(scores_path)
+    scenes = read_jsonl(tmp_path / "f" / "scenes.jsonl")
+    assert len(rows) == 3 * len(scenes) and {r["mix"] for r in rows} == {"X", "XA", "XB"}
+
+    median = float(np.median([r["score"] for r in rows]))
+    assert main(args + ["--clap-threshold", str(median)]) == 0
+    build = json.loads((tmp_path / "f" / "build.json").read_text())["clap_filter"]
+    below = {(r["scene_id"], r["mix"]) for r in rows if r["score"] <= median}
+    expected_drop = sum((t["scene_id"], t["source"]) in below or (t["scene_id"], t["target"]) in below
+                        for t in read_jsonl(built / "triplets.jsonl"))  # built: the same scenes, unfiltered and balanced
+    assert build["dropped"] >= expected_drop > 0
+    capsys.readouterr()
+    assert main(["data", "stats", "--corpus", str(built / "corpus"), "--out", str(tmp_path / "f")]) == 0
+    assert f"removed {build['dropped']} triplets, kept {build['kept']}" in capsys.readouterr().out
+
+    assert main(args + ["--clap-threshold", "calibrated"]) == 2
+    assert "has no measured threshold" in capsys.readouterr().err

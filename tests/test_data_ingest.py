@@ -51,7 +51,7 @@ def test_ingest_then_build(tmp_path, capsys):
 
     out = tmp_path / "editing"
     assert main(["data", "build", "--corpus", str(corpus), "--out", str(out), "--bases", "3", "--seed", "0",
-                 "--workers", "1", "--no-progress"]) == 0
+                 "--workers", "1", "--no-progress", "--clap", "none"]) == 0
     scenes = read_jsonl(out / "scenes.jsonl")
     four_events = clips["yt12_30.wav"].clip_id
     assert all(s["parts"][0]["clip_id"] != four_events for s in scenes)  # more than 3 events: never a base

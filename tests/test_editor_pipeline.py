@@ -127,6 +127,18 @@ def test_edit_demo_writes_outputs_and_before_after_spectrograms(tmp_path):
         assert (tmp_path / "out" / f"park_{task}.png").read_bytes()[:8] == PNG
 
 
+def test_edit_demo_uses_a_clips_own_instructions(tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    sf.write(examples / "shore.wav", _noise(2400), 16000)
+    (examples / "shore.edits.json").write_text('[["remove", "Remove the pig"]]')
+    lines = run_edit_demo(tmp_path / "out", examples, editor=tiny_editor())
+    assert len(lines) == 1 and "'Remove the pig'" in lines[0]
+    (examples / "shore.edits.json").write_text('{"remove": 1}')
+    with pytest.raises(InputError, match="shore.edits.json"):
+        run_edit_demo(tmp_path / "out", examples, editor=tiny_editor())
+
+
 def test_attention_labels_come_from_the_real_tokenizer():
     from foleyflow.models.text import TextEncoder
     from foleyflow.pipelines.editor import token_strings

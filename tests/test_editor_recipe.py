@@ -20,7 +20,8 @@ TINY = dict(
 def _batch(size: int = 2) -> dict:
     rng = np.random.default_rng(0)
     items = [
-        {"source": rng.standard_normal(1024).astype(np.float32), "target": rng.standard_normal(1024).astype(np.float32), "instruction": f"Add thing {i}"}
+        {"source": rng.standard_normal(1024).astype(np.float32), "target": rng.standard_normal(1024).astype(np.float32), "instruction": f"Add thing {i}",
+         "edit_spans": [[160 * 2, 160 * 4]]}
         for i in range(size)
     ]
     return EditRecipe(**TINY).collate(items)
@@ -53,7 +54,7 @@ def test_flow_loss_is_the_velocity_error_at_the_sampled_point():
     modules["unet"] = Zero()
     batch = _batch()
     torch.manual_seed(1)
-    loss = recipe.objective_loss(modules, batch, batch["instruction"])
+    loss = recipe.objective_losses(modules, batch, batch["instruction"], crop=False)["loss"]
     torch.manual_seed(1)
     x_0 = modules["codec"].encode(batch["target"])
     eps = torch.randn_like(x_0)
@@ -128,3 +129,86 @@ def test_shipped_configs_parse(name):
     config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.json")
     recipe = EditRecipe(config.recipe_options)
     assert config.recipe == "edit" and recipe.options.objective == "flow" and recipe.options.unet["in_channels"] == 16
+
+
+def test_a_mask_head_learns_from_the_ground_truth_region_on_rows_with_an_instruction():
+    recipe = EditRecipe(**TINY, mask_head=True)
+    modules = recipe.build()
+    assert modules["unet"].config.out_channels == modules["unet"].config.in_channels // 2 + 1
+    loss, logs = recipe.losses(modules, _batch(), "main", 0)
+    loss.backward()
+    assert logs["mask_bce"] > 0 and loss.item() == pytest.approx(logs["loss"] + logs["mask_bce"], rel=1e-5)
+    assert all(p.grad is not None for p in modules["unet"].parameters())
+
+
+def test_mask_loss_ignores_rows_whose_instruction_was_dropped():
+    from foleyflow.training.recipes.edit import mask_loss
+
+    logits = torch.tensor([[[[5.0]]], [[[-5.0]]]])  # row 0 right, row 1 wrong for a region of ones
+    region = torch.ones(2, 1, 1, 1)
+    assert mask_loss(logits, region, [True, False]).item() == pytest.approx(torch.nn.functional.softplus(torch.tensor(-5.0)).item(), rel=1e-6)
+    assert mask_loss(logits, region, [False, False]).item() == 0.0
+
+
+def test_region_weighting_stresses_the_edit_region():
+    from foleyflow.diffusion.flow import FlowSample, flow_matching_loss
+
+    target = torch.zeros(1, 1, 4, 1)
+    velocity = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 4, 1)  # all error on frame 0
+    sample = FlowSample(x_0=target, eps=target, t=torch.zeros(1), x_t=target, dx_t=target)
+    region = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 4, 1)
+    plain = flow_matching_loss(velocity, sample)
+    weighted = flow_matching_loss(velocity, sample, 1.0 + 3.0 * region)
+    assert plain.item() == pytest.approx(0.25) and weighted.item() == pytest.approx(4.0 / 7.0)
+
+
+def test_crops_land_on_the_edit_region_when_asked():
+    from foleyflow.training.recipes.edit import crop_on_region
+
+    frames = torch.arange(64, dtype=torch.float32).view(1, 1, 64, 1).repeat(16, 1, 1, 1)
+    region = torch.zeros(16, 1, 64, 1)
+    region[:, :, 50:52] = 1.0
+    (crops,) = crop_on_region((frames,), region, 8, on_edit=1.0)
+    assert crops.shape == (16, 1, 8, 1)
+    assert all(bool(((row >= 50) & (row < 52)).any()) for row in crops.flatten(1))
+    (anywhere,) = crop_on_region((frames,), torch.zeros_like(region), 8, on_edit=1.0)
+    assert all(torch.equal(row, torch.arange(int(row[0]), int(row[0]) + 8).float()) for row in anywhere.flatten(1))
+
+
+def test_cached_latents_are_encoded_once_and_match_the_codec(tmp_path):
+    from editor_tiny import ReshapeCodec
+
+    class MixTriplets:
+        """Three mixes of one scene; two triplets share them."""
+
+        def __init__(self):
+            self.renders = 0
+            self.triplets = [
+                {"scene_id": "s", "source": "X", "target": "XA", "instruction": "Add a", "edit_spans": [[0, 320]]},
+                {"scene_id": "s", "source": "XA", "target": "X", "instruction": "Remove a", "edit_spans": [[0, 320]]},
+            ]
+
+        def mix_key(self, scene, mix):
+            return f"{scene}/{mix}"
+
+        def render(self, scene, mix):
+            self.renders += 1
+            return np.full(1024, 0.1 * len(mix), dtype=np.float32)
+
+    recipe = EditRecipe(**TINY, cache_dir=str(tmp_path))
+    triplets = MixTriplets()
+    dataset = recipe._cached_dataset(triplets)
+    assert triplets.renders == 2  # X and XA, once each
+    batch = recipe.collate([dataset[0], dataset[1]])
+    expected = ReshapeCodec().encode(torch.full((1, 1024), 0.2))
+    assert torch.allclose(batch["target_latent"][0], expected[0].half().float())
+    assert torch.equal(batch["source_latent"][1], batch["target_latent"][0])
+    recipe._cached_dataset(triplets)
+    assert triplets.renders == 2  # the second time everything is read from the cache
+
+
+def test_the_ddpm_baseline_takes_the_region_weighting_too():
+    recipe = EditRecipe(**TINY, objective="ddpm", mask_head=True, edit_region_weight=2.0)
+    loss, logs = recipe.losses(recipe.build(), _batch(), "main", 0)
+    loss.backward()
+    assert np.isfinite(logs["loss"]) and logs["mask_bce"] > 0

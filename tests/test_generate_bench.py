@@ -17,7 +17,7 @@ def root(tmp_path_factory):
     from foleyflow.evaluation.backbones.inworld import ClapModel, build_tagger, save_clap, save_tagger
 
     root = tmp_path_factory.mktemp("bench")
-    make_tiny_generator(root)
+    assert make_tiny_generator(root) == root / "teacher"
     torch.manual_seed(0)
     save_tagger(root / "tagger", build_tagger(["rain", "dog", "cow"], tuple(SMALL)), ["rain", "dog", "cow"])
     save_clap(root / "clap", ClapModel(embed_dim=8, channels=tuple(SMALL)))
@@ -30,7 +30,7 @@ def _feature_cache_in_tmp(tmp_path, monkeypatch):
 
 
 def _args(root, *extra, duration="0.32"):  # 0.32 s: the tiny generator's window
-    return ["bench", "generate", "--model", str(root / "model"), "--steps", "1,3", "--n", "2", "--duration", duration, "--data", str(root / "inputs" / "train.jsonl"), *extra]
+    return ["bench", "generate", "--model", str(root / "teacher"), "--steps", "1,3", "--n", "2", "--duration", duration, "--data", str(root / "inputs" / "train.jsonl"), *extra]
 
 
 def test_bench_times_each_step_count_and_scores_with_the_in_world_backbones(root, tmp_path, cli):

@@ -108,3 +108,14 @@ def test_sigterm_checkpoints_the_current_step_and_exits_143(tmp_path):
     stopped_at = int(ckpt.latest_checkpoint(run_dir).name.split("-")[1])
     last_logged = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"]
     assert 3 <= stopped_at < MAX_STEPS and stopped_at == last_logged  # nothing trained after the checkpoint
+
+
+def test_the_run_wall_time_adds_up_over_resumed_sessions(tmp_path):
+    run_dir = tmp_path / "run"
+    train_in_process(toy_config(run_dir, max_steps=4))
+    first = ckpt.read_json(ckpt.latest_checkpoint(run_dir) / ckpt.STATE_NAME)["train_seconds"]
+    result = train_in_process(toy_config(run_dir, max_steps=8))
+    total = ckpt.read_json(ckpt.latest_checkpoint(run_dir) / ckpt.STATE_NAME)["train_seconds"]
+    assert result.resumed_from == 4 and 0 < first < total
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "over all sessions of the run" in card

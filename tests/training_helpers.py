@@ -103,18 +103,27 @@ def make_tta_inputs(root: Path) -> dict[str, Any]:
     }
 
 
-def make_tiny_generator(root: Path, vocoder: bool = False) -> Path:
-    """A randomly initialised tiny generator folder (v prediction, 0.32 s window) and its inputs
-    under ``root/inputs`` (the four captioned clips of ``make_tta_inputs``). Its codec renders
-    audio with Griffin-Lim, or with a tiny random HiFi-GAN when ``vocoder`` is set."""
-    from foleyflow.models.codec import Codec
-    from foleyflow.models.vocoder import build_vocoder
+def make_tta_teacher(root: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A tiny exported v-prediction generator (random weights) to distil: (folder, data options of
+    the distillation recipe, the tta inputs)."""
     from foleyflow.training.recipes.tta import TTARecipe
 
-    recipe = TTARecipe({**make_tta_inputs(root / "inputs"), "prediction": "v"})
+    inputs = make_tta_inputs(root / "inputs")
+    recipe = TTARecipe({**inputs, "prediction": "v"})
     torch.manual_seed(0)
-    modules = recipe.build()
-    folder = recipe.export(modules, root / "model", "# tiny test generator\n")
+    teacher = recipe.export(recipe.build(), root / "teacher", "# tiny teacher\n")
+    return teacher, {key: inputs[key] for key in ("train_manifest", "val_manifest", "cache_dir")}, inputs
+
+
+def make_tiny_generator(root: Path, vocoder: bool = False) -> Path:
+    """``make_tta_teacher``'s tiny random generator (v prediction, 0.32 s window; its inputs
+    under ``root/inputs``). Its codec renders audio with Griffin-Lim, or with a random "cpu"
+    HiFi-GAN when ``vocoder`` is set."""
+    from foleyflow.models.codec import Codec
+    from foleyflow.models.vocoder import build_vocoder
+
+    folder = make_tta_teacher(root)[0]
     if vocoder:
-        Codec(recipe.codec.vae, build_vocoder("cpu")).save_pretrained(folder / "codec")
+        codec = Codec.from_pretrained(folder / "codec")
+        Codec(codec.vae, build_vocoder("cpu")).save_pretrained(folder / "codec")
     return folder

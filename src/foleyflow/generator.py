@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 GENERATOR_CLASS = "TangoGenerator"
 MAX_SECONDS = 300.0
+# How a generator samples unless told otherwise (Tango: 200 DDIM steps, w = 3). A distilled
+# student records its own in config.json's "sampling": DDIM at its N, w = 1 (guidance is inside it).
+DEFAULT_SAMPLING = {"steps": 200, "cfg": 3.0, "sampler": "ddim"}
 
 
 class WindowedDenoiser:
@@ -78,13 +81,25 @@ class WindowedDenoiser:
 
 
 class Generator:
-    def __init__(self, unet: torch.nn.Module, codec: Any, text_encoder: Any, schedule: DDPMSchedule, prediction: str, train_seconds: float):
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        codec: Any,
+        text_encoder: Any,
+        schedule: DDPMSchedule,
+        prediction: str,
+        train_seconds: float,
+        sampling: dict[str, Any] | None = None,
+        distillation: dict[str, Any] | None = None,
+    ):
         self.unet = unet.eval()
         self.codec = codec.eval()
         self.text_encoder = text_encoder.eval()
         self.schedule = schedule
         self.prediction = prediction
         self.train_seconds = train_seconds
+        self.sampling = {**DEFAULT_SAMPLING, **(sampling or {})}
+        self.distillation = distillation  # None, or what `foleyflow distill tta` recorded (N, weighting, ...)
         self.device = next(unet.parameters()).device
 
     # --- loading -------------------------------------------------------------------------
@@ -94,19 +109,20 @@ class Generator:
         """"default" (the shipped generator) or a generator folder (``foleyflow train tta``'s export)."""
         from foleyflow.models.codec import Codec
         from foleyflow.models.text import TextEncoder
-        from foleyflow.models.unet import unet_from_config
-        from foleyflow.models.vae import load_state_strict
 
-        folder = resolve_model_dir(name, "generator")
-        config = load_config(folder)
-        if config.get("_class_name") != GENERATOR_CLASS:
-            raise InputError(f"{folder}: not a text-to-audio generator (class {config.get('_class_name')!r})")
-        unet = unet_from_config(config["unet"])
-        load_state_strict(unet, load_weights(folder), str(folder))
-        codec_name = config["codec"]
-        codec = Codec.from_pretrained(codec_name if codec_name == "default" or os.path.isabs(codec_name) else folder / codec_name)
+        folder, config = read_generator_config(name)
+        codec = Codec.from_pretrained(codec_location(folder, config))
         text_encoder = TextEncoder(config["text_encoder"], config.get("text_max_length", 128))
-        generator = cls(unet, codec, text_encoder, DDPMSchedule(**config["schedule"]), config["prediction"], float(config["train_seconds"]))
+        generator = cls(
+            load_generator_unet(folder, config),
+            codec,
+            text_encoder,
+            DDPMSchedule(**config["schedule"]),
+            config["prediction"],
+            float(config["train_seconds"]),
+            config.get("sampling"),
+            config.get("distillation"),
+        )
         return generator.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def to(self, device: str | torch.device) -> "Generator":
@@ -117,14 +133,26 @@ class Generator:
 
     # --- generation ----------------------------------------------------------------------
 
+    def sampling_settings(self, steps: int | None = None, cfg: float | None = None, sampler: str | None = None) -> tuple[int, float, str]:
+        """(steps, cfg, sampler): the given ones, else the model's recorded defaults.
+
+        A distilled student learnt the DDIM update at its N only, so other samplers are refused.
+        """
+        steps = self.sampling["steps"] if steps is None else steps
+        cfg = self.sampling["cfg"] if cfg is None else cfg
+        sampler = self.sampling["sampler"] if sampler is None else sampler
+        if self.distillation is not None and sampler != "ddim":
+            raise InputError(f"this generator was distilled for DDIM at {self.sampling['steps']} steps; the {sampler!r} sampler does not apply to it")
+        return int(steps), float(cfg), sampler
+
     @torch.no_grad()
     def generate(
         self,
         prompt: str | list[str],
-        steps: int = 200,
-        cfg: float = 3.0,
+        steps: int | None = None,
+        cfg: float | None = None,
         seed: int = 0,
-        sampler: str = "ddim",
+        sampler: str | None = None,
         num_samples: int = 1,
         duration: float | None = None,
         progress: bool = False,
@@ -133,10 +161,12 @@ class Generator:
 
         Sample k of prompt p starts from noise seeded with ``seed + p * num_samples + k``, so a
         sample does not depend on the batch it is generated in. ``duration`` defaults to the
-        training window (10.24 s for Tango).
+        training window (10.24 s for Tango); steps, cfg and sampler to the model's own
+        (``sampling_settings``: 200 DDIM steps at w = 3, or a distilled student's N at w = 1).
         """
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         duration = self.train_seconds if duration is None else float(duration)
+        steps, cfg, sampler = self.sampling_settings(steps, cfg, sampler)
         _check_request(prompts, steps, cfg, num_samples, duration)
         latents = self.generate_latents(prompts, steps, cfg, seed, sampler, num_samples, duration, progress)
         samples = int(round(duration * SAMPLE_RATE))
@@ -176,6 +206,31 @@ class Generator:
         encoded together so they share one padded length (CFG then runs as one batch)."""
         states, mask = self.text_encoder.encode(prompts + [""])
         return states[:-1], mask[:-1], states[-1:], mask[-1:]
+
+
+def read_generator_config(name: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """(folder, config.json) of a generator folder ("default": the shipped one), checked to be one."""
+    folder = resolve_model_dir(name, "generator")
+    config = load_config(folder)
+    if config.get("_class_name") != GENERATOR_CLASS:
+        raise InputError(f"{folder}: not a text-to-audio generator (class {config.get('_class_name')!r})")
+    return folder, config
+
+
+def load_generator_unet(folder: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The generator's UNet with its weights (strict: every key must match)."""
+    from foleyflow.models.unet import unet_from_config
+    from foleyflow.models.vae import load_state_strict
+
+    unet = unet_from_config(config["unet"])
+    load_state_strict(unet, load_weights(folder), str(folder))
+    return unet
+
+
+def codec_location(folder: Path, config: dict[str, Any]) -> str:
+    """The codec a generator names: "default", an absolute folder, or one inside the generator folder."""
+    name = config["codec"]
+    return name if name == "default" or os.path.isabs(name) else str(folder / name)
 
 
 def sampling_times(schedule: DDPMSchedule, steps: int) -> torch.Tensor:

@@ -52,8 +52,14 @@ def save_spectrograms_png(
     path: str | os.PathLike,
     panels: Sequence[tuple[str, np.ndarray]],
     config: MelConfig = MelConfig(),
+    overlay: np.ndarray | None = None,
+    overlay_label: str = "edit mask",
 ) -> Path:
-    """One row per (title, log-mel of shape (frames, n_mels)), time on x, mel bin on y."""
+    """One row per (title, log-mel of shape (frames, n_mels)), time on x, mel bin on y.
+
+    ``overlay``: an optional curve in [0, 1] over the clip's duration (an edit mask, any number
+    of points), drawn over every panel on the full height of the mel axis.
+    """
     plt = _pyplot()
     figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), squeeze=False)
     low = min(float(np.min(mel)) for _, mel in panels)
@@ -66,6 +72,8 @@ def save_spectrograms_png(
         )
         axis.set_title(title, fontsize=10)
         axis.set_ylabel("mel bin")
+        if overlay is not None:
+            _draw_overlay(axis, np.asarray(overlay, dtype=np.float64), seconds, mel.shape[1], overlay_label)
     axes[-1, 0].set_xlabel("time (s)")
     figure.colorbar(image, ax=axes[:, 0].tolist(), label="log magnitude")
     with atomic_path(path, suffix=".png") as tmp:
@@ -73,3 +81,9 @@ def save_spectrograms_png(
     plt.close(figure)
     return Path(path)
 
+
+def _draw_overlay(axis, curve: np.ndarray, seconds: float, height: int, label: str) -> None:
+    time = (np.arange(curve.size) + 0.5) * seconds / max(curve.size, 1)
+    axis.fill_between(time, 0, curve * height, color="cyan", alpha=0.18, step="mid", linewidth=0)
+    axis.plot(time, curve * height, color="cyan", linewidth=1.2, drawstyle="steps-mid", label=label)
+    axis.legend(loc="upper right", fontsize=7)

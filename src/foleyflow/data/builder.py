@@ -13,6 +13,7 @@ Output folder (``$FOLEYFLOW_HOME/datasets/editing`` by default):
     scenes.jsonl     one recipe per base: X's parts, A and B (part, label, phrase, span)
     triplets.jsonl   six per scene: task, instruction, source/target mix names, captions, labels, edit spans
     build.json       settings, corpus fingerprint, counts, CLAP filter status, timings
+    clap_scores.jsonl  every CLAP score of the filter (scene, mix, caption, score), when it ran
     chunks/          the resumable per-chunk results the above are merged from
 
 Everything is drawn from ``numpy.random.default_rng([seed, split, index])``, so a build is
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from foleyflow.atomic import atomic_path
 from foleyflow.audio.io import SAMPLE_RATE
-from foleyflow.data.clap_filter import CLAP_THRESHOLD, ClapScorer, score_in_batches, skipped_record
+from foleyflow.data.clap_filter import CLAP_SCORES_FILE, CLAP_THRESHOLD, ClapScorer, score_in_batches, score_summary, skipped_record
 from foleyflow.data.corpus import CLIP, FRAME, TARGET_RMS_DBFS, active_rms
 from foleyflow.data.language import instruction
 from foleyflow.data.manifest import SPLITS, ClipRecord, read_clips, read_jsonl, write_jsonl
@@ -274,8 +275,11 @@ def _prepare_out(out_dir: Path, settings: dict, force: bool) -> Path:
 
 def build_editing_set(corpus_dir: str | Path, out_dir: str | Path, config: BuildConfig = BuildConfig(),
                       workers: int = 2, scorer: ClapScorer | None = None, force: bool = False,
-                      progress: bool = True) -> dict:
-    """Build (or resume) the triplet set of ``corpus_dir`` into ``out_dir``; returns build.json's content."""
+                      progress: bool = True, clap_threshold: float = CLAP_THRESHOLD, skipped_reason: str | None = None) -> dict:
+    """Build (or resume) the triplet set of ``corpus_dir`` into ``out_dir``; returns build.json's content.
+
+    ``skipped_reason`` says in build.json why no ``scorer`` was given.
+    """
     corpus_dir, out_dir = Path(corpus_dir).resolve(), Path(out_dir)
     clips = read_clips(corpus_dir)
     _check_pools(clips, config)
@@ -291,7 +295,12 @@ def build_editing_set(corpus_dir: str | Path, out_dir: str | Path, config: Build
     rendered = _run_chunks(tasks, str(corpus_dir), asdict(config), workers, progress)
     wall = time.perf_counter() - began
     scenes, triplets = _merge_chunks(chunks, config)
-    clap = skipped_record() if scorer is None else apply_clap_filter(scenes, triplets, scorer, ClipBank(corpus_dir))
+    if scorer is None:
+        clap = skipped_record(skipped_reason or "no CLAP scorer was given")
+        (out_dir / CLAP_SCORES_FILE).unlink(missing_ok=True)  # a previous build's scores would mislead
+    else:
+        clap, scores = apply_clap_filter(scenes, triplets, scorer, ClipBank(corpus_dir), clap_threshold)
+        write_jsonl(out_dir / CLAP_SCORES_FILE, scores)
     triplets = balance_tasks(triplets)
     write_jsonl(out_dir / SCENES_FILE, (s.to_dict() for s in scenes))
     write_jsonl(out_dir / TRIPLETS_FILE, triplets)
@@ -333,19 +342,28 @@ def _merge_chunks(chunks: Path, config: BuildConfig) -> tuple[list[Scene], list[
 
 
 def apply_clap_filter(scenes: list[Scene], triplets: list[dict], scorer: ClapScorer, bank,
-                      threshold: float = CLAP_THRESHOLD) -> dict:
-    """Keep triplets whose source and target both score above ``threshold`` against their captions (in place)."""
+                      threshold: float = CLAP_THRESHOLD) -> tuple[dict, list[dict]]:
+    """Keep triplets whose source and target both score above ``threshold`` against their captions (in place).
+
+    Returns the build.json record and every score (one row per scene and mix).
+    """
     audios, captions, keys = [], [], []
     for scene in scenes:
         for mix in MIXES:
             audios.append(scene.render(mix, bank))
             captions.append(scene.caption(mix))
             keys.append((scene.scene_id, mix))
-    scores = dict(zip(keys, score_in_batches(scorer, audios, captions)))
+    values = score_in_batches(scorer, audios, captions)
+    scores = dict(zip(keys, values))
     before = len(triplets)
     triplets[:] = [t for t in triplets if scores[(t["scene_id"], t["source"])] > threshold
                    and scores[(t["scene_id"], t["target"])] > threshold]
-    return {"applied": True, "threshold": threshold, "kept": len(triplets), "dropped": before - len(triplets)}
+    record = {"applied": True, "threshold": threshold, "scorer": getattr(scorer, "name", type(scorer).__name__),
+              "kept": len(triplets), "dropped": before - len(triplets), "scores": score_summary(values),
+              "mixes_below_threshold": int((values <= threshold).sum()), "scores_file": CLAP_SCORES_FILE}
+    rows = [{"scene_id": scene_id, "mix": mix, "caption": caption, "score": round(float(value), 6)}
+            for (scene_id, mix), caption, value in zip(keys, captions, values)]
+    return record, rows
 
 
 def balance_tasks(triplets: list[dict]) -> list[dict]:

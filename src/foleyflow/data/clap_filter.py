@@ -1,10 +1,12 @@
 """The CLAP filter of the editing data set (SPEC 3, step 3), with a pluggable scorer.
 
-A triplet is kept only if the CLAP similarity of audio and caption exceeds 0.35 for both its
-source and its target. Any callable with the ``ClapScorer`` signature can score; the
-evaluation code plugs its CLAP model in here. Without one the builder keeps every triplet
-and records in build.json that filtering was skipped, so nobody mistakes the set for a
-filtered one.
+A triplet is kept only if the CLAP similarity of audio and caption exceeds 0.35 (the paper's
+threshold) for both its source and its target. Any callable with the ``ClapScorer``
+signature can score; ``foleyflow data build`` uses the shipped in-world CLAP
+(``foleyflow.evaluation.clap_filter.ClapScorer``) unless told ``--clap none``. Every score
+is written to ``clap_scores.jsonl`` beside the set. Without a scorer the builder keeps every
+triplet and records in build.json that filtering was skipped, so nobody mistakes the set for
+a filtered one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 CLAP_THRESHOLD = 0.35
+CLAP_SCORES_FILE = "clap_scores.jsonl"
 
 
 class ClapScorer(Protocol):
@@ -32,6 +35,13 @@ def score_in_batches(scorer: ClapScorer, audios: list[np.ndarray], captions: lis
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
-def skipped_record() -> dict:
-    return {"applied": False, "threshold": CLAP_THRESHOLD,
-            "reason": "no CLAP scorer was given (foleyflow has no CLAP model yet); every triplet was kept"}
+def skipped_record(reason: str = "no CLAP scorer was given") -> dict:
+    return {"applied": False, "threshold": CLAP_THRESHOLD, "reason": f"{reason}; every triplet was kept"}
+
+
+def score_summary(scores: np.ndarray) -> dict[str, float]:
+    """Min, quartiles and max of the scores, for build.json and `data stats`."""
+    if scores.size == 0:
+        return {}
+    names = ("min", "q25", "median", "q75", "max")
+    return {name: round(float(value), 4) for name, value in zip(names, np.quantile(scores, [0, 0.25, 0.5, 0.75, 1]))}

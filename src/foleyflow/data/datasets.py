@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,21 +74,31 @@ class TripletDataset(Dataset):
     """
 
     def __init__(self, split: str = "train", root: str | Path | None = None, corpus_dir: str | Path | None = None,
-                 tasks: tuple[str, ...] | None = None):
+                 tasks: tuple[str, ...] | None = None, max_triplets: int | None = None):
         _check_split(split)
         self.root = Path(root) if root is not None else default_editing_dir()
         if not (self.root / TRIPLETS_FILE).is_file():
             raise InputError(f"{self.root}: no editing set here (run `foleyflow data build`)")
         build = read_json(self.root / BUILD_FILE)
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else Path(build["corpus_dir"])
+        self.corpus_fingerprint = str(build.get("corpus", ""))
         self.triplets = [t for t in read_jsonl(self.root / TRIPLETS_FILE)
                          if t["split"] == split and (tasks is None or t["task"] in tasks)]
+        if max_triplets is not None:
+            # Scenes come in build order (seeded), so a prefix is a random, task-balanced subset.
+            self.triplets = self.triplets[:max_triplets]
         needed = {t["scene_id"] for t in self.triplets}
         self.scenes = {row["scene_id"]: Scene.from_dict(row) for row in read_jsonl(self.root / SCENES_FILE) if row["scene_id"] in needed}
         self.bank = ClipBank(self.corpus_dir, capacity=1024)
 
     def __len__(self) -> int:
         return len(self.triplets)
+
+    def mix_key(self, scene_id: str, mix: str) -> str:
+        """What determines a mix's audio: the corpus, the scene's recipe and the mix name
+        (the content part of a feature-cache key)."""
+        recipe = json.dumps(self.scenes[scene_id].to_dict(), sort_keys=True)
+        return "\x00".join((self.corpus_fingerprint, recipe, mix))
 
     def render(self, scene_id: str, mix: str) -> np.ndarray:
         """One mix ("X", "XA" or "XB") of a scene."""

@@ -65,12 +65,21 @@ def format_editing_stats(stats: dict) -> list[str]:
         counts = stats["triplets"][s]
         lines.append(f"  {s:<5} {sum(counts.values()):>7} triplets  " + "  ".join(f"{k} {v}" for k, v in counts.items())
                      + f"  ({stats['hours_source_plus_target'][s]:.2f} h of source+target audio)")
-    clap = stats["clap_filter"] or {}
-    lines.append(f"CLAP filter: {'applied' if clap.get('applied') else 'skipped'} (threshold {clap.get('threshold')})"
-                 + (f": {clap.get('reason')}" if not clap.get("applied") else f": kept {clap.get('kept')}, dropped {clap.get('dropped')}"))
+    lines.append(format_clap_filter(stats["clap_filter"] or {}))
     render = stats["render"] or {}
     if render.get("triplets_per_second"):
         lines.append(f"render: {render['triplets']} triplets in {render['wall_seconds']} s with {render['workers']} workers"
                      f" = {render['triplets_per_second']} triplets/s")
     lines.append("edit classes: " + ", ".join(f"{k} {v}" for k, v in stats["edit_classes"].items()))
     return lines
+
+
+def format_clap_filter(clap: dict) -> str:
+    if not clap.get("applied"):
+        return f"CLAP filter: skipped (threshold {clap.get('threshold')}): {clap.get('reason')}"
+    line = (f"CLAP filter: applied with {clap.get('scorer', 'a CLAP scorer')} at threshold {clap.get('threshold')}:"
+            f" removed {clap.get('dropped')} triplets, kept {clap.get('kept')} (before task balancing)")
+    summary = clap.get("scores") or {}
+    if summary:
+        line += f"; mix scores min {summary['min']}, median {summary['median']}, max {summary['max']} (all in {clap.get('scores_file')})"
+    return line

@@ -72,12 +72,18 @@ class RectifiedFlowPath:
         return self.x_t(source, eps, t_start)
 
 
-def flow_matching_loss(velocity: torch.Tensor, sample: FlowSample) -> torch.Tensor:
+def flow_matching_loss(velocity: torch.Tensor, sample: FlowSample, weights: torch.Tensor | None = None) -> torch.Tensor:
     """L_FM = E || v_theta(x_t (+) x_T, t, E_I) - v_target ||^2                                (3)
 
     The squared norm is averaged over elements and the batch (a constant rescaling of (3)).
+    ``weights`` (broadcastable to the velocity) make it a weighted mean, e.g. to stress the
+    edit region (issue 9); uniform weights give (3) exactly.
     """
-    return (velocity.float() - sample.dx_t.float()).pow(2).mean()
+    error = (velocity.float() - sample.dx_t.float()).pow(2)
+    if weights is None:
+        return error.mean()
+    weights = weights.float().expand_as(error)
+    return (weights * error).sum() / weights.sum().clamp_min(1e-12)
 
 
 class TimeSampling(str, Enum):

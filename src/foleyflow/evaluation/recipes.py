@@ -1,12 +1,15 @@
-"""Training recipes of the in-world backbones (``foleyflow train tagger`` / ``train clap``)
-and their held-out figures (tagger mAP, CLAP text-to-audio recall@K).
+"""Training recipes of the in-world backbones (``foleyflow train tagger`` / ``train clap``);
+their held-out figures are in ``foleyflow.evaluation.heldout``.
 
-Both read a clip list: JSON Lines, one clip per line,
+Both read a clip list: JSON Lines, one clip per line, either
     {"path": "dog/01.wav", "labels": ["dog", "rain"], "caption": "a dog barks in the rain", "split": "train"}
-with paths relative to the list's folder and splits "train", "val" and "test" (held out).
-Training crops ``seconds`` at random (train) or from the middle (val/test); shorter clips
-are zero-padded. Class names are the sorted labels of the whole list, so every split
-shares one class order.
+with paths relative to the list's folder, or a foleyflow corpus's ``clips.jsonl`` as it is
+(``clip_id`` -> ``audio/<clip_id>.wav``, ``label``, ``captions``); splits are "train", "val"
+and "test" (held out). Training crops ``seconds`` at random and places a shorter clip at a
+random offset in silence (generated clips put their event anywhere); val/test crop the middle
+and pad a shorter clip at its end. The CLAP trains on a caption drawn per access from the
+clip's captions. Class names are the sorted labels of the whole list, so every split shares
+one class order.
 """
 
 from __future__ import annotations
@@ -24,11 +27,9 @@ from torch.utils.data import Dataset
 
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
-from foleyflow.evaluation.backbones import as_batch
 from foleyflow.evaluation.backbones.inworld import (
     INWORLD_CHANNELS,
     ClapModel,
-    InworldClapBackbone,
     InworldTaggerBackbone,
     build_tagger,
     save_clap,
@@ -36,7 +37,7 @@ from foleyflow.evaluation.backbones.inworld import (
     sentence_embeddings,
 )
 from foleyflow.models.text import TextEncoder
-from foleyflow.training.config import dataclass_from_dict
+from foleyflow.training.config import dataclass_from_dict, expand_path
 
 SPLITS = ("train", "val", "test")
 
@@ -45,12 +46,23 @@ SPLITS = ("train", "val", "test")
 class Clip:
     path: Path
     labels: tuple[str, ...]
-    caption: str
+    captions: tuple[str, ...]
     split: str
+
+    @property
+    def caption(self) -> str:
+        return self.captions[0] if self.captions else ""
+
+
+def _clip_of(row: Mapping[str, Any], root: Path) -> Clip:
+    if "clip_id" in row:  # a foleyflow corpus record
+        return Clip(root / "audio" / f"{row['clip_id']}.wav", (str(row["label"]),), tuple(map(str, row["captions"])), str(row["split"]))
+    captions = tuple(map(str, row["captions"])) if "captions" in row else (str(row.get("caption", "")),)
+    return Clip(root / row["path"], tuple(row.get("labels", ())), captions, str(row["split"]))
 
 
 def read_clip_list(path: str | os.PathLike) -> list[Clip]:
-    path = Path(path).expanduser()
+    path = Path(expand_path(str(path)))
     if not path.is_file():
         raise InputError(f"{path}: no such clip list")
     clips = []
@@ -59,9 +71,9 @@ def read_clip_list(path: str | os.PathLike) -> list[Clip]:
             continue
         try:
             row = json.loads(line)
-            clip = Clip(path.parent / row["path"], tuple(row.get("labels", ())), str(row.get("caption", "")), str(row["split"]))
+            clip = _clip_of(row, path.parent)
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise InputError(f"{path}:{number}: expected a JSON object with path and split ({error})") from None
+            raise InputError(f"{path}:{number}: expected a JSON object with path and split, or a corpus record ({error})") from None
         if clip.split not in SPLITS:
             raise InputError(f"{path}:{number}: split {clip.split!r} is not one of {', '.join(SPLITS)}")
         clips.append(clip)
@@ -71,8 +83,11 @@ def read_clip_list(path: str | os.PathLike) -> list[Clip]:
 
 
 def crop(audio: np.ndarray, length: int, random: bool) -> np.ndarray:
+    """``length`` samples: a random (or the middle) window of a longer clip; a shorter clip
+    padded with silence, at a random offset (or at the start)."""
     if audio.size <= length:
-        return np.pad(audio, (0, length - audio.size))
+        before = int(torch.randint(0, length - audio.size + 1, ()).item()) if random else 0
+        return np.pad(audio, (before, length - audio.size - before))
     start = int(torch.randint(0, audio.size - length + 1, ()).item()) if random else (audio.size - length) // 2
     return audio[start : start + length]
 
@@ -81,7 +96,7 @@ class ClipDataset(Dataset):
     """(audio crop, multi-hot labels, caption) per clip of one split."""
 
     def __init__(self, clips: list[Clip], class_names: list[str], seconds: float, random_crop: bool):
-        self.clips, self.random_crop = clips, random_crop
+        self.clips, self.random_crop = clips, random_crop  # random crop and random caption (training)
         self.index = {name: i for i, name in enumerate(class_names)}
         self.length = int(seconds * SAMPLE_RATE)
 
@@ -94,7 +109,32 @@ class ClipDataset(Dataset):
         target = torch.zeros(len(self.index))
         for label in clip.labels:
             target[self.index[label]] = 1.0
-        return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), target, clip.caption
+        caption = clip.captions[int(torch.randint(0, len(clip.captions), ()).item())] if self.random_crop else clip.caption
+        return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), target, caption
+
+
+class TrunkEmbeddingDataset(Dataset):
+    """(trunk embedding, multi-hot labels, caption) for a frozen audio trunk: ``crops`` crops
+    per clip embedded once; training draws a caption per access as ``ClipDataset`` does."""
+
+    @torch.no_grad()
+    def __init__(self, clips: ClipDataset, trunk: torch.nn.Module, crops: int, batch_size: int = 32):
+        self.clips, self.crops = clips, crops
+        trunk.eval()
+        embeddings, self.targets = [], []
+        for start in range(0, len(clips) * crops, batch_size):  # crop c of clip i is item c * len(clips) + i
+            audio, targets, _ = collate([clips[i % len(clips)] for i in range(start, min(start + batch_size, len(clips) * crops))])
+            embeddings.append(trunk(audio)["embedding"])
+            self.targets.extend(targets)
+        self.embeddings = torch.cat(embeddings)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def __getitem__(self, item: int):
+        clip = self.clips.clips[item % len(self.clips)]
+        caption = clip.captions[int(torch.randint(0, len(clip.captions), ()).item())] if self.clips.random_crop else clip.caption
+        return self.embeddings[item], self.targets[item], caption
 
 
 def collate(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -109,6 +149,20 @@ class BackboneOptions:
     channels: tuple[int, ...] = INWORLD_CHANNELS
     embed_dim: int = 128  # CLAP only
     init_audio_from: str = ""  # CLAP only: a tagger folder whose trunk starts the audio encoder
+    positives: str = "caption"  # CLAP only: also-matching pairs in a batch: "caption" (same text), "label" (same text or labels), "none"
+    export_float16: bool = False  # half the file size of a shipped model; evaluation computes in float32
+    # CLAP only: keep the audio trunk from init_audio_from fixed and train the projections on its
+    # embeddings, computed once for ``frozen_crops`` random crops of every training clip (a CPU budget)
+    freeze_audio: bool = False
+    frozen_crops: int = 4
+
+    def __post_init__(self) -> None:
+        if self.positives not in ("caption", "label", "none"):
+            raise ValueError(f"positives must be caption, label or none, got {self.positives!r}")
+        if self.freeze_audio and not self.init_audio_from:
+            raise ValueError("freeze_audio needs init_audio_from (a tagger folder): a frozen random trunk learns nothing")
+        if self.frozen_crops < 1:
+            raise ValueError(f"frozen_crops must be >= 1, got {self.frozen_crops}")
 
 
 class _ClipRecipe:
@@ -125,6 +179,10 @@ class _ClipRecipe:
 
     def collate(self, items: list[Any]) -> Any:
         return collate(items)
+
+    @property
+    def export_dtype(self) -> torch.dtype | None:
+        return torch.float16 if self.options.export_float16 else None
 
 
 class TaggerRecipe(_ClipRecipe):
@@ -150,7 +208,7 @@ class TaggerRecipe(_ClipRecipe):
         return {"val_loss": float(F.binary_cross_entropy_with_logits(modules["tagger"](audio)["logits"], targets))}
 
     def export(self, modules, folder: Path, card: str) -> Path:
-        return save_tagger(folder, modules["tagger"], self.class_names, card)
+        return save_tagger(folder, modules["tagger"], self.class_names, card, self.options.seconds, self.export_dtype)
 
 
 class ClapRecipe(_ClipRecipe):
@@ -158,23 +216,55 @@ class ClapRecipe(_ClipRecipe):
 
     name = "clap"
 
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        super().__init__(options)
+        self._text_features: dict[str, torch.Tensor] = {}  # the text tower is frozen: embed each caption once
+
+    def _tagger(self) -> torch.nn.Module:
+        return InworldTaggerBackbone(expand_path(self.options.init_audio_from)).model
+
     def build(self) -> dict[str, torch.nn.Module]:
         clap = ClapModel(self.options.embed_dim, tuple(self.options.channels))
         if self.options.init_audio_from:
-            trunk = InworldTaggerBackbone(self.options.init_audio_from).model.state_dict()
+            trunk = self._tagger().state_dict()
             own = clap.audio_encoder.state_dict()
             clap.audio_encoder.load_state_dict({k: v for k, v in trunk.items() if k in own and own[k].shape == v.shape}, strict=False)
+        if self.options.freeze_audio:
+            clap.freeze_audio_encoder()
         return {"clap": clap, "text": TextEncoder("minilm")}
+
+    def dataset(self, split: str) -> Dataset:
+        clips = super().dataset(split)
+        if not self.options.freeze_audio:
+            return clips
+        return TrunkEmbeddingDataset(clips, self._tagger(), self.options.frozen_crops if split == "train" else 1)
 
     def optimizer_groups(self) -> dict[str, list[str]]:
         return {"main": ["clap"]}
 
+    @torch.no_grad()
+    def text_features(self, encoder: TextEncoder, captions: list[str]) -> torch.Tensor:
+        new = sorted(set(captions) - set(self._text_features))
+        if new:
+            self._text_features.update(zip(new, sentence_embeddings(encoder, new).cpu()))
+        return torch.stack([self._text_features[caption] for caption in captions])
+
+    def positives(self, targets: torch.Tensor, captions: list[str]) -> torch.Tensor | None:
+        """Pairs that match besides the diagonal: same caption, or (``"label"``) same label set too."""
+        if self.options.positives == "none":
+            return None
+        same = torch.tensor([[a == b for b in captions] for a in captions])
+        if self.options.positives == "label":
+            labelled = targets.sum(dim=1) > 0
+            same |= (targets[:, None, :] == targets[None, :, :]).all(dim=-1) & labelled[:, None] & labelled[None, :]
+        return same
+
     def _loss(self, modules, batch) -> torch.Tensor:
-        audio, _, captions = batch
-        with torch.no_grad():
-            text_features = sentence_embeddings(modules["text"], captions)
+        audio, targets, captions = batch
         clap = modules["clap"]
-        return clap.contrastive_loss(clap.embed_audio(audio), clap.embed_text(text_features))
+        text = self.text_features(modules["text"], captions).to(audio.device)
+        audio_embeddings = clap.project_audio(audio) if self.options.freeze_audio else clap.embed_audio(audio)  # audio: trunk embeddings when frozen
+        return clap.contrastive_loss(audio_embeddings, clap.embed_text(text), self.positives(targets, captions))
 
     def losses(self, modules, batch, group, step):
         loss = self._loss(modules, batch)
@@ -184,66 +274,4 @@ class ClapRecipe(_ClipRecipe):
         return {"val_loss": float(self._loss(modules, batch))}
 
     def export(self, modules, folder: Path, card: str) -> Path:
-        return save_clap(folder, modules["clap"], card)
-
-
-# --- held-out figures ---------------------------------------------------------------------
-
-
-def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
-    """AP of one class: mean precision at the rank of each positive (ties broken by order)."""
-    order = np.argsort(-scores, kind="stable")
-    hits = positives[order].astype(bool)
-    if not hits.any():
-        return float("nan")
-    precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
-    return float(precision_at_hit.mean())
-
-
-def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Macro mAP over the classes that have at least one positive."""
-    values = [average_precision(scores[:, c], targets[:, c]) for c in range(scores.shape[1])]
-    values = [v for v in values if np.isfinite(v)]
-    if not values:
-        raise InputError("mAP needs at least one labelled clip")
-    return float(np.mean(values))
-
-
-def recall_at_k(similarity: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
-    """Text-to-audio retrieval: row i (caption i) should rank column i (its clip) in the top k."""
-    correct = similarity[np.arange(len(similarity)), np.arange(len(similarity))]
-    rank = (similarity > correct[:, None]).sum(axis=1)  # 0 = first
-    return {k: float((rank < k).mean()) for k in ks}
-
-
-def _split_clips(clip_list: str | os.PathLike, split: str) -> list[Clip]:
-    clips = [clip for clip in read_clip_list(clip_list) if clip.split == split]
-    if not clips:
-        raise InputError(f"{clip_list}: no clips in split {split!r}")
-    return clips
-
-
-@torch.no_grad()
-def tagger_map(folder: str | os.PathLike, clip_list: str | os.PathLike, split: str = "test", seconds: float = 10.0) -> tuple[float, int]:
-    """Held-out mAP of a tagger on a split (middle crop of ``seconds``); returns (mAP, clips)."""
-    backbone = InworldTaggerBackbone(folder)
-    clips = _split_clips(clip_list, split)
-    index = {name: i for i, name in enumerate(backbone.class_names)}
-    scores, targets = [], []
-    for clip in clips:
-        audio = crop(load_audio(clip.path), int(seconds * SAMPLE_RATE), random=False)
-        scores.append(backbone.model(as_batch(audio))["logits"][0].numpy())
-        target = np.zeros(len(index))
-        target[[index[label] for label in clip.labels if label in index]] = 1
-        targets.append(target)
-    return mean_average_precision(np.stack(scores), np.stack(targets)), len(clips)
-
-
-@torch.no_grad()
-def clap_recall(folder: str | os.PathLike, clip_list: str | os.PathLike, split: str = "test", seconds: float = 10.0) -> tuple[dict[int, float], int]:
-    """Held-out text-to-audio recall@1/@5 of a CLAP on a split; returns (recalls, clips)."""
-    backbone = InworldClapBackbone(folder)
-    clips = _split_clips(clip_list, split)
-    audio = np.stack([backbone.features(crop(load_audio(c.path), int(seconds * SAMPLE_RATE), random=False))["audio_embedding"] for c in clips])
-    text = backbone.embed_text([clip.caption for clip in clips])
-    return recall_at_k(text @ audio.T), len(clips)
+        return save_clap(folder, modules["clap"], card, self.options.seconds, self.export_dtype)

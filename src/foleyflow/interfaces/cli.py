@@ -63,11 +63,20 @@ def info(as_json: bool) -> None:
 @click.option("--out", "out_dir", default="demo_out", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--examples", "examples_dir", default=None, type=click.Path(file_okay=False), help="Folder of example clips.")
 def demo(out_dir: str, examples_dir: str | None) -> None:
-    """Run the main job on the bundled example clips."""
-    from foleyflow.demo import run_demo
+    """Edit the bundled example clips with the shipped editor (add, remove, replace)."""
+    from foleyflow.models.checkpoint import list_shipped_models
 
-    for result in run_demo(out_dir, examples_dir):
-        click.echo(result.summary())
+    if "editor" not in list_shipped_models():
+        from foleyflow.demo import run_demo
+
+        click.echo("no editor is shipped yet: writing each example's log-mel spectrogram instead")
+        for result in run_demo(out_dir, examples_dir):
+            click.echo(result.summary())
+        return
+    from foleyflow.pipelines.editor import run_edit_demo
+
+    for line in run_edit_demo(out_dir, examples_dir):
+        click.echo(line)
 
 
 @cli.command()

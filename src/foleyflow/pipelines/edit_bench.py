@@ -1,7 +1,8 @@
 """The editing benchmark on held-out triplets with ground truth (``foleyflow bench edit``).
 
-For every triplet (source, true target, instruction, task) and every method (the editor at
-each t_start, the ddpm baseline at the same NFE) we measure the log-mel L1 distance to the true
+For every triplet (source, true target, instruction, task) and every method (the plain editor
+at each t_start, the ddpm baseline at the same NFE, and each edit-mask method x compositing
+mode with the oracle mask beside it, issue 9) we measure the log-mel L1 distance to the true
 target of:
     identity  the source through the codec (no edit at all),
     floor     the true target through the codec (the best the codec allows),
@@ -10,6 +11,10 @@ Per task type: fraction of the gap closed = (identity - method) / (identity - fl
 means (1 = as good as the codec allows, 0 = no better than not editing, < 0 = worse), with a
 95% paired bootstrap interval over triplets; time per edit, NFE, the time of one network
 forward, and overhead = time per edit / (NFE x forward).
+
+"add" is scored against the best-aligned target: the onset of an added event cannot be
+inferred from the source, so the true event is re-placed on a 0.1 s grid and the output is
+compared with the nearest such target (identity with the same one).
 """
 
 from __future__ import annotations
@@ -21,18 +26,34 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from dataclasses import replace as replace_options
+
+from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.audio.mel import log_mel
 from foleyflow.errors import InputError
+from foleyflow.pipelines import windowing
+from foleyflow.pipelines.compositing import check_mode, every_step
 from foleyflow.pipelines.editor import Editor
+from foleyflow.pipelines.masks import BENCH_METHODS, check_method, finish_mask, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
+MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio")
+ADD_GRID_SECONDS = 0.1
 
 
 def log_mel_l1(audio: np.ndarray, reference: np.ndarray) -> float:
     """Mean absolute difference of the AudioLDM log-mels (frames of the shorter clip)."""
-    a, b = log_mel(np.asarray(audio, np.float32))[0], log_mel(np.asarray(reference, np.float32))[0]
-    frames = min(a.shape[0], b.shape[0])
-    return float(torch.mean(torch.abs(a[:frames] - b[:frames])))
+    return _l1(_mel(audio), _mel(reference))
+
+
+def _mel(audio: np.ndarray) -> torch.Tensor:
+    """(batch, frames, mels) log-mel of (samples,) or (batch, samples) audio."""
+    return log_mel(np.asarray(audio, np.float32))
+
+
+def _l1(a: torch.Tensor, b: torch.Tensor) -> float:
+    frames = min(a.shape[1], b.shape[1])
+    return float(torch.mean(torch.abs(a[:, :frames] - b[:, :frames])))
 
 
 def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> float:
@@ -42,7 +63,11 @@ def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> f
 
 
 def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None) -> list[Mapping[str, Any]]:
-    """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over add/remove/replace, seeded."""
+    """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over add/remove/replace, seeded.
+
+    "add" items also carry the added event alone (``event_audio``, placed at onset 0) and its
+    ``event_onset``, so that the add target can be re-rendered with the event elsewhere.
+    """
     from foleyflow.data.datasets import TripletDataset
 
     per_task = count // len(TASKS)
@@ -52,8 +77,108 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
         dataset = TripletDataset(split, root=root, tasks=(task,))
         if len(dataset) < per_task:
             raise InputError(f"the {split} split has {len(dataset)} {task} triplets; {per_task} requested")
-        chosen += [dataset[int(i)] for i in rng.permutation(len(dataset))[:per_task]]
+        for index in rng.permutation(len(dataset))[:per_task]:
+            item = dataset[int(index)]
+            if task == "add":
+                item["event_audio"], item["event_onset"] = added_event(dataset, int(index))
+            chosen.append(item)
     return chosen
+
+
+def added_event(dataset, index: int) -> tuple[np.ndarray, int]:
+    """The event an "add" triplet adds, rendered alone at onset 0 (frame length), and its true onset.
+
+    Rendering adds parts in order in float32 and the added event comes last, so
+    ``source + shifted(event, onset)`` *is* the scene's recipe re-rendered with the event at
+    ``onset`` (the frame cuts what runs past its end, as rendering does).
+    """
+    from dataclasses import replace
+
+    from foleyflow.data.recipes import placed
+
+    triplet = dataset.triplets[index]
+    part = dataset.scenes[triplet["scene_id"]].events[triplet["target"][1]]["part"]  # target mix "XA" -> event "A"
+    return placed(replace(part, onset=0), dataset.bank), int(part.onset)
+
+
+def shifted(event_at_zero: np.ndarray, onset: int, length: int) -> np.ndarray:
+    """The event starting at ``onset`` in a frame of ``length`` samples."""
+    out = np.zeros(length, dtype=np.float32)
+    out[onset:] = event_at_zero[: length - onset]
+    return out
+
+
+def add_onsets(true_onset: int, length: int, grid_samples: int) -> np.ndarray:
+    """Candidate onsets: the 0.1 s grid through the true onset, inside the frame."""
+    first = true_onset % grid_samples
+    return np.arange(first, length, grid_samples)
+
+
+class ItemScorer:
+    """Log-mel L1 of outputs to one triplet's target, with the identity and floor beside it.
+
+    For "add" items that carry their event, every output is scored against the best-aligned
+    target: the true event placed at the onset (on a 0.1 s grid through the true onset) whose
+    target is nearest the output; identity is then measured against that same target. The
+    floor stays the true target's codec round trip: the codec's error does not depend on where
+    the event sits (to first order), and a round trip per chosen onset would cost as much as
+    the edits.
+    """
+
+    def __init__(self, editor: Editor, item: Mapping[str, Any], grid_seconds: float = ADD_GRID_SECONDS) -> None:
+        self.editor = editor
+        self.source = np.asarray(item["source"], np.float32)
+        self.target = np.asarray(item["target"], np.float32)
+        self.x_source, self.x_target = (self._encode_windows(audio) for audio in (self.source, self.target))
+        self.identity_mel = _mel(self._decode_windows(self.x_source))
+        self.target_mel = _mel(self.target)
+        self.identity_l1 = _l1(self.identity_mel, self.target_mel)
+        self.floor_l1 = _l1(_mel(self._decode_windows(self.x_target)), self.target_mel)
+        self.aligned = item["task"] == "add" and "event_audio" in item
+        if self.aligned:
+            self.true_onset = int(item["event_onset"])
+            self.onsets = add_onsets(self.true_onset, self.source.size, round(grid_seconds * SAMPLE_RATE))
+            event = np.asarray(item["event_audio"], np.float32)
+            self.candidates = np.stack([self.source + shifted(event, int(o), self.source.size) for o in self.onsets])
+            self.candidate_mels = _mel(self.candidates)
+
+    def score(self, audio: np.ndarray) -> tuple[float, float, float, int]:
+        """(method L1, identity L1, floor L1, onset shift in samples) against the (aligned) target."""
+        out = _mel(audio)
+        if not self.aligned:
+            return _l1(out, self.target_mel), self.identity_l1, self.floor_l1, 0
+        frames = min(out.shape[1], self.candidate_mels.shape[1])
+        distances = torch.mean(torch.abs(self.candidate_mels[:, :frames] - out[:, :frames]), dim=(1, 2))
+        best = int(torch.argmin(distances))
+        identity = _l1(self.identity_mel, self.candidate_mels[best : best + 1])
+        return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
+
+    def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
+        """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
+        span = edit_span_samples(item, self.source, self.target)
+        span_windows, _ = windowing.split_windows(span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
+        truth = ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
+        options = replace_options(self.editor.config.mask_options(), smooth=1)
+        return finish_mask(truth[:, 0, :, 0], 0.5, options, normalise=False)
+
+    def _encode_windows(self, audio: np.ndarray) -> torch.Tensor:
+        windows, _ = windowing.split_windows(audio, self.editor.window_samples, self.editor.overlap_samples)
+        return self.editor.codec.encode(torch.from_numpy(windows))
+
+    def _decode_windows(self, latents: torch.Tensor) -> np.ndarray:
+        _, starts = windowing.split_windows(self.target, self.editor.window_samples, self.editor.overlap_samples)
+        decoded = self.editor.codec.decode(latents, self.editor.window_samples).float().numpy()
+        return windowing.overlap_add(decoded, starts, self.target.size).astype(np.float32)
+
+
+def edit_span_samples(item: Mapping[str, Any], source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(samples,) bool: the edited event's spans when the item has them, else where target and source differ."""
+    if "edit_spans" in item:
+        span = np.zeros(source.size, dtype=bool)
+        for start, end in item["edit_spans"]:
+            span[max(0, int(start)) : max(0, int(end))] = True
+        return span
+    return np.abs(target - source) > 1e-7
 
 
 def forward_seconds(editor: Editor, repeats: int = 3) -> float:
@@ -70,28 +195,150 @@ def forward_seconds(editor: Editor, repeats: int = 3) -> float:
     return float(np.median(times))
 
 
+def default_methods(editor: Editor) -> list[str]:
+    """Every mask method the editor can run, the plain recipe, and the oracle."""
+    return [m for m in BENCH_METHODS if m != "learned" or editor.config.mask_head]
+
+
+@torch.no_grad()
 def run_edit_bench(
-    model: str,
+    model,
     triplets: Iterable[Mapping[str, Any]],
-    baseline: str | None = None,
+    baseline=None,
     steps: int | None = None,
     t_starts: Sequence[float] = (0.0, 0.01, 0.1),
     seed: int = 0,
     resamples: int = 200,
+    methods: Sequence[str] | None = ("none",),
+    composites: Sequence[str] = MASKED_COMPOSITES,
 ) -> dict[str, Any]:
-    editors = {f"flow t_start={t:g}": (_load(model), {"t_start": t}) for t in t_starts}
-    if baseline is not None:
-        editors["ddpm (same NFE)"] = (_load(baseline), {})
-    steps = steps or next(iter(editors.values()))[0].config.steps
+    """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
+    compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
+    the editor can run (``default_methods``)."""
+    editor = _load(model)
+    methods = default_methods(editor) if methods is None else list(methods)
+    plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
+                   list(t_starts), methods, list(composites), seed)
+    scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    aligned = False
+    for index, item in enumerate(triplets):
+        scorer = ItemScorer(editor, item)
+        aligned |= scorer.aligned
+        rows = scores[item["task"]]
+        rows["identity"].append(scorer.identity_l1)
+        rows["floor"].append(scorer.floor_l1)
+        for name, audio, seconds, nfe in plan.rows(item, scorer, plan.seed + index):
+            l1, identity, floor, shift = scorer.score(audio)
+            for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
+                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe)):
+                rows[key].append(value)
+    forwards = {name: plan.forward(name) for name in plan.names}
+    report = summarise(scores, plan.names, forwards, plan.steps, resamples, seed)
+    report["add_scoring"] = f"best-aligned target (event onset on a {ADD_GRID_SECONDS:g} s grid)" if aligned else "true target"
+    report["t_start"] = editor.config.t_start
+    return report
+
+
+class RowPlan:
+    """Which rows to produce for each item, sharing sampling runs between rows.
+
+    One run at the model's t_start records every estimated mask and gives the plain row at
+    that t_start and every ``end`` and ``audio`` row (they differ only after sampling);
+    every-step needs its mask while sampling, so it runs once per mask method (shared by
+    ``every-step`` and ``every-step+audio``). A row's time is its run's full time (encoding,
+    sampling with all the recording that run does) plus its own compositing and decoding.
+    """
+
+    def __init__(self, editor, baseline, steps, t_starts, methods, composites, seed) -> None:
+        for method in methods:
+            check_method(method, BENCH_METHODS)
+        for composite in composites:
+            if check_mode(composite) == "none":
+                raise InputError("composite 'none' is the plain recipe: select it with the mask method none")
+        self.editor, self.baseline, self.steps, self.seed = editor, baseline, steps, seed
+        self.masked = [m for m in methods if m != "none"]
+        self.composites = composites if self.masked else []
+        if "none" not in methods:
+            t_starts = []
+        elif not t_starts:  # the plain recipe at the model's own t_start
+            t_starts = [editor.config.t_start]
+        self.t_starts = t_starts
+        self.names = [plain_name(t) for t in t_starts] + (["ddpm (same NFE)"] if baseline is not None else [])
+        self.names += [f"{method} + {composite}" for composite in self.composites for method in self.masked]
+
+    def forward(self, name: str) -> float:
+        if not hasattr(self, "_forwards"):
+            self._forwards = {"editor": forward_seconds(self.editor), "baseline": forward_seconds(self.baseline) if self.baseline else 0.0}
+        return self._forwards["baseline" if name.startswith("ddpm") else "editor"]
+
+    def rows(self, item, scorer: ItemScorer, seed: int):
+        """(row name, output audio, seconds, NFE) for every row of one item."""
+        source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
+        sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
+        t_model = self.editor.config.t_start
+        estimated = [m for m in self.masked if m != "oracle"]
+        main = None
+        if t_model in self.t_starts or any(not every_step(c) for c in self.composites):
+            main = sample(self.editor, t_start=t_model, methods=estimated)
+            if "oracle" in self.masked:
+                main.masks["oracle"] = scorer.oracle_mask(item)
+        for t in self.t_starts:
+            run = main if t == t_model else sample(self.editor, t_start=t)
+            yield (plain_name(t), *finished(self.editor, run, full_mask(run.x_source), "none"))
+        if self.baseline is not None:
+            run = sample(self.baseline)
+            yield ("ddpm (same NFE)", *finished(self.baseline, run, full_mask(run.x_source), "none"))
+        blended: dict[str, Any] = {}
+        for composite in self.composites:
+            for method in self.masked:
+                if not every_step(composite):
+                    run = main
+                else:
+                    if method not in blended:
+                        blended[method] = self._blended_run(sample, method, scorer, item)
+                    run = blended[method]
+                yield (f"{method} + {composite}", *finished(self.editor, run, run.masks[method], composite))
+
+
+    def _blended_run(self, sample, method: str, scorer: ItemScorer, item):
+        """An every-step run: an estimated mask is used as it accumulates, the oracle as given."""
+        if method != "oracle":
+            return sample(self.editor, t_start=self.editor.config.t_start, keep=method)
+        oracle = scorer.oracle_mask(item)
+        run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle)
+        run.masks["oracle"] = oracle
+        return run
+
+
+def plain_name(t_start: float) -> str:
+    return f"flow t_start={t_start:g}"
+
+
+def finished(editor: Editor, run, mask: torch.Tensor, composite: str) -> tuple[np.ndarray, float, int]:
+    start = time.perf_counter()
+    audio = editor.finish(run, mask, composite)
+    return audio, run.seconds + time.perf_counter() - start, run.nfe
+
+
+def compare_editors(
+    editors: Mapping[str, tuple[Editor, Mapping[str, Any]]],
+    triplets: Iterable[Mapping[str, Any]],
+    seed: int = 0,
+    resamples: int = 200,
+    steps: int | str = "per method",
+) -> dict[str, Any]:
+    """Score each named (editor, ``Editor.edit`` options) on the same triplets and seeds; the first
+    editor's codec gives the identity and floor rows."""
     reference = next(iter(editors.values()))[0]
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for index, item in enumerate(triplets):
         task, source, target = item["task"], np.asarray(item["source"], np.float32), np.asarray(item["target"], np.float32)
         rows = scores[task]
-        rows["identity"].append(log_mel_l1(_through_codec(reference, source), target))
-        rows["floor"].append(log_mel_l1(_through_codec(reference, target), target))
+        scorer = ItemScorer(reference, {**item, "task": "compare"})  # the true target: no add alignment here
+        rows["identity"].append(scorer.identity_l1)
+        rows["floor"].append(scorer.floor_l1)
         for name, (editor, options) in editors.items():
-            result = editor.edit(source, item["instruction"], steps=steps, seed=seed + index, **options)
+            result = editor.edit(source, item["instruction"], seed=seed + index, **options)
             rows[name].append(log_mel_l1(result.audio, target))
             rows[f"{name}:seconds"].append(result.elapsed_s)
             rows[f"{name}:nfe"].append(result.nfe)
@@ -99,7 +346,7 @@ def run_edit_bench(
     return summarise(scores, list(editors), forwards, steps, resamples, seed)
 
 
-def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int, resamples: int, seed: int) -> dict[str, Any]:
+def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int | str, resamples: int, seed: int) -> dict[str, Any]:
     from foleyflow.evaluation.bootstrap import bootstrap_ci, mean_ci
 
     report: dict[str, Any] = {"steps": steps, "methods": methods, "tasks": {}}
@@ -117,9 +364,12 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
         for name in methods:
             seconds = float(np.mean(rows[f"{name}:seconds"]))
             nfe = int(np.max(rows[f"{name}:nfe"]))
+            # "add" rows may be scored against a re-aligned target, with identity and floor to match.
+            own_identity, own_floor = rows.get(f"{name}:identity", identity), rows.get(f"{name}:floor", floor)
             entry["methods"][name] = {
                 "l1": mean_ci(rows[name], resamples, seed).to_dict(),
-                "gap_closed": bootstrap_ci(gap_closed, [identity, floor, rows[name]], paired=True, resamples=resamples, seed=seed).to_dict(),
+                "gap_closed": bootstrap_ci(gap_closed, [own_identity, own_floor, rows[name]], paired=True, resamples=resamples, seed=seed).to_dict(),
+                "mean_onset_shift_s": float(np.mean(rows.get(f"{name}:shift", [0]))) / SAMPLE_RATE,
                 "seconds_per_edit": seconds,
                 "nfe": nfe,
                 "forward_seconds": forwards[name],
@@ -130,22 +380,45 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """A Markdown table: one row per task and method."""
+    """A Markdown table: one row per task and method, the oracle mask's gap beside each masked row."""
     lines = [
-        f"steps {report['steps']}; L1 = log-mel L1 to the true target (lower is better); gap closed = (identity - method) / (identity - floor)",
+        f"steps {report['steps']}, t_start {report.get('t_start', '')} for the mask rows; L1 = log-mel L1 to the true target"
+        " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
+        f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
         "",
-        "| task | n | method | L1 | gap closed [95% CI] | s / edit | NFE | forward s | overhead |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | n | method | L1 | gap closed [95% CI] | oracle mask, same compositing | s / edit | NFE | forward s | overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, entry in report["tasks"].items():
-        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | |")
-        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | |")
+        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | |")
         for name, row in entry["methods"].items():
+            oracle = entry["methods"].get("oracle + " + name.partition(" + ")[2]) if " + " in name else None
             lines.append(
-                f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {row['seconds_per_edit']:.2f} |"
-                f" {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
+                f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(oracle['gap_closed']) if oracle else ''} |"
+                f" {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
             )
     return "\n".join(lines)
+
+
+def write_section(path, heading: str, body: str) -> None:
+    """Replace the ``## heading`` section of a Markdown file (up to the next ``## ``), or append it; atomic."""
+    from pathlib import Path
+
+    from foleyflow.atomic import atomic_path
+
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks"]
+    title = f"## {heading}"
+    section = [title, "", *body.strip("\n").splitlines(), ""]
+    if title in lines:
+        start = lines.index(title)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section
+    else:
+        lines += ["", *section] if lines and lines[-1].strip() else section
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def _ci(estimate: Mapping[str, float]) -> str:
@@ -154,13 +427,3 @@ def _ci(estimate: Mapping[str, float]) -> str:
 
 def _load(model) -> Editor:
     return model if isinstance(model, Editor) else Editor.from_pretrained(model)
-
-
-def _through_codec(editor: Editor, audio: np.ndarray) -> np.ndarray:
-    """The clip encoded and decoded by the editor's codec, window by window (what an edit could at best keep)."""
-    from foleyflow.pipelines import windowing
-
-    def roundtrip(windows: np.ndarray) -> np.ndarray:
-        return editor.codec.decode(editor.codec.encode(torch.from_numpy(windows)), editor.window_samples).float().numpy()
-
-    return windowing.process_in_windows(audio, editor.window_samples, editor.overlap_samples, roundtrip)

@@ -15,6 +15,7 @@ noise prediction) samples with DDIM from pure noise; it has no t_start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -28,7 +29,10 @@ from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.diffusion.ode import SOLVERS
+from foleyflow.pipelines.attention import AttentionRecorder
+from foleyflow.pipelines.compositing import blend, blend_audio, check_mode, every_step, in_audio, latent_end
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
+from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, check_method, estimated_mask, frames_to_samples
 
 OBJECTIVES = ("flow", "ddpm")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
@@ -49,13 +53,34 @@ class EditorConfig:
     unet: dict[str, Any] = field(default_factory=dict)  # UNet2DConditionModel config
     text_encoder: dict[str, Any] = field(default_factory=dict)  # spec understood by foleyflow.models.text
     codec: str = "default"  # "default", or a codec folder (relative paths: inside the editor folder)
+    # The UNet has one output channel more than the latent: the logits of the edit mask
+    # (pipelines.masks), trained from the data set's ground-truth edit regions.
+    mask_head: bool = False
+    # Localisation defaults (issue 9, docs/editor.md): None picks "learned" + "end" for a
+    # mask-head model and the paper's plain recipe ("none" + "none") otherwise.
+    mask: str | None = None  # pipelines.masks.METHODS
+    composite: str | None = None  # pipelines.compositing.MODES
+    mask_threshold: float | None = None  # None: the method's own (masks.DEFAULT_THRESHOLDS)
+    mask_smooth: int = 5  # latent frames
+    mask_dilate: int = 1
+    mask_ramp: int = 3
+    distillation: dict[str, Any] | None = None  # how `foleyflow distill edit` made it (steps, teacher, ...)
 
     def __post_init__(self) -> None:
         check_edit_settings(self.steps, self.cfg_scale, self.t_start, self.solver)
         if self.objective not in OBJECTIVES:
             raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.mask is None:
+            self.mask = "learned" if self.mask_head else "none"
+        if self.composite is None:
+            self.composite = "none" if self.mask == "none" else "end"
+        check_localisation(self.mask, self.composite, self.mask_head, self.objective)
+        self.mask_options()  # checks the numbers
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
+
+    def mask_options(self) -> MaskOptions:
+        return MaskOptions(self.mask_threshold, self.mask_smooth, self.mask_dilate, self.mask_ramp)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EditorConfig":
@@ -77,6 +102,15 @@ def check_edit_settings(steps: int, cfg_scale: float, t_start: float, solver: st
         raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
 
+def check_localisation(mask: str, composite: str, mask_head: bool, objective: str) -> None:
+    check_method(mask)
+    check_mode(composite)
+    if mask == "learned" and not mask_head:
+        raise InputError("mask 'learned' needs a mask-head editor (its config has mask_head: true); try --mask diffedit")
+    if every_step(composite) and objective != "flow":
+        raise InputError(f"composite {composite!r} follows the rectified-flow path; the {objective} objective supports end and audio")
+
+
 @dataclass
 class EditResult:
     audio: np.ndarray  # (samples,) float32 at ``sample_rate``, the input's length
@@ -86,6 +120,9 @@ class EditResult:
     sample_rate: int = SAMPLE_RATE
     attention: np.ndarray | None = None  # (tokens, latent frames) over the whole clip
     tokens: list[str] | None = None
+    mask: np.ndarray | None = None  # (latent frames,) in [0, 1] over the whole clip: where the edit was allowed
+    mask_method: str = "none"
+    composite: str = "none"
 
     @property
     def seconds(self) -> float:
@@ -135,35 +172,101 @@ class Editor:
         seed: int = 0,
         solver: str | None = None,
         attention: bool = False,
+        mask: str | None = None,
+        composite: str | None = None,
     ) -> EditResult:
-        """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says."""
+        """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says.
+
+        ``mask`` ("learned", "diffedit", "attention", "none") finds the edit region and
+        ``composite`` ("end", "every-step", "audio", "every-step+audio", "none") keeps the
+        source outside it; both default to the model's config (docs/editor.md).
+        """
+        mask = self.config.mask if mask is None else mask
+        composite = self.config.composite if composite is None else composite
+        check_localisation(mask, composite, self.config.mask_head, self.config.objective)
+        samples = audio_samples(audio)
+        run = self.sample_clip(
+            samples, instruction, steps, cfg_scale, t_start, seed, solver,
+            methods=(mask,), keep=mask if every_step(composite) else None, attention=attention,
+        )
+        start = time.perf_counter()
+        out = self.finish(run, run.masks[mask], composite)
+        result = EditResult(out, run.instruction, run.seconds + time.perf_counter() - start, run.nfe,
+                            mask=self.clip_frames(run.masks[mask], run), mask_method=mask, composite=composite)
+        if attention:
+            result.attention = self.clip_frames(run.attention, run)
+            result.tokens = run.tokens
+        return result
+
+    @torch.no_grad()
+    def sample_clip(
+        self,
+        samples: np.ndarray,
+        instruction: str,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        t_start: float | None = None,
+        seed: int = 0,
+        solver: str | None = None,
+        methods: Sequence[str] = (),
+        keep: str | torch.Tensor | None = None,
+        attention: bool = False,
+    ) -> "SampledClip":
+        """Sample the edited latents of every window, estimating the masks of ``methods`` on the way.
+
+        ``keep`` turns on every-step compositing with a method's running mask or a given
+        (windows, 1, frames, 1) mask (the benchmark's oracle). Decoding is ``finish``'s job,
+        so that one sampling run can be composited with several masks.
+        """
         c = self.config
         steps, cfg_scale = c.steps if steps is None else steps, c.cfg_scale if cfg_scale is None else cfg_scale
         t_start, solver = c.t_start if t_start is None else t_start, c.solver if solver is None else solver
         check_edit_settings(steps, cfg_scale, t_start, solver)
         instruction = check_instruction(instruction)
-        samples = audio_samples(audio)
+        wanted = set(methods) | ({keep} if isinstance(keep, str) else set())
+        for method in wanted:
+            check_method(method)
         start = time.perf_counter()
         windows, starts = windowing.split_windows(samples, self.window_samples, self.overlap_samples)
         x_source = self.codec.encode(torch.from_numpy(windows))
         cond, uncond = self.encode_instruction(instruction, len(windows))
         noise = torch.randn(x_source.shape, generator=torch.Generator().manual_seed(seed))
-        recorder = None
-        if attention:
-            from foleyflow.pipelines.attention import AttentionRecorder
+        run = SampledClip(samples, instruction, starts, x_source)
+        run.tokens = token_strings(self.text_encoder, instruction, int(cond[1][0].sum()))
+        evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "diffedit"} else None
+        recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
+        estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731
+        keep_mask = (lambda: keep) if isinstance(keep, torch.Tensor) else (lambda: estimate(keep)) if keep else None
+        with recorder:
+            run.x_edited, run.nfe = self.sample(
+                x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
+                evidence=evidence, both_branches="diffedit" in wanted, keep_mask=keep_mask,
+            )
+        if isinstance(recorder, AttentionRecorder):
+            run.attention = self._cond_attention(recorder, run)
+        run.masks = {method: estimate(method) for method in wanted}
+        run.seconds = time.perf_counter() - start
+        return run
 
-            with AttentionRecorder(self.unet) as recorder:
-                x_edited, nfe = self.sample(x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver)
-        else:
-            x_edited, nfe = self.sample(x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver)
-        edited = self.codec.decode(x_edited, self.window_samples).float().numpy()
-        out = windowing.overlap_add(edited, starts, samples.size).astype(np.float32)
-        elapsed = time.perf_counter() - start
-        result = EditResult(out, instruction, elapsed, nfe)
-        if recorder is not None:
-            result.attention = self._stitch_attention(recorder, cond, starts, samples.size)
-            result.tokens = token_strings(self.text_encoder, instruction, result.attention.shape[0])
-        return result
+    def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
+        attention = self._cond_attention(recorder, run) if method == "attention" else None
+        return estimated_mask(method, evidence, self.config.mask_options(), attention, run.tokens, like=run.x_source)
+
+    @staticmethod
+    def _cond_attention(recorder, run: "SampledClip") -> torch.Tensor:
+        """(windows, valid tokens, frames): the conditional rows of the recorded attention (CFG batches are cond..., uncond...)."""
+        return recorder.token_frame_map()[: run.x_source.shape[0], : len(run.tokens)]
+
+    @torch.no_grad()
+    def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str) -> np.ndarray:
+        """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows."""
+        x = blend(run.x_edited, run.x_source, mask) if latent_end(composite) else run.x_edited
+        edited = self.codec.decode(x, self.window_samples).float().numpy()
+        out = windowing.overlap_add(edited, run.starts, run.samples.size).astype(np.float32)
+        if in_audio(composite):
+            per_frame = self.codec.samples_per_latent_frame
+            out = blend_audio(out, run.samples, frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size))
+        return out
 
     def encode_instruction(self, instruction: str, copies: int):
         """(cond, uncond) text states and masks, repeated for ``copies`` windows."""
@@ -172,24 +275,45 @@ class Editor:
         repeat = lambda x: x.expand(copies, *x.shape[1:])  # noqa: E731 - a view, no copy
         return (repeat(states[:1]), repeat(mask[:1])), (repeat(states[1:]), repeat(mask[1:]))
 
-    def sample(self, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver) -> tuple[torch.Tensor, int]:
+    def sample(self, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
+               evidence=None, both_branches=False, keep_mask=None) -> tuple[torch.Tensor, int]:
         """The edited latent and the number of network evaluations."""
         if self.config.objective == "ddpm":
-            return ddpm_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale)
-        return flow_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver, self.config.sigma_min)
+            return ddpm_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale, evidence, both_branches)
+        return flow_edit(self.unet, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver, self.config.sigma_min,
+                         evidence, both_branches, keep_mask)
 
-    def _stitch_attention(self, recorder, cond, starts, total_samples):
-        """(tokens, frames) over the whole clip: the conditional rows, windows cross-faded by frame."""
-        maps = recorder.token_frame_map()
-        windows = len(starts)
-        maps = maps[:windows]  # CFG batches are (cond..., uncond...)
-        valid = int(cond[1][0].sum())
-        maps = maps[:, :valid].numpy()
+    def clip_frames(self, maps: torch.Tensor | np.ndarray, run: "SampledClip") -> np.ndarray:
+        """Per-window maps (windows, ..., frames) joined over the whole clip: (..., clip frames), cross-faded like audio.
+
+        A (windows, 1, frames, 1) mask becomes (clip frames,).
+        """
+        maps = torch.as_tensor(maps)
+        if maps.ndim == 4:  # the mask format
+            maps = maps[:, 0, :, 0]
+        maps = maps.float().numpy()
         per_frame = self.codec.samples_per_latent_frame
-        total_frames = max(1, -(-total_samples // per_frame))
+        total_frames = max(1, -(-run.samples.size // per_frame))
+        starts = run.starts
         # Sample starts need not fall on frames; the last window must still end on the last frame.
         frame_starts = [round(s / per_frame) for s in starts[:-1]] + [max(total_frames - maps.shape[-1], 0)]
         return windowing.overlap_add(maps, frame_starts, total_frames)
+
+
+@dataclass
+class SampledClip:
+    """One sampling run over a clip's windows, before decoding."""
+
+    samples: np.ndarray  # the source audio
+    instruction: str
+    starts: list[int]  # window starts in samples
+    x_source: torch.Tensor  # (windows, C, frames, F)
+    x_edited: torch.Tensor | None = None
+    nfe: int = 0
+    seconds: float = 0.0  # encoding + sampling + mask estimation
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (windows, 1, frames, 1)
+    attention: torch.Tensor | None = None  # (windows, tokens, frames), conditional branch
+    tokens: list[str] = field(default_factory=list)
 
 
 def token_strings(text_encoder, instruction: str, count: int) -> list[str]:
@@ -228,6 +352,21 @@ DEMO_EDITS = (
 )
 
 
+def clip_edits(clip: Path, default: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The clip's own ``<stem>.edits.json`` ([[task, instruction], ...]) or ``default``: a
+    remove or replace instruction must name a sound the clip holds."""
+    import json
+
+    sidecar = clip.with_suffix(".edits.json")
+    if not sidecar.is_file():
+        return list(default)
+    try:
+        pairs = [(str(task), str(instruction)) for task, instruction in json.loads(sidecar.read_text())]
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{sidecar}: expected [[task, instruction], ...] ({error})") from None
+    return pairs
+
+
 def run_edit_demo(
     out_dir: str | os.PathLike,
     examples_dir: str | os.PathLike | None = None,
@@ -253,7 +392,7 @@ def run_edit_demo(
     for clip in clips:
         source = load_audio(clip)
         source_mel = log_mel(source)[0].numpy()
-        for task, instruction in edits:
+        for task, instruction in clip_edits(clip, edits):
             result = editor.edit(source, instruction)
             wav = write_wav(out_dir / f"{clip.stem}_{task}.wav", result.audio)
             png = save_spectrograms_png(

@@ -19,6 +19,10 @@ RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.recipes.toy:ToyRecipe",
     "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
+    "tagger": "foleyflow.evaluation.recipes:TaggerRecipe",  # in-world evaluation backbones
+    "clap": "foleyflow.evaluation.recipes:ClapRecipe",
+    "distill": "foleyflow.training.recipes.distill:DistillRecipe",
+    "distill-edit": "foleyflow.training.recipes.distill_edit:EditDistillRecipe",
 }
 
 

@@ -382,6 +382,7 @@ class Trainer:
                 "ema_updates": self.ema.updates if self.ema is not None else None,
                 "val_history": self.val_history,
                 "num_processes": self.accelerator.num_processes,
+                "train_seconds": self._train_seconds(),
             },
         )
 
@@ -404,6 +405,7 @@ class Trainer:
             self.accelerator.scaler.load_state_dict(saved["grad_scaler"])
         self.position = _Position(**saved["position"])
         self.val_history = list(saved["val_history"])
+        self._earlier_seconds = float(saved.get("train_seconds", 0.0))
         ckpt.load_rng(folder, self.accelerator.process_index)
 
     def _export(self, folder: Path, note: str = "") -> Path | None:
@@ -414,6 +416,10 @@ class Trainer:
         with self.ema.swapped_in(trained) if use_ema else contextlib.nullcontext():
             return self.recipe.export(self.plain, folder, self._model_card(time.perf_counter() - self._started, use_ema, note))
 
+    def _train_seconds(self) -> float:
+        """Wall time of the whole run: earlier sessions (from the checkpoint) plus this one."""
+        return getattr(self, "_earlier_seconds", 0.0) + time.perf_counter() - self._started
+
     def _model_card(self, wall_seconds: float, used_ema: bool, note: str = "") -> str:
         last_val = self.val_history[-1] if self.val_history else {}
         lines = [
@@ -422,7 +428,7 @@ class Trainer:
             *([f"- {note}"] if note else []),
             f"- optimizer steps: {self.position.step} (batch {self.config.batch_size} x {self.config.grad_accum_steps} accumulation x {self.accelerator.num_processes} processes)",
             f"- weights: {'EMA (decay ' + str(self.config.ema_decay) + ')' if used_ema else 'last step'}",
-            f"- wall time of this session: {wall_seconds:.1f} s on {self.accelerator.device}",
+            f"- wall time: {self._train_seconds():.1f} s on {self.accelerator.device} over all sessions of the run (this session: {wall_seconds:.1f} s)",
             f"- last validation: {json.dumps(last_val)}",
             "",
             "## Training config",

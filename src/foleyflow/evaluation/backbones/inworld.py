@@ -33,16 +33,29 @@ TEXT_DIM = 384
 
 
 def build_tagger(class_names: list[str], channels: tuple[int, ...] = INWORLD_CHANNELS) -> Cnn14:
-    return Cnn14(classes_num=len(class_names), channels=tuple(channels))
+    return freeze_front_end(Cnn14(classes_num=len(class_names), channels=tuple(channels)))
 
 
-def save_tagger(folder: str | os.PathLike, model: Cnn14, class_names: list[str], card: str | None = None):
+def freeze_front_end(model: Cnn14) -> Cnn14:
+    """The STFT kernels and mel filters are fixed signal processing (PANNs froze them too);
+    training them would let the 'spectrogram' drift away from a spectrogram."""
+    model.spectrogram_extractor.requires_grad_(False)
+    model.logmel_extractor.requires_grad_(False)
+    return model
+
+
+def save_tagger(folder: str | os.PathLike, model: Cnn14, class_names: list[str], card: str | None = None,
+                input_seconds: float | None = None, dtype: torch.dtype | None = None):
     config = {"class": "InworldTagger", "class_names": list(class_names), "channels": model.config["channels"]}
-    return save_model_folder(folder, model.state_dict(), config, card)
+    if input_seconds is not None:
+        config["input_seconds"] = input_seconds  # the crop it was trained on; held-out figures use it
+    return save_model_folder(folder, model.state_dict(), config, card, dtype=dtype)
 
 
-def save_clap(folder: str | os.PathLike, model: "ClapModel", card: str | None = None):
-    return save_model_folder(folder, model.state_dict(), {"class": "InworldClap", **model.config}, card)
+def save_clap(folder: str | os.PathLike, model: "ClapModel", card: str | None = None,
+              input_seconds: float | None = None, dtype: torch.dtype | None = None):
+    config = {"class": "InworldClap", **model.config, **({"input_seconds": input_seconds} if input_seconds is not None else {})}
+    return save_model_folder(folder, model.state_dict(), config, card, dtype=dtype)
 
 
 def sentence_embeddings(encoder: TextEncoder, texts: list[str]) -> torch.Tensor:
@@ -58,22 +71,48 @@ class ClapModel(nn.Module):
     def __init__(self, embed_dim: int = 128, channels: tuple[int, ...] = INWORLD_CHANNELS, text_dim: int = TEXT_DIM):
         super().__init__()
         self.config = dict(embed_dim=embed_dim, channels=list(channels), text_dim=text_dim, text_model=TEXT_MODEL)
-        self.audio_encoder = Cnn14(classes_num=1, channels=tuple(channels))
+        self.audio_encoder = freeze_front_end(Cnn14(classes_num=1, channels=tuple(channels)))
         self.audio_projection = nn.Linear(channels[-1], embed_dim)
         self.text_projection = nn.Linear(text_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
+        self.audio_frozen = False
+
+    def freeze_audio_encoder(self) -> None:
+        """Train only the projections and the temperature (the trunk stays as initialised)."""
+        self.audio_frozen = True
+        self.audio_encoder.requires_grad_(False)
+        self.audio_encoder.eval()
+
+    def train(self, mode: bool = True) -> "ClapModel":
+        super().train(mode)
+        if self.audio_frozen:  # no dropout, no BatchNorm statistics updates in a frozen trunk
+            self.audio_encoder.eval()
+        return self
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.audio_projection(self.audio_encoder(audio)["embedding"]), dim=-1)
+        return self.project_audio(self.audio_encoder(audio)["embedding"])
+
+    def project_audio(self, trunk_embedding: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio_projection(trunk_embedding), dim=-1)
 
     def embed_text(self, text_features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_projection(text_features), dim=-1)
 
-    def contrastive_loss(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE over the batch: item i's audio matches item i's caption."""
+    def contrastive_loss(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor,
+                         positives: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over the batch: item i's audio matches item i's caption.
+
+        ``positives`` (batch, batch) bool marks further matching pairs (a corpus whose captions
+        repeat per class puts several clips with one caption in a batch; treating those as
+        negatives would push apart what should match). Each row's target spreads evenly over
+        its positives; without it the target is the diagonal (CLIP's loss).
+        """
         logits = self.logit_scale.exp().clamp(max=100.0) * audio_embeddings @ text_embeddings.T
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2.0
+        eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+        matches = (eye if positives is None else positives.to(logits.device) | eye).to(logits.dtype)
+        audio_to_text = F.cross_entropy(logits, matches / matches.sum(dim=1, keepdim=True))
+        text_to_audio = F.cross_entropy(logits.T, matches.T / matches.T.sum(dim=1, keepdim=True))
+        return (audio_to_text + text_to_audio) / 2.0
 
 
 def window_starts(num_samples: int, window: int) -> list[int]:
@@ -88,6 +127,7 @@ class InworldTaggerBackbone:
         folder = resolve_model_dir(folder, "tagger")
         config = load_config(folder)
         self.class_names = list(config["class_names"])
+        self.input_seconds = config.get("input_seconds")
         self.model = build_tagger(self.class_names, tuple(config["channels"]))
         state = read_state_dict(folder)
         load_strict(self.model, state, str(folder))
@@ -112,6 +152,7 @@ class InworldClapBackbone:
         folder = resolve_model_dir(folder, "clap")
         config = load_config(folder)
         self.model = ClapModel(config["embed_dim"], tuple(config["channels"]), config.get("text_dim", TEXT_DIM))
+        self.input_seconds = config.get("input_seconds")
         state = read_state_dict(folder)
         load_strict(self.model, state, str(folder))
         self.model.eval()

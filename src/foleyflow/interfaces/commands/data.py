@@ -43,6 +43,28 @@ def fetch(corpus_dir: str | None, sources: tuple[str, ...], workers: int, no_pro
                f"(train {counts['train']}, val {counts['val']}, test {counts['test']}) in {time.perf_counter() - began:.1f} s -> {corpus_dir}")
 
 
+def _clap_filter(model: str, threshold: str | None):
+    """(scorer or None, threshold) from the build command's --clap and --clap-threshold."""
+    from foleyflow.data.clap_filter import CLAP_THRESHOLD
+    from foleyflow.errors import InputError
+
+    if model == "none":
+        return None, CLAP_THRESHOLD
+    from foleyflow.evaluation.clap_filter import ClapScorer
+
+    scorer = ClapScorer(model)
+    if threshold is None:
+        return scorer, CLAP_THRESHOLD
+    if threshold == "calibrated":
+        if scorer.calibrated_threshold is None:
+            raise InputError(f"--clap-threshold calibrated: {scorer.name} has no measured threshold (run `foleyflow bench backbones --write-calibration`)")
+        return scorer, float(scorer.calibrated_threshold)
+    try:
+        return scorer, float(threshold)
+    except ValueError:
+        raise InputError(f"--clap-threshold {threshold!r}: expected a number or 'calibrated'") from None
+
+
 @data.command()
 @click.option("--source", type=click.Choice(["corpus", "synthetic"]), default="corpus", show_default=True,
               help="'corpus': a corpus folder (fetched or ingested); 'synthetic': make a procedural one in OUT/corpus.")
@@ -55,13 +77,20 @@ def fetch(corpus_dir: str | None, sources: tuple[str, ...], workers: int, no_pro
 @click.option("--chunk-size", default=64, show_default=True, type=click.IntRange(min=1), help="Scenes per resumable chunk.")
 @click.option("--force", is_flag=True, help="Discard a previous build in OUT instead of resuming it.")
 @click.option("--materialize", is_flag=True, help="Also write every scene's three mixes as WAVs under OUT/audio/.")
+@click.option("--clap", "clap_model", default="default", show_default=True,
+              help="CLAP of the filter: 'default' (the shipped in-world CLAP), a CLAP model folder, or 'none' (keep every triplet).")
+@click.option("--clap-threshold", default=None,
+              help="Keep a triplet when source and target both score above this [default: the paper's 0.35];"
+                   " 'calibrated': the threshold measured for this CLAP on held-out pairs (its config.json).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def build(source: str, corpus_dir: str | None, out_dir: str | None, bases: int, seed: int, workers: int,
-          chunk_size: int, force: bool, materialize: bool, no_progress: bool) -> None:
+          chunk_size: int, force: bool, materialize: bool, clap_model: str, clap_threshold: str, no_progress: bool) -> None:
     """Build the editing triplets (six per base clip) as recipes; resumable and idempotent."""
     from foleyflow.data.builder import BuildConfig, build_editing_set
     from foleyflow.data.paths import default_corpus_dir, default_editing_dir
     from foleyflow.data.stats import editing_stats, format_editing_stats
+
+    scorer, threshold = _clap_filter(clap_model, clap_threshold)
 
     out = Path(out_dir) if out_dir else default_editing_dir()
     if source == "synthetic":
@@ -74,7 +103,8 @@ def build(source: str, corpus_dir: str | None, out_dir: str | None, bases: int, 
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
     config = BuildConfig(bases=bases, seed=seed, chunk_size=chunk_size)
     began = time.perf_counter()
-    build_editing_set(corpus, out, config, workers=workers, force=force, progress=not no_progress)
+    build_editing_set(corpus, out, config, workers=workers, force=force, progress=not no_progress, scorer=scorer,
+                      clap_threshold=threshold, skipped_reason="--clap none")
     if materialize:
         from foleyflow.data.materialize import materialize_mixes
 

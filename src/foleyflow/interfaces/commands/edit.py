@@ -6,6 +6,7 @@ import json
 
 import click
 
+from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
 
 
@@ -21,18 +22,31 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--solver", type=click.Choice(["euler", "heun"]), default=None, help="ODE solver (default: the model's).")
 @click.option("--attention-map", type=click.Path(dir_okay=False), default=None, help="PNG of token x time cross-attention.")
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
-def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram) -> None:
+@click.option("--mask", "mask_method", default=None, help="Edit mask: learned, diffedit, attention or none (default: the model's).")
+@click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
+@click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
+def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
+         mask_method, composite, mask_out) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
     from foleyflow.audio.io import load_audio, write_wav
+    from foleyflow.pipelines.compositing import check_mode
     from foleyflow.pipelines.editor import Editor, check_instruction
+    from foleyflow.pipelines.masks import check_method
 
     check_instruction(instruction)
+    if mask_method is not None:
+        check_method(mask_method)
+    if composite is not None:
+        check_mode(composite)
     source = load_audio(audio_path)  # bad input fails here, before any model is loaded
     editor = Editor.from_pretrained(model)
-    result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None)
+    result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
+                         mask=mask_method, composite=composite)
     write_wav(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
+    if mask_out:
+        _write_spectrogram(mask_out, audio_path, source, result, with_mask=True)
     if attention_map:
         from foleyflow.pipelines.attention import save_attention_png
 
@@ -40,11 +54,16 @@ def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
 
 
-def _write_spectrogram(path, audio_path, source, result) -> None:
+def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False) -> None:
     from foleyflow.audio.mel import log_mel
     from foleyflow.plotting import save_spectrograms_png
 
-    save_spectrograms_png(path, [(f"before: {audio_path}", log_mel(source)[0].numpy()), (f"after: {result.instruction}", log_mel(result.audio)[0].numpy())])
+    panels = [(f"before: {audio_path}", log_mel(source)[0].numpy()), (f"after: {result.instruction}", log_mel(result.audio)[0].numpy())]
+    if not with_mask:
+        save_spectrograms_png(path, panels)
+        return
+    label = f"mask: {result.mask_method}, composite: {result.composite}"
+    save_spectrograms_png(path, panels, overlay=result.mask, overlay_label=label)
 
 
 @bench.command("edit")
@@ -52,23 +71,59 @@ def _write_spectrogram(path, audio_path, source, result) -> None:
 @click.option("--model", default="default", show_default=True, help="The editor to measure.")
 @click.option("--baseline", default=None, help="A ddpm-objective editor folder, run at the same NFE.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
-@click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="Comma-separated t_start values.")
+@click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
+@click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, diffedit, attention, oracle (default: all the model can run).")
+@click.option("--composite", "composites", default="end,every-step,audio,every-step+audio", show_default=True, help="Comma-separated compositing modes of the mask rows.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def bench_edit(count, model, baseline, steps, t_starts, split, data_dir, seed, as_json) -> None:
+@click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
+def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, as_json, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
-    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets
+    import shlex
+    import sys
 
-    from foleyflow.errors import InputError
+    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets, write_section
+    from foleyflow.pipelines.masks import BENCH_METHODS, check_method
+    from foleyflow.pipelines.compositing import check_mode
 
-    try:
-        values = [float(v) for v in t_starts.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--t-starts expects comma-separated numbers, got {t_starts!r}") from None
-    if not values or not all(0.0 <= v < 1.0 for v in values):
-        raise InputError(f"--t-starts values must lie in [0, 1), got {t_starts!r}")
+    values = _parse_t_starts(t_starts)
+    method_list = None if methods is None else [check_method(m, BENCH_METHODS) for m in _names(methods, "--methods")]
+    composite_list = [check_mode(c) for c in _names(composites, "--composite")]
     triplets = test_triplets(split, count, seed, data_dir)
-    report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed)
-    click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
+    report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
+                            methods=method_list, composites=composite_list)
+    table = format_table(report)
+    click.echo(json.dumps(report, indent=2) if as_json else table)
+    if output:
+        command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "foleyflow bench edit"
+        part = f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
+        write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\n{_machine()}\n\n{table}")
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise InputError(f"{option} needs at least one name")
+    return names
+
+
+def _parse_t_starts(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--t-starts expects comma-separated numbers, got {text!r}") from None
+    if not all(0.0 <= v < 1.0 for v in values):
+        raise InputError(f"--t-starts values must lie in [0, 1), got {text!r}")
+    return values
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, {device}; torch threads {torch.get_num_threads()}."

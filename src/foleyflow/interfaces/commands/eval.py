@@ -7,19 +7,9 @@ from pathlib import Path
 
 import click
 
-from foleyflow.interfaces.cli import cli, train
-from foleyflow.training.registry import RECIPES
+from foleyflow.interfaces.cli import bench, cli
 
-# The in-world backbones' recipes; `foleyflow train tagger|clap` come from the train module's
-# loop over RECIPES, or are added here when that module was imported first.
-IN_WORLD_RECIPES = {"tagger": "foleyflow.evaluation.recipes:TaggerRecipe", "clap": "foleyflow.evaluation.recipes:ClapRecipe"}
-for _name, _target in IN_WORLD_RECIPES.items():
-    RECIPES.setdefault(_name, _target)
-    if _name not in train.commands:
-        from foleyflow.interfaces.commands.train import _add_command
-
-        _add_command(_name)
-
+DEFAULT_CLIPS = "$FOLEYFLOW_HOME/corpus/clips.jsonl"
 BACKBONE_HELP = "inworld | panns:PATH | vggish:PATH | tagger:PATH | clap:PATH | laion-clap:DIR (repeatable; later ones win)."
 
 
@@ -128,25 +118,66 @@ def eval_edit(manifest, outputs, backbones, json_out, resamples, seed, no_cache)
         click.echo(f"-> {json_out}")
 
 
+def _held_out_options(function):
+    options = [
+        click.option("--clips", default=DEFAULT_CLIPS, show_default=True, help="Clip list: a corpus clips.jsonl, or JSON Lines with path, labels, caption, split."),
+        click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"])),
+        click.option("--seconds", default=None, type=click.FloatRange(min=0, min_open=True), help="Crop length [default: the one the model was trained on]."),
+        click.option("--bootstrap", "resamples", default=1000, show_default=True, type=click.IntRange(min=0), help="Bootstrap resamples for the 95% CIs."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @eval_group.command("tagger")
 @click.option("--model", default="default", show_default=True, help="Tagger model folder ('default': the shipped one).")
-@click.option("--clips", required=True, type=click.Path(dir_okay=False), help="Clip list (JSON Lines with path, labels, split).")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-def eval_tagger(model, clips, split):
-    """Held-out mAP of an in-world tagger."""
-    from foleyflow.evaluation.recipes import tagger_map
+@_held_out_options
+def eval_tagger(model, clips, split, seconds, resamples, seed):
+    """Held-out mAP of an in-world tagger (with its bootstrap 95% CI)."""
+    from foleyflow.evaluation.heldout import format_backbone_figures, tagger_figures
 
-    value, count = tagger_map(model, clips, split)
-    click.echo(f"tagger {model}: mAP {value:.4f} on {count} {split} clips")
+    click.echo(format_backbone_figures(tagger_figures(model, clips, split, seconds, resamples, seed), None, split)[0])
 
 
 @eval_group.command("clap")
 @click.option("--model", default="default", show_default=True, help="CLAP model folder ('default': the shipped one).")
-@click.option("--clips", required=True, type=click.Path(dir_okay=False), help="Clip list (JSON Lines with path, caption, split).")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-def eval_clap(model, clips, split):
-    """Held-out text-to-audio recall@1/@5 of an in-world CLAP."""
-    from foleyflow.evaluation.recipes import clap_recall
+@_held_out_options
+def eval_clap(model, clips, split, seconds, resamples, seed):
+    """Held-out text-to-audio recall@1/@5 of an in-world CLAP (with bootstrap 95% CIs)."""
+    from foleyflow.evaluation.heldout import clap_figures, clap_pairs, format_backbone_figures
 
-    recalls, count = clap_recall(model, clips, split)
-    click.echo(f"clap {model}: text-to-audio R@1 {recalls[1]:.4f}, R@5 {recalls[5]:.4f} on {count} {split} clips")
+    figures = clap_figures(clap_pairs(model, clips, split, seconds), resamples=resamples, seed=seed)
+    click.echo(format_backbone_figures(None, figures, split)[0])
+
+
+@bench.command("backbones")
+@click.option("--tagger", default="default", show_default=True, help="Tagger model folder, 'default' (shipped) or 'none'.")
+@click.option("--clap", default="default", show_default=True, help="CLAP model folder, 'default' (shipped) or 'none'.")
+@_held_out_options
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
+@click.option("--write-calibration", is_flag=True, help="Store the CLAP's measured filter calibration in its config.json.")
+def bench_backbones(tagger, clap, clips, split, seconds, resamples, seed, json_out, write_calibration):
+    """The in-world backbones' held-out figures: tagger mAP and CLAP text-to-audio R@1/@5, with 95% CIs,
+    and the CLAP's cosine of true vs mismatched caption pairs against the filter's 0.35."""
+    from foleyflow.evaluation.heldout import (
+        clap_calibration, clap_figures, clap_pairs, format_backbone_figures, format_calibration, tagger_figures,
+    )
+
+    tagger_result = None if tagger == "none" else tagger_figures(tagger, clips, split, seconds, resamples, seed)
+    pairs = None if clap == "none" else clap_pairs(clap, clips, split, seconds)
+    clap_result = pairs and clap_figures(pairs, resamples=resamples, seed=seed)
+    calibration = pairs and clap_calibration(pairs, split)
+    click.echo(f"value [95% CI, {resamples} bootstrap resamples]")
+    for line in format_backbone_figures(tagger_result, clap_result, split) + (format_calibration(calibration) if calibration else []):
+        click.echo(line)
+    if write_calibration and calibration:
+        from foleyflow.evaluation.heldout import write_calibration as store
+
+        click.echo(f"calibration -> {store(clap, calibration)}")
+    if json_out:
+        _write_json(json_out, {"split": split, "clips": clips, "tagger": tagger_result and tagger_result.to_dict(),
+                               "clap": clap_result and clap_result.to_dict(), "clap_calibration": calibration,
+                               "bootstrap": resamples, "seed": seed})
+        click.echo(f"-> {json_out}")

@@ -7,6 +7,20 @@ Per batch of (source, target, instruction) triplets:
     flow: t ~ U(0, 1) (the paper) or logit-normal; x_t on path (1); loss (3) against (2)
     ddpm: i ~ U{0..999}; epsilon loss on z_i (+) x_T
 The network always sees its noisy input concatenated with x_T on channels.
+
+Issue 9 additions (localisation and preservation):
+    mask head    a UNet with C + 1 output channels predicts the edit region from x_T and the
+                 instruction; trained with BCE against the data set's ground-truth region
+                 (pipelines.masks.ground_truth_latent_mask), only on rows that kept their
+                 instruction (without it the region is unknowable)
+    region loss  ``edit_region_weight`` w: the velocity loss weighs the edit region 1 + w
+    crops        ``crop_frames``: train on a latent-time window; convolutions and attention
+                 carry over to the full window at inference, and a crop costs proportionally
+                 less CPU. A crop holds (part of) the edit region with probability
+                 ``crop_on_edit`` so the rare edited frames are not diluted further.
+    cache        source and target latents of every (scene, mix) are encoded once into the
+                 feature cache (keyed by codec hash and the mix's recipe), so training never
+                 renders audio or runs the VAE.
 """
 
 from __future__ import annotations
@@ -16,11 +30,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 
 from foleyflow.errors import InputError
 from foleyflow.diffusion.flow import RectifiedFlowPath, TimeSampling, flow_matching_loss, sample_flow_times
 from foleyflow.diffusion.objective import DiffusionObjective, sample_indices
 from foleyflow.pipelines.edit_network import UNetNoise, UNetVelocity
+from foleyflow.pipelines.masks import ground_truth_latent_mask
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, EditorConfig
 from foleyflow.pipelines.editor_io import DEFAULT_TEXT_ENCODER, build_component
 
@@ -42,6 +58,17 @@ class EditRecipeOptions:
     codec: Any = "default"
     data: dict[str, Any] = dataclasses.field(default_factory=dict)  # {"factory": ..., split passed as split=}
     editor: dict[str, Any] = dataclasses.field(default_factory=dict)  # EditorConfig defaults saved with the model
+    mask_head: bool = False  # UNet out_channels = C + 1; the last channel: edit-region logits
+    mask_loss_weight: float = 1.0
+    mask_energy_fraction: float = 0.2  # ground truth: span frames changed by >= this share of the peak
+    edit_region_weight: float = 0.0  # velocity loss weight 1 + w inside the ground-truth region
+    crop_frames: int | None = None  # latent frames per training crop (None: the whole window)
+    crop_on_edit: float = 0.75  # share of crops placed on the edit region
+    train_triplets: int | None = None  # first N triplets of a split (None: all); passed to the data set
+    val_triplets: int | None = None
+    cache: bool = True
+    cache_dir: str | None = None
+    encode_batch_size: int = 8
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -69,12 +96,23 @@ class EditRecipe:
         self.options = EditRecipeOptions(**options)
         self.path = RectifiedFlowPath(self.options.sigma_min)
         self.diffusion = DiffusionObjective(prediction="epsilon")  # the ddpm baseline only
+        self._codec = None
+
+    @property
+    def codec(self):
+        """The frozen codec that fills the latent cache (the model's own copy is in ``build``)."""
+        if self._codec is None:
+            self._codec = build_component(self.options.codec, "codec").eval()
+            self._codec.requires_grad_(False)
+        return self._codec
 
     # -- what to build and train ------------------------------------------------------
     def build(self) -> Mapping[str, torch.nn.Module]:
         from diffusers import UNet2DConditionModel
 
-        spec = self.options.unet
+        spec = dict(self.options.unet)
+        if self.options.mask_head:
+            spec["out_channels"] = spec.get("in_channels", 16) // 2 + 1
         unet = build_component(spec, "unet") if "factory" in spec else UNet2DConditionModel.from_config(spec)
         codec = build_component(self.options.codec, "codec")
         for parameter in codec.parameters():
@@ -88,42 +126,103 @@ class EditRecipe:
     def dataset(self, split: str):
         if not self.options.data:
             raise InputError("recipe_options.data must name the triplet data set ({\"factory\": ...})")
-        return build_component({**self.options.data, "split": split}, "edit data set")
+        limit = self.options.train_triplets if split == "train" else self.options.val_triplets
+        spec = {**self.options.data, "split": split, **({"max_triplets": limit} if limit is not None else {})}
+        triplets = build_component(spec, "edit data set")
+        if not self.options.cache or not hasattr(triplets, "mix_key"):
+            return triplets
+        return self._cached_dataset(triplets)
+
+    def latent_encoder_hash(self) -> str:
+        from foleyflow.audio.mel import MelConfig
+        from foleyflow.training.cache import hash_module
+
+        return hash_module(self.codec, {"prep": "tango", "mel": dataclasses.asdict(MelConfig()), "posterior": "mode"})
+
+    def _cached_dataset(self, triplets):
+        """Latents of every source and target mix, encoded once (see the module docstring)."""
+        from accelerate import PartialState
+
+        from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_text
+
+        cache = FeatureCache(self.options.cache_dir)
+        encoder = self.latent_encoder_hash()
+        key = lambda scene, mix: hash_text(triplets.mix_key(scene, mix))  # noqa: E731
+        mixes = [(t["scene_id"], t[role]) for t in triplets.triplets for role in ("source", "target")]
+        state = PartialState()
+        shard = mixes[state.process_index :: state.num_processes]
+        cache.fill("edit-latent", encoder, [(key(*m), m) for m in shard], self._encode_mixes(triplets),
+                   self.options.encode_batch_size, state.is_main_process)
+        state.wait_for_everyone()
+        fields = [{"source": ("edit-latent", key(t["scene_id"], t["source"])), "target": ("edit-latent", key(t["scene_id"], t["target"]))}
+                  for t in triplets.triplets]
+        extras = [{"instruction": t["instruction"], "edit_spans": t["edit_spans"]} for t in triplets.triplets]
+        return CachedFeatures(cache, {"edit-latent": encoder}, fields, extras)
+
+    def _encode_mixes(self, triplets):
+        def encode(mixes: list[tuple[str, str]]) -> list[dict[str, torch.Tensor]]:
+            audio = torch.stack([torch.as_tensor(triplets.render(scene, mix)) for scene, mix in mixes])
+            return [{"latent": z.to(torch.float16)} for z in self.codec.encode(audio)]
+
+        return encode
 
     def collate(self, items: list[Mapping[str, Any]]) -> dict[str, Any]:
-        return {
-            "source": torch.stack([torch.as_tensor(item["source"], dtype=torch.float32) for item in items]),
-            "target": torch.stack([torch.as_tensor(item["target"], dtype=torch.float32) for item in items]),
-            "instruction": [str(item["instruction"]) for item in items],
-        }
+        from foleyflow.data.recipes import NUM_SAMPLES, edit_mask
+
+        frames = NUM_SAMPLES // 160
+        masks = [item["edit_mask"] if "edit_mask" in item else edit_mask(item["edit_spans"], frames) for item in items]
+        batch = {"instruction": [str(item["instruction"]) for item in items],
+                 "edit_mask": torch.stack([torch.as_tensor(m, dtype=torch.bool) for m in masks])}
+        for role in ("source", "target"):
+            if isinstance(items[0][role], Mapping):  # cached latents
+                batch[f"{role}_latent"] = torch.stack([item[role]["latent"].float() for item in items])
+            else:
+                batch[role] = torch.stack([torch.as_tensor(item[role], dtype=torch.float32) for item in items])
+        return batch
 
     # -- the objective ----------------------------------------------------------------
     def losses(self, modules, batch, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         instructions = self.drop_instructions(batch["instruction"])
-        loss = self.objective_loss(modules, batch, instructions)
-        return loss, {"loss": float(loss.detach())}
+        losses = self.objective_losses(modules, batch, instructions, crop=True)
+        total = losses["loss"] + self.options.mask_loss_weight * losses.get("mask_bce", 0.0)
+        return total, {name: float(value.detach()) for name, value in losses.items()}
 
     def validate(self, modules, batch) -> dict[str, float]:
         # A fixed seed makes validation figures comparable from one evaluation to the next.
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(0)
-            return {"val_loss": float(self.objective_loss(modules, batch, batch["instruction"]))}
+            losses = self.objective_losses(modules, batch, batch["instruction"], crop=False)
+        return {f"val_{name}": float(value) for name, value in losses.items()}
 
-    def objective_loss(self, modules, batch, instructions: list[str]) -> torch.Tensor:
-        codec, unet, text_encoder = modules["codec"], modules["unet"], modules["text_encoder"]
-        device = next(unet.parameters(), batch["source"]).device
+    def latents(self, modules, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_T, x_0): from the cache, or encoded here when the data set gives audio."""
+        if "source_latent" in batch:
+            return batch["source_latent"].to(device), batch["target_latent"].to(device)
         with torch.no_grad():
-            x_source = codec.encode(batch["source"].to(device))
-            x_0 = codec.encode(batch["target"].to(device))
+            return modules["codec"].encode(batch["source"].to(device)), modules["codec"].encode(batch["target"].to(device))
+
+    def objective_losses(self, modules, batch, instructions: list[str], crop: bool) -> dict[str, torch.Tensor]:
+        """{"loss": the objective's loss, "mask_bce": the mask head's loss (mask-head models)}."""
+        unet, text_encoder = modules["unet"], modules["text_encoder"]
+        device = next(unet.parameters(), torch.empty(0)).device
+        x_source, x_0 = self.latents(modules, batch, device)
+        region = ground_truth_latent_mask(batch["edit_mask"].to(device), x_0, x_source, self.options.mask_energy_fraction)
+        if crop and self.options.crop_frames is not None and self.options.crop_frames < x_0.shape[2]:
+            x_source, x_0, region = crop_on_region((x_source, x_0, region), region, self.options.crop_frames, self.options.crop_on_edit)
         states, mask = text_encoder.encode(instructions)
         eps = torch.randn_like(x_0)
+        weights = 1.0 + self.options.edit_region_weight * region if self.options.edit_region_weight else None
         if self.options.objective == "ddpm":
             noised = self.diffusion.noise(x_0, eps, sample_indices(x_0.shape[0], self.diffusion.schedule, device=device))
-            output = UNetNoise(unet)(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
-            return self.diffusion.loss(output, noised)
-        sample = self.path.sample(x_0, eps, self.sample_t(x_0.shape[0]).to(device))
-        velocity = UNetVelocity(unet)(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
-        return flow_matching_loss(velocity, sample)
+            output, logits = UNetNoise(unet).with_mask_logits(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
+            losses = {"loss": self.diffusion.loss(output, noised) if weights is None else weighted_mse(output, noised.target, weights)}
+        else:
+            sample = self.path.sample(x_0, eps, self.sample_t(x_0.shape[0]).to(device))
+            velocity, logits = UNetVelocity(unet).with_mask_logits(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
+            losses = {"loss": flow_matching_loss(velocity, sample, weights)}
+        if logits is not None:
+            losses["mask_bce"] = mask_loss(logits, region, [text != NULL_INSTRUCTION for text in instructions])
+        return losses
 
     def sample_t(self, batch: int) -> torch.Tensor:
         """Flow times: uniform (the paper) or logit-normal (more weight mid-path)."""
@@ -137,9 +236,45 @@ class EditRecipe:
     # -- the result ---------------------------------------------------------------------
     def export(self, modules, folder: Path, card: str) -> Path:
         config = EditorConfig(
-            **{**self.options.editor, "objective": self.options.objective, "sigma_min": self.options.sigma_min},
+            **{**self.options.editor, "objective": self.options.objective, "sigma_min": self.options.sigma_min,
+               "mask_head": self.options.mask_head},
             unet=dict(modules["unet"].config),
             text_encoder=self.options.text_encoder,
             codec=self.options.codec,
         )
         return Editor(modules["unet"], modules["text_encoder"], modules["codec"], config).save_pretrained(folder, card)
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The ddpm baseline's epsilon loss with the same region weighting as the flow loss."""
+    error = (prediction.float() - target.float()).pow(2)
+    weights = weights.float().expand_as(error)
+    return (weights * error).sum() / weights.sum().clamp_min(1e-12)
+
+
+def mask_loss(logits: torch.Tensor, region: torch.Tensor, has_instruction: list[bool]) -> torch.Tensor:
+    """BCE of the mask head against the ground-truth region, on rows that kept their instruction."""
+    keep = torch.tensor(has_instruction, dtype=torch.float32, device=logits.device)
+    if not keep.any():
+        return logits.sum() * 0.0  # keeps the graph (and DDP's unused-parameter check) intact
+    per_row = F.binary_cross_entropy_with_logits(logits.float(), region.expand_as(logits).float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_row * keep).sum() / keep.sum()
+
+
+def crop_on_region(tensors: tuple[torch.Tensor, ...], region: torch.Tensor, frames: int, on_edit: float) -> tuple[torch.Tensor, ...]:
+    """The same ``frames``-long latent-time window of every tensor, one window per row.
+
+    With probability ``on_edit`` (and when the row has an edit region) the window holds a
+    frame drawn uniformly from the region; otherwise it is uniform over the clip.
+    """
+    total = tensors[0].shape[2]
+    starts = []
+    for row in region[:, 0, :, 0]:
+        inside = torch.nonzero(row > 0).flatten()
+        if len(inside) and float(torch.rand(())) < on_edit:
+            anchor = int(inside[torch.randint(len(inside), ())])
+            low, high = max(0, anchor - frames + 1), min(anchor, total - frames)
+        else:
+            low, high = 0, total - frames
+        starts.append(int(torch.randint(low, high + 1, ())))
+    return tuple(torch.stack([x[i, :, s : s + frames] for i, s in enumerate(starts)]) for x in tensors)

@@ -308,14 +308,17 @@ class TTARecipe:
 
     def export(self, modules: Mapping[str, torch.nn.Module], folder: Path, card: str) -> Path:
         unet = getattr(modules["unet"], "module", modules["unet"])
+        return save_model_folder(folder, unet.state_dict(), self.model_config(unet, folder), card + self._card_details())
+
+    def model_config(self, unet: torch.nn.Module, folder: Path) -> dict[str, Any]:
+        """The exported config.json (the distillation recipe adds its record to it)."""
         codec_reference = self.options.codec
         if codec_reference != "default":
             # The generator folder carries its own copy of a non-default codec, so it still
             # works after the training folders are gone.
             self.codec.save_pretrained(Path(folder) / "codec")
             codec_reference = "codec"
-        config = generator_config(unet, self.options, codec_reference)
-        return save_model_folder(folder, unet.state_dict(), config, card + self._card_details())
+        return generator_config(unet, self.options, codec_reference)
 
     def _card_details(self) -> str:
         """The model card's data and model sections (docs/generator.md is the full card)."""

@@ -1,0 +1,82 @@
+"""`bench edit` with edit masks: best-aligned add scoring, mask x compositing rows with the oracle, BENCHMARKS.md sections."""
+
+import numpy as np
+import pytest
+from editor_tiny import tiny_editor
+
+from foleyflow.pipelines.edit_bench import ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted, write_section
+
+
+def _add_item(onset: int = 3200, samples: int = 16000) -> dict:
+    rng = np.random.default_rng(0)
+    source = (0.05 * rng.standard_normal(samples)).astype(np.float32)
+    event = np.zeros(samples, np.float32)
+    event[:3200] = 0.5 * np.sin(np.arange(3200) * 0.2)  # a 0.2 s tone, placed at onset 0
+    target = source + shifted(event, onset, samples)
+    return {"task": "add", "source": source, "target": target, "instruction": "Add a tone", "event_audio": event,
+            "event_onset": onset, "edit_spans": [[onset, onset + 3200]]}
+
+
+def test_add_onsets_are_a_grid_through_the_true_onset():
+    assert add_onsets(3250, 8000, 1600).tolist() == [50, 1650, 3250, 4850, 6450]
+
+
+def test_best_aligned_scoring_picks_the_known_shift():
+    item = _add_item()
+    scorer = ItemScorer(tiny_editor(), item)
+    output = item["source"] + shifted(item["event_audio"], 3200 + 3 * 1600, 16000)  # the tone 0.3 s late
+    l1, identity, floor, shift = scorer.score(output)
+    assert shift == 3 * 1600 and l1 == pytest.approx(0.0, abs=1e-5) and floor == pytest.approx(0.0, abs=1e-3)
+    # identity against the same aligned target (the tiny codec is exact: the source itself)
+    assert identity == pytest.approx(log_mel_l1(item["source"], output), abs=1e-4) and identity > 0.01
+    assert scorer.score(item["target"])[3] == 0  # the true target aligns with itself
+
+
+def test_mask_rows_come_with_the_oracle_beside_them():
+    pytest.importorskip("foleyflow.evaluation.bootstrap")
+    rng = np.random.default_rng(1)
+    items = []
+    for task in ("remove", "replace"):
+        source = (0.1 * rng.standard_normal(2048)).astype(np.float32)
+        target = source.copy()
+        target[600:1200] *= 0.2
+        items.append({"task": task, "source": source, "target": target, "instruction": f"{task} the bell", "edit_spans": [[600, 1200]]})
+    report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(0.01,), resamples=10,
+                            methods=("none", "diffedit", "oracle"), composites=("end", "every-step+audio"))
+    names = list(report["tasks"]["remove"]["methods"])
+    assert names == ["flow t_start=0.01", "diffedit + end", "oracle + end", "diffedit + every-step+audio", "oracle + every-step+audio"]
+    row = report["tasks"]["replace"]["methods"]["oracle + every-step+audio"]
+    assert row["nfe"] == 2 and row["gap_closed"]["ci95_low"] <= row["gap_closed"]["value"] <= row["gap_closed"]["ci95_high"]
+    table = format_table(report)
+    oracle_gap = report["tasks"]["remove"]["methods"]["oracle + end"]["gap_closed"]["value"]
+    diffedit_line = next(line for line in table.splitlines() if "| remove | 1 | diffedit + end |" in line)
+    assert f"{oracle_gap:.3f}" in diffedit_line.split("|")[6]  # the oracle's gap in its own column
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nintro\n\n## Codec\n\ncodec rows\n\n## Editor benchmark (x)\n\nold rows\n\n## Later\n\nkept\n")
+    write_section(path, "Editor benchmark (x)", "new rows")
+    write_section(path, "Editor benchmark (y)", "other rows")
+    text = path.read_text()
+    assert "old rows" not in text and "new rows" in text and "codec rows" in text and "kept" in text
+    assert text.index("## Later") < text.index("## Editor benchmark (y)") and text.count("## Editor benchmark (x)") == 1
+
+
+def test_cli_bench_runs_a_part_and_writes_its_section(cli, monkeypatch, tmp_path):
+    import foleyflow.pipelines.edit_bench as edit_bench
+
+    folder = tmp_path / "model"
+    tiny_editor().save_pretrained(folder)
+    rng = np.random.default_rng(0)
+    items = [{"task": task, "source": (0.1 * rng.standard_normal(1024)).astype(np.float32), "instruction": f"{task} it"} for task in ("add", "remove", "replace")]
+    for item in items:
+        item["target"] = item["source"] * 0.5
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: items)
+    out = tmp_path / "BENCHMARKS.md"
+    code, stdout, err = cli("bench", "edit", "--n", "3", "--model", str(folder), "--steps", "1", "--t-starts", "",
+                            "--methods", "oracle", "--composite", "end", "--out", str(out))
+    assert code == 0, err
+    assert "| add | 1 | oracle + end |" in stdout and "## Editor benchmark (methods oracle; composite end" in out.read_text()
+    code, _, err = cli("bench", "edit", "--model", str(folder), "--methods", "magic")
+    assert code == 2 and "mask must be one of" in err and len(err.strip().splitlines()) == 1

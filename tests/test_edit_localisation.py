@@ -1,0 +1,236 @@
+"""Issue 9 at inference: mask methods, compositing modes, their defaults, and the CLI's --mask/--composite/--mask-out."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from editor_tiny import LATENT_CHANNELS, ReshapeCodec, TinyTextEncoder, tiny_editor, tiny_unet_config
+
+from foleyflow.diffusion.flow import RectifiedFlowPath
+from foleyflow.diffusion.ode import solve_euler
+from foleyflow.errors import InputError
+from foleyflow.pipelines.compositing import blend, blend_audio, blended_flow_solve
+from foleyflow.pipelines.editor import Editor, EditorConfig
+from foleyflow.pipelines.masks import (
+    MaskOptions,
+    dilate,
+    finish_mask,
+    frames_to_samples,
+    min_max,
+    object_token_indices,
+    soft_edges,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FRAMES = 8  # latent frames of the tiny editor's 1024-sample window
+
+
+def _noise(samples: int, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(samples)).astype(np.float32)
+
+
+def mask_head_editor(**config) -> Editor:
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**(tiny_unet_config() | {"out_channels": LATENT_CHANNELS + 1}))
+    editor_config = EditorConfig(
+        steps=config.pop("steps", 3), window_seconds=0.064, overlap_seconds=0.016, unet=dict(unet.config),
+        text_encoder={"factory": "editor_tiny:TinyTextEncoder"}, codec={"factory": "editor_tiny:make_reshape_codec"},
+        mask_head=True, **config,
+    )
+    return Editor(unet, TinyTextEncoder(), ReshapeCodec(), editor_config)
+
+
+class ScriptedUNet(torch.nn.Module):
+    """A stand-in UNet: velocity = -x_t, the instruction moves frames 5..7 only, the mask channel says frames 20..22."""
+
+    def __init__(self, mask_head: bool = True) -> None:
+        super().__init__()
+        self.mask_head = mask_head
+        self.config = {}
+
+    def forward(self, sample, timestep, encoder_hidden_states=None, encoder_attention_mask=None):
+        x = sample[:, :LATENT_CHANNELS]
+        velocity = -x.clone()
+        velocity[:, :, 5:8] += encoder_hidden_states.abs().sum(dim=(1, 2))[:, None, None, None]
+        outputs = [velocity]
+        if self.mask_head:
+            logits = torch.full_like(x[:, :1], -6.0)
+            logits[:, :, 20:23] = 6.0
+            outputs.append(logits)
+        return SimpleNamespace(sample=torch.cat(outputs, dim=1))
+
+
+def scripted_editor(**config) -> Editor:
+    editor_config = EditorConfig(steps=config.pop("steps", 4), window_seconds=0.256, overlap_seconds=0.016, mask_head=True, **config)
+    return Editor(ScriptedUNet(), TinyTextEncoder(), ReshapeCodec(), editor_config)
+
+
+# -- masks ------------------------------------------------------------------------------------
+def test_every_method_gives_a_mask_of_the_common_shape_and_range():
+    editor, audio = mask_head_editor(), _noise(3000)
+    run = editor.sample_clip(audio, "Add a dog barking", methods=("none", "learned", "diffedit", "attention"))
+    windows = run.x_source.shape[0]
+    assert set(run.masks) == {"none", "learned", "diffedit", "attention"}
+    for method, mask in run.masks.items():
+        assert mask.shape == (windows, 1, FRAMES, 1), method
+        assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0, method
+    assert torch.equal(run.masks["none"], torch.ones(windows, 1, FRAMES, 1))
+
+
+def test_learned_mask_follows_the_mask_channel_and_diffedit_the_instruction():
+    run = scripted_editor().sample_clip(_noise(4096), "Add a dog", methods=("learned", "diffedit"))
+    ramp = MaskOptions().ramp
+    expected = np.zeros(32)
+    expected[19:24] = 1.0  # frames 20..22 of the head, dilated by one frame
+    expected[[18, 24]], expected[[17, 25]], expected[[16, 26]] = 0.75, 0.5, 0.25  # the ramp outside
+    assert ramp == 3
+    np.testing.assert_allclose(run.masks["learned"][0, 0, :, 0].numpy(), expected)
+    diffedit = run.masks["diffedit"][0, 0, :, 0]
+    assert diffedit[5:8].min() == 1.0 and diffedit[13:].max() == 0.0  # smoothed, dilated and ramped: where the instruction acts, and nowhere else
+
+
+def test_learned_mask_needs_a_mask_head():
+    with pytest.raises(InputError, match="mask-head"):
+        tiny_editor().edit(_noise(500), "Add rain", mask="learned")
+    with pytest.raises(InputError, match="mask-head"):
+        EditorConfig(mask="learned")
+
+
+def test_defaults_follow_the_mask_head():
+    assert (EditorConfig().mask, EditorConfig().composite) == ("none", "none")
+    assert (EditorConfig(mask_head=True).mask, EditorConfig(mask_head=True).composite) == ("learned", "end")
+    assert EditorConfig(mask="diffedit").composite == "end"
+    with pytest.raises(InputError, match="composite"):
+        EditorConfig(objective="ddpm", mask="diffedit", composite="every-step")
+    with pytest.raises(InputError, match="mask must be one of"):
+        tiny_editor().edit(_noise(500), "Add rain", mask="oracle")
+
+
+def test_mask_shaping_soft_edges_dilation_and_normalising():
+    binary = torch.tensor([[0.0, 0, 0, 0, 1, 0, 0, 0, 0]])
+    assert dilate(binary, 1).tolist() == [[0, 0, 0, 1, 1, 1, 0, 0, 0]]
+    assert soft_edges(binary, 3).tolist()[0] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 0.75, 0.5, 0.25, 0])
+    assert min_max(torch.ones(1, 5)).sum() == 0  # no evidence -> nothing selected
+    score = torch.tensor([[0.0, 0.1, 0.9, 1.0, 0.2, 0.0]])
+    mask = finish_mask(score, 0.5, MaskOptions(smooth=1, dilate=0, ramp=0), normalise=True)
+    assert mask.shape == (1, 1, 6, 1) and mask.flatten().tolist() == [0, 0, 1, 1, 0, 0]
+    with pytest.raises(InputError, match="threshold"):
+        MaskOptions(threshold=1.5)
+
+
+def test_object_tokens_skip_template_words_and_special_tokens():
+    assert object_token_indices(["add", "a", "dog", "barking"]) == [2, 3]
+    assert object_token_indices(["[CLS]", "replace", "the", "birds", "with", "rain", "[SEP]"]) == [3, 5]
+    assert object_token_indices(["▁Remove", "▁the", "▁bell", "</s>"]) == [2]
+    assert object_token_indices("get rid of the sound of a dog barking".split()) == [7, 8]
+    assert object_token_indices("mix in rain to the recording".split()) == [2]
+    assert object_token_indices(["add", "the"]) == [0, 1]  # nothing but template words: keep them all
+
+
+def test_frames_to_samples_interpolates_between_frame_centres():
+    per_sample = frames_to_samples(np.array([0.0, 1.0]), 4, 8)
+    assert per_sample.shape == (8,) and per_sample[0] == 0.0 and per_sample[-1] == 1.0
+    assert np.all(np.diff(per_sample) >= 0)
+
+
+# -- compositing ------------------------------------------------------------------------------
+def test_end_compositing_with_zero_and_one_masks_is_exact():
+    edited, source = torch.randn(2, 8, 6, 4), torch.randn(2, 8, 6, 4)
+    zeros, ones = torch.zeros(2, 1, 6, 1), torch.ones(2, 1, 6, 1)
+    assert torch.equal(blend(edited, source, zeros), source) and torch.equal(blend(edited, source, ones), edited)
+
+
+def test_editor_end_compositing_zero_mask_gives_the_source_and_one_mask_the_plain_edit():
+    editor, audio = tiny_editor(), _noise(3000)
+    run = editor.sample_clip(audio, "Add a dog", methods=("none",))
+    plain = editor.finish(run, run.masks["none"], "none")
+    assert np.array_equal(editor.finish(run, run.masks["none"], "end"), plain)
+    zero = torch.zeros_like(run.masks["none"])
+    np.testing.assert_allclose(editor.finish(run, zero, "end"), audio, atol=1e-6)  # ReshapeCodec is exact
+    assert np.array_equal(editor.finish(run, zero, "audio"), audio)  # the source itself, bit for bit
+    assert np.array_equal(editor.edit(audio, "Add a dog", mask="none", composite="end").audio, tiny_editor().edit(audio, "Add a dog").audio)
+
+
+def test_every_step_compositing_keeps_the_unmasked_region_on_the_source_path():
+    """Analytic field v = target - x: inside the mask plain Euler, outside exactly the source path at every step."""
+    path, times = RectifiedFlowPath(1e-4), torch.linspace(0.1, 1.0, 5)
+    source, noise, target = torch.randn(1, 2, 6, 3), torch.randn(1, 2, 6, 3), torch.randn(1, 2, 6, 3)
+    mask = torch.zeros(1, 1, 6, 1)
+    mask[:, :, 2:4] = 1.0
+    seen = []
+
+    def field(x, t, **_):
+        seen.append((x.clone(), t[0].clone()))
+        return target - x
+
+    x_start = path.edit_start(source, noise, float(times[0]))
+    out = blended_flow_solve(solve_euler, field, x_start, times, {}, path, source, noise, lambda: mask)
+    outside = mask.expand_as(source) == 0
+    for x, t in seen:  # every input the network saw: on the source path outside the mask
+        torch.testing.assert_close(x[outside], path.x_t(source, noise, t)[outside])
+    torch.testing.assert_close(out[outside], path.x_t(source, noise, 1.0)[outside])
+    plain = solve_euler(lambda x, t: target - x, x_start, times)
+    torch.testing.assert_close(out[~outside], plain[~outside])  # the field is pointwise: the inside is untouched
+
+
+def test_every_step_in_the_editor_ends_on_the_source_outside_the_mask():
+    editor, audio = tiny_editor(), _noise(1024)
+    run0 = editor.sample_clip(audio, "Add a dog")
+    keep = torch.zeros(1, 1, FRAMES, 1)
+    keep[:, :, 3:5] = 1.0
+    run = editor.sample_clip(audio, "Add a dog", keep=keep)
+    outside = (keep.expand_as(run.x_source) == 0)
+    noise = torch.randn(run.x_source.shape, generator=torch.Generator().manual_seed(0))
+    expected = RectifiedFlowPath(editor.config.sigma_min).x_t(run.x_source, noise, 1.0)
+    torch.testing.assert_close(run.x_edited[outside], expected[outside])
+    assert not torch.allclose(run.x_edited[~outside], run0.x_edited[~outside])  # the context changed the inside
+
+
+def test_audio_compositing_keeps_the_source_outside():
+    edited, source = np.ones(6, np.float32), np.zeros(6, np.float32)
+    out = blend_audio(edited, source, np.array([0, 0, 0.5, 1, 1, 0]))
+    assert out.tolist() == [0, 0, 0.5, 1, 1, 0] and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("composite", ["end", "every-step", "audio", "every-step+audio"])
+def test_edit_reports_the_mask_over_the_whole_clip(composite):
+    result = mask_head_editor().edit(_noise(3000), "Add a dog barking", composite=composite)
+    assert result.mask.shape == (-(-3000 // 128),) and result.mask_method == "learned" and result.composite == composite
+    assert np.all((result.mask >= 0) & (result.mask <= 1)) and result.audio.shape == (3000,)
+
+
+def test_ddpm_editor_supports_end_compositing_with_diffedit():
+    result = tiny_editor("ddpm").edit(_noise(700), "Add rain", steps=2, mask="diffedit", composite="end")
+    assert result.nfe == 2 and result.mask.shape == (-(-700 // 128),) and np.isfinite(result.audio).all()
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("editor")
+    mask_head_editor().save_pretrained(folder)
+    return folder
+
+
+def test_cli_mask_out_writes_a_png(cli, tmp_path, model_dir):
+    import soundfile as sf
+
+    clip, out, png = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "mask.png"
+    sf.write(clip, _noise(1600), 16000)
+    code, stdout, stderr = cli("edit", str(clip), "Add a dog", "-o", str(out), "--model", str(model_dir), "--steps", "2",
+                               "--mask", "diffedit", "--composite", "every-step", "--mask-out", str(png))
+    assert code == 0, stderr
+    assert png.read_bytes()[:8] == PNG and sf.info(out).frames == 1600
+
+
+@pytest.mark.parametrize("args, message", [(["--mask", "magic"], "mask must be one of"), (["--composite", "twice"], "composite must be one of")])
+def test_cli_bad_mask_or_composite_is_one_line(cli, tmp_path, model_dir, args, message):
+    import soundfile as sf
+
+    clip, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(clip, _noise(800), 16000)
+    code, _, stderr = cli("edit", str(clip), "Add a dog", "-o", str(out), "--model", str(model_dir), *args)
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists()

@@ -1,0 +1,36 @@
+import torch
+
+from foleyflow.pipelines.edit_network import split_mask_channel
+from foleyflow.pipelines.masks import ground_truth_latent_mask, pool_frame_mask
+
+
+def test_pool_frame_mask_marks_every_latent_frame_touched_by_the_span():
+    frames = torch.zeros(1, 16, dtype=torch.bool)
+    frames[0, 5:9] = True  # mel frames 5..8 -> latent frames 1 and 2 at 4 mel frames each
+    assert pool_frame_mask(frames, 4).tolist() == [[0.0, 1.0, 1.0, 0.0]]
+
+
+def test_ground_truth_mask_keeps_only_changed_frames_of_the_span():
+    source = torch.zeros(1, 2, 4, 3)
+    target = source.clone()
+    target[:, :, 1] = 1.0  # the event changes latent frame 1 only
+    target[:, :, 3] = 5.0  # a change outside the span is not part of the edit
+    frames = torch.zeros(1, 16, dtype=torch.bool)
+    frames[0, 4:12] = True  # span covers latent frames 1 and 2
+    mask = ground_truth_latent_mask(frames, target, source)
+    assert mask.shape == (1, 1, 4, 1)
+    assert mask.flatten().tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_ground_truth_mask_is_empty_when_nothing_changes():
+    source = torch.randn(2, 2, 4, 3)
+    frames = torch.ones(2, 16, dtype=torch.bool)
+    assert ground_truth_latent_mask(frames, source.clone(), source).sum() == 0
+
+
+def test_split_mask_channel():
+    output = torch.randn(2, 9, 4, 3)
+    prediction, logits = split_mask_channel(output, 8)
+    assert torch.equal(prediction, output[:, :8]) and torch.equal(logits, output[:, 8:])
+    same, none = split_mask_channel(output[:, :8], 8)
+    assert none is None and torch.equal(same, output[:, :8])
