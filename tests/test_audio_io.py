@@ -90,3 +90,17 @@ def test_rejects_files_longer_than_the_limit(tmp_path):
 def test_missing_file_is_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_audio(tmp_path / "nope.wav")
+
+
+def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path):
+    import os
+
+    from foleyflow.atomic import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
