@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from editor_tiny import tiny_editor
 
-from foleyflow.pipelines.edit_bench import ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted, write_section
+from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted, write_section
 
 
 def _add_item(onset: int = 3200, samples: int = 16000) -> dict:
@@ -44,9 +44,11 @@ def test_mask_rows_come_with_the_oracle_beside_them():
     report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(0.01,), resamples=10,
                             methods=("none", "diffedit", "oracle"), composites=("end", "every-step+audio"))
     names = list(report["tasks"]["remove"]["methods"])
-    assert names == ["flow t_start=0.01", "diffedit + end", "oracle + end", "diffedit + every-step+audio", "oracle + every-step+audio"]
+    assert names == [SOURCE_ITSELF, "flow t_start=0.01", "diffedit + end", "oracle + end", "diffedit + every-step+audio", "oracle + every-step+audio"]
     row = report["tasks"]["replace"]["methods"]["oracle + every-step+audio"]
     assert row["nfe"] == 2 and row["gap_closed"]["ci95_low"] <= row["gap_closed"]["value"] <= row["gap_closed"]["ci95_high"]
+    unedited = report["tasks"]["remove"]["methods"][SOURCE_ITSELF]
+    assert unedited["nfe"] == 0 and unedited["l1"]["value"] == pytest.approx(np.mean([log_mel_l1(i["source"], i["target"]) for i in items if i["task"] == "remove"]))
     table = format_table(report)
     oracle_gap = report["tasks"]["remove"]["methods"]["oracle + end"]["gap_closed"]["value"]
     diffedit_line = next(line for line in table.splitlines() if "| remove | 1 | diffedit + end |" in line)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from editor_tiny import tiny_editor
 
-from foleyflow.pipelines.edit_bench import format_table, gap_closed, log_mel_l1, run_edit_bench
+from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, format_table, gap_closed, log_mel_l1, run_edit_bench
 
 
 def test_gap_closed_at_known_points():
@@ -33,8 +33,10 @@ def test_bench_reports_each_task_and_method_with_intervals():
     report = run_edit_bench(editor, triplets, baseline=tiny_editor("ddpm"), steps=2, t_starts=(0.0, 0.1), resamples=20)
     assert set(report["tasks"]) == {"add", "remove", "replace"}
     row = report["tasks"]["add"]
-    assert row["n"] == 2 and set(row["methods"]) == {"flow t_start=0", "flow t_start=0.1", "ddpm (same NFE)"}
-    for method in row["methods"].values():
+    assert row["n"] == 2 and set(row["methods"]) == {SOURCE_ITSELF, "flow t_start=0", "flow t_start=0.1", "ddpm (same NFE)"}
+    for name, method in row["methods"].items():
+        if name == SOURCE_ITSELF:
+            continue
         assert method["nfe"] == 2 and method["forward_seconds"] > 0 and method["overhead"] > 0
         assert method["gap_closed"]["ci95_low"] <= method["gap_closed"]["value"] <= method["gap_closed"]["ci95_high"]
     assert row["floor_l1"]["value"] == pytest.approx(0.0, abs=1e-4)  # the test codec is exact

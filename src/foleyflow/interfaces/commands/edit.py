@@ -97,7 +97,7 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
-        command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "foleyflow bench edit"
+        command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         part = f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\n{_machine()}\n\n{table}")
 
