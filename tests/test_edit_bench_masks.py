@@ -19,6 +19,9 @@ def _add_item(onset: int = 3200, samples: int = 16000) -> dict:
 
 def test_add_onsets_are_a_grid_through_the_true_onset():
     assert add_onsets(3250, 8000, 1600).tolist() == [50, 1650, 3250, 4850, 6450]
+    # a 3000-sample event must stay inside the clip: no onset after 5000, except the true one
+    assert add_onsets(3250, 8000, 1600, event_samples=3000).tolist() == [50, 1650, 3250, 4850]
+    assert add_onsets(7000, 8000, 1600, event_samples=3000).tolist() == [600, 2200, 3800, 5400, 7000]
 
 
 def test_best_aligned_scoring_picks_the_known_shift():

@@ -108,10 +108,19 @@ def shifted(event_at_zero: np.ndarray, onset: int, length: int) -> np.ndarray:
     return out
 
 
-def add_onsets(true_onset: int, length: int, grid_samples: int) -> np.ndarray:
-    """Candidate onsets: the 0.1 s grid through the true onset, inside the frame."""
+def add_onsets(true_onset: int, length: int, grid_samples: int, event_samples: int = 0) -> np.ndarray:
+    """Candidate onsets: the 0.1 s grid through the true onset, with the whole event inside the
+    frame (or no later than the true onset): an onset that pushes the event out of the clip
+    would make "the aligned target" the source itself and reward not editing."""
     first = true_onset % grid_samples
-    return np.arange(first, length, grid_samples)
+    last = max(true_onset, length - event_samples)
+    return np.arange(first, last + 1, grid_samples)
+
+
+def audible_length(event_at_zero: np.ndarray) -> int:
+    """Samples up to the event's last non-zero sample."""
+    nonzero = np.flatnonzero(event_at_zero)
+    return int(nonzero[-1]) + 1 if nonzero.size else 0
 
 
 class ItemScorer:
@@ -137,8 +146,8 @@ class ItemScorer:
         self.aligned = item["task"] == "add" and "event_audio" in item
         if self.aligned:
             self.true_onset = int(item["event_onset"])
-            self.onsets = add_onsets(self.true_onset, self.source.size, round(grid_seconds * SAMPLE_RATE))
             event = np.asarray(item["event_audio"], np.float32)
+            self.onsets = add_onsets(self.true_onset, self.source.size, round(grid_seconds * SAMPLE_RATE), audible_length(event))
             self.candidates = np.stack([self.source + shifted(event, int(o), self.source.size) for o in self.onsets])
             self.candidate_mels = _mel(self.candidates)
 
