@@ -93,14 +93,9 @@ def test_missing_file_is_input_error(tmp_path):
 
 
 def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path):
-    import os
+    from foleyflow import atomic
 
-    from foleyflow.atomic import atomic_path
-
-    old = os.umask(0o022)
-    try:
-        with atomic_path(tmp_path / "out.txt") as tmp:
-            tmp.write_text("x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+    with atomic.atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("x")
+    # mkstemp alone gives 0600; a plain open() gives 0666 less the process's umask
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK

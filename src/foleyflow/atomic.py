@@ -28,14 +28,17 @@ def atomic_path(destination: str | os.PathLike, suffix: str | None = None) -> It
     try:
         yield tmp
         # mkstemp creates the file private (0600); give it the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, destination)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    current = os.umask(0)
+def _read_umask() -> int:
+    current = os.umask(0)  # the only portable way to read it is to set it
     os.umask(current)
     return current
+
+
+_UMASK = _read_umask()  # once, at import: setting the umask per write would race other threads' file creation

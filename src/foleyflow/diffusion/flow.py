@@ -20,7 +20,7 @@ from enum import Enum
 
 import torch
 
-from foleyflow.diffusion.tensors import expand_as, rng_device
+from foleyflow.diffusion.tensors import expand_as, rng_device, weighted_mse
 from foleyflow.errors import InputError
 
 
@@ -79,11 +79,7 @@ def flow_matching_loss(velocity: torch.Tensor, sample: FlowSample, weights: torc
     ``weights`` (broadcastable to the velocity) make it a weighted mean, e.g. to stress the
     edit region (issue 9); uniform weights give (3) exactly.
     """
-    error = (velocity.float() - sample.dx_t.float()).pow(2)
-    if weights is None:
-        return error.mean()
-    weights = weights.float().expand_as(error)
-    return (weights * error).sum() / weights.sum().clamp_min(1e-12)
+    return weighted_mse(velocity, sample.dx_t, weights)
 
 
 class TimeSampling(str, Enum):

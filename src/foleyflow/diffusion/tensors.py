@@ -31,3 +31,12 @@ def rng_device(generator: torch.Generator | None, device: torch.device | str | N
     if generator is not None:
         return generator.device
     return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over every element; with ``weights`` (broadcastable), the weighted mean."""
+    error = (prediction.float() - target.float()).pow(2)
+    if weights is None:
+        return error.mean()
+    weights = weights.float().expand_as(error)
+    return (weights * error).sum() / weights.sum().clamp_min(1e-12)

@@ -88,6 +88,7 @@ class Trainer:
         )
         self.position = _Position()
         self._started = time.perf_counter()
+        self._earlier_seconds = 0.0  # wall time of earlier sessions of a resumed run (from its checkpoint)
         self.val_history: list[dict[str, float]] = []
         self._writer = None
 
@@ -418,7 +419,7 @@ class Trainer:
 
     def _train_seconds(self) -> float:
         """Wall time of the whole run: earlier sessions (from the checkpoint) plus this one."""
-        return getattr(self, "_earlier_seconds", 0.0) + time.perf_counter() - self._started
+        return self._earlier_seconds + time.perf_counter() - self._started
 
     def _model_card(self, wall_seconds: float, used_ema: bool, note: str = "") -> str:
         last_val = self.val_history[-1] if self.val_history else {}

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from foleyflow.errors import InputError
 from foleyflow.diffusion.flow import RectifiedFlowPath, TimeSampling, flow_matching_loss, sample_flow_times
 from foleyflow.diffusion.objective import DiffusionObjective, sample_indices
+from foleyflow.diffusion.tensors import weighted_mse
 from foleyflow.pipelines.edit_network import UNetNoise, UNetVelocity
 from foleyflow.pipelines.masks import ground_truth_latent_mask
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, EditorConfig
@@ -100,7 +101,7 @@ class EditRecipe:
 
     @property
     def codec(self):
-        """The frozen codec that fills the latent cache (the model's own copy is in ``build``)."""
+        """The frozen codec: it fills the latent cache and is the model's codec (``build``)."""
         if self._codec is None:
             self._codec = build_component(self.options.codec, "codec").eval()
             self._codec.requires_grad_(False)
@@ -114,9 +115,7 @@ class EditRecipe:
         if self.options.mask_head:
             spec["out_channels"] = spec.get("in_channels", 16) // 2 + 1
         unet = build_component(spec, "unet") if "factory" in spec else UNet2DConditionModel.from_config(spec)
-        codec = build_component(self.options.codec, "codec")
-        for parameter in codec.parameters():
-            parameter.requires_grad_(False)
+        codec = self.codec  # frozen; the same object fills the latent cache
         text_encoder = build_component(self.options.text_encoder, "text encoder")
         return {"unet": unet, "text_encoder": text_encoder, "codec": codec.eval()}
 
@@ -147,15 +146,15 @@ class EditRecipe:
 
         cache = FeatureCache(self.options.cache_dir)
         encoder = self.latent_encoder_hash()
-        key = lambda scene, mix: hash_text(triplets.mix_key(scene, mix))  # noqa: E731
-        mixes = [(t["scene_id"], t[role]) for t in triplets.triplets for role in ("source", "target")]
+        # Triplets of a scene share its mixes: hash each (scene, mix) recipe once.
+        mixes = list(dict.fromkeys((t["scene_id"], t[role]) for t in triplets.triplets for role in ("source", "target")))
+        key = {mix: hash_text(triplets.mix_key(*mix)) for mix in mixes}
         state = PartialState()
         shard = mixes[state.process_index :: state.num_processes]
-        cache.fill("edit-latent", encoder, [(key(*m), m) for m in shard], self._encode_mixes(triplets),
+        cache.fill("edit-latent", encoder, [(key[m], m) for m in shard], self._encode_mixes(triplets),
                    self.options.encode_batch_size, state.is_main_process)
         state.wait_for_everyone()
-        fields = [{"source": ("edit-latent", key(t["scene_id"], t["source"])), "target": ("edit-latent", key(t["scene_id"], t["target"]))}
-                  for t in triplets.triplets]
+        fields = [{role: ("edit-latent", key[(t["scene_id"], t[role])]) for role in ("source", "target")} for t in triplets.triplets]
         extras = [{"instruction": t["instruction"], "edit_spans": t["edit_spans"]} for t in triplets.triplets]
         return CachedFeatures(cache, {"edit-latent": encoder}, fields, extras)
 
@@ -243,13 +242,6 @@ class EditRecipe:
             codec=self.options.codec,
         )
         return Editor(modules["unet"], modules["text_encoder"], modules["codec"], config).save_pretrained(folder, card)
-
-
-def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The ddpm baseline's epsilon loss with the same region weighting as the flow loss."""
-    error = (prediction.float() - target.float()).pow(2)
-    weights = weights.float().expand_as(error)
-    return (weights * error).sum() / weights.sum().clamp_min(1e-12)
 
 
 def mask_loss(logits: torch.Tensor, region: torch.Tensor, has_instruction: list[bool]) -> torch.Tensor:
