@@ -165,14 +165,17 @@ class DistillRecipe(TTARecipe):
 
     def record(self) -> dict[str, Any]:
         """What the student's config.json says about how it was made."""
-        previous = self.teacher_config.get("distillation") or {}
-        return {
-            "steps": self.student_steps,
-            "round": int(previous.get("round", 0)) + 1,
-            "teacher": str(self.teacher_dir.resolve()),
-            "teacher_steps": self.teacher_steps,
-            "teacher_guidance": self.guidance,
-            "weighting": self.weighting.value,
-            "gamma": self.distill.gamma,
-            "method": "BSA progressive distillation (seed 003, Algorithm 1)",
-        }
+        return round_record(self, self.teacher_config.get("distillation"), weighting=self.weighting.value, gamma=self.distill.gamma,
+                            method="BSA progressive distillation (seed 003, Algorithm 1)")
+
+
+def round_record(recipe, previous: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    """The distillation record of one round (generator or editor), counting on from the teacher's."""
+    return {
+        "steps": recipe.student_steps,
+        "round": int((previous or {}).get("round", 0)) + 1,
+        "teacher": str(recipe.teacher_dir.resolve()),
+        "teacher_steps": recipe.teacher_steps,
+        "teacher_guidance": recipe.guidance,
+        **extra,
+    }

@@ -41,7 +41,7 @@ from foleyflow.models.checkpoint import resolve_model_dir
 from foleyflow.pipelines.edit_network import UNetVelocity, branch_kwargs
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, Editor
 from foleyflow.training.config import dataclass_from_dict, expand_path
-from foleyflow.training.recipes.distill import DEFAULT_CONFIG as GENERATOR_CONFIG
+from foleyflow.training.recipes.distill import DEFAULT_CONFIG as GENERATOR_CONFIG, round_record
 from foleyflow.training.recipes.edit import EditRecipe
 
 DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
@@ -111,13 +111,4 @@ class EditDistillRecipe(EditRecipe):
         return Editor(unet, modules["text_encoder"], modules["codec"], config).save_pretrained(folder, card)
 
     def record(self) -> dict[str, Any]:
-        previous = self.teacher.config.distillation or {}
-        return {
-            "steps": self.student_steps,
-            "round": int(previous.get("round", 0)) + 1,
-            "teacher": str(self.teacher_dir.resolve()),
-            "teacher_steps": self.teacher_steps,
-            "teacher_guidance": self.guidance,
-            "t_start": self.t_start,
-            "method": "progressive halving of Euler steps",
-        }
+        return round_record(self, self.teacher.config.distillation, t_start=self.t_start, method="progressive halving of Euler steps")
