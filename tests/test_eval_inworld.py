@@ -255,3 +255,20 @@ def test_clap_with_a_frozen_tagger_trunk_trains_only_the_rest(tmp_path, cli):
     clap_weights = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     trunk = [k for k in tagger_weights if not k.startswith("fc_audioset")]
     assert all(torch.equal(clap_weights[f"audio_encoder.{k}"], tagger_weights[k]) for k in trunk)  # BatchNorm statistics too
+
+
+def test_short_clips_are_zero_padded_to_the_trunks_minimum_and_longer_ones_left_alone(tmp_path):
+    from foleyflow.evaluation.backbones.inworld import MIN_SAMPLES, InworldClapBackbone, InworldTaggerBackbone, build_tagger, save_clap, save_tagger, ClapModel
+
+    torch.manual_seed(0)
+    save_tagger(tmp_path / "tagger", build_tagger(["a", "b"], (2, 2, 4, 4, 4, 8)), ["a", "b"])
+    save_clap(tmp_path / "clap", ClapModel(embed_dim=8, channels=(2, 2, 4, 4, 4, 8)))
+    tagger, clap = InworldTaggerBackbone(tmp_path / "tagger"), InworldClapBackbone(tmp_path / "clap")
+    short = 0.1 * np.random.default_rng(0).standard_normal(1600).astype(np.float32)  # 0.1 s: 11 mel frames
+    padded = np.pad(short, (0, MIN_SAMPLES - short.size))
+    for backbone, key in ((tagger, "embedding"), (clap, "audio_embedding")):
+        np.testing.assert_array_equal(backbone.features(short)[key], backbone.features(padded)[key])
+    longer = np.concatenate([padded, short[:80]])  # at the minimum already: not padded further
+    with torch.no_grad():
+        direct = tagger.model(torch.from_numpy(longer)[None])["embedding"][0].numpy()
+    np.testing.assert_array_equal(tagger.features(longer)["embedding"], direct)

@@ -1,7 +1,7 @@
 """`foleyflow bench generate`: seconds per generated clip at several step counts, and quality.
 
 For each step count, ``n`` prompts (the first captions of held-out corpus clips, in a seeded
-order) are generated one clip at a time, 10.24 s long by default (beyond the model's training
+order spread over caption groups: ``data.export.held_out_prompts``) are generated one clip at a time, 10.24 s long by default (beyond the model's training
 window the UNet runs on overlapping windows, several calls per step), and each is timed end to end (text encoding, sampling, VAE decoding, vocoder). Speed is reported as
 measured in this one run: seconds per clip with a bootstrap 95% CI, the ratio to the first step
 count, the NFE (UNet calls; CFG's two branches run as one doubled batch, one call), the time of
@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import json
 import os
-import random
 import shlex
 import tempfile
 import time
@@ -81,18 +80,14 @@ def parse_steps(text: str) -> tuple[int, ...]:
 def bench_prompts(count: int, seed: int, data: str | None, split: str) -> tuple[list[BenchPrompt], str]:
     """``count`` prompts and where they came from: held-out corpus clips (their first caption,
     the clip as reference) or, without a corpus, a fixed list and no references."""
-    from foleyflow.training.recipes.tta import read_manifest
+    from foleyflow.data.export import held_out_prompts
 
     manifest = Path(data).expanduser() if data else _default_corpus()
     if data is None and not manifest.is_file():
         prompts = [FALLBACK_PROMPTS[index % len(FALLBACK_PROMPTS)] for index in range(count)]
         return [BenchPrompt(f"prompt{index:03d}", caption, None) for index, caption in enumerate(prompts)], "fixed prompts (no corpus found, so no reference clips)"
-    clips = read_manifest(manifest, split)
-    random.Random(seed).shuffle(clips)
-    if len(clips) < count:
-        raise InputError(f"{manifest}: split {split!r} has {len(clips)} clips, fewer than --n {count}")
-    chosen = [BenchPrompt(clip.audio.stem, clip.captions[0], clip.audio) for clip in clips[:count]]
-    return chosen, f"first captions of {count} {split} clips of {manifest} (seeded order)"
+    chosen = [BenchPrompt(p.name, p.caption, p.reference) for p in held_out_prompts(manifest, split, count, seed)]
+    return chosen, f"first captions of {count} {split} clips of {manifest} (seeded order, spread over captions)"
 
 
 def _default_corpus() -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 
 from foleyflow.atomic import atomic_path
 from foleyflow.errors import InputError
+from foleyflow.data.export import HeldOutPrompt
 from foleyflow.evaluation.bootstrap import Estimate
 
 SECTION = "## Distillation"
@@ -105,44 +106,8 @@ def require_backbones(specs: Sequence[str]) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Prompt:
-    name: str  # file stem shared by the generated and the reference clip (pairs them for KL)
-    caption: str
-    reference: Path
-
-
-def test_prompts(manifest: str | Path, split: str, count: int) -> list[Prompt]:
-    """The first ``count`` clips of a manifest's ``split``, each with its first caption as prompt."""
-    from foleyflow.training.recipes.tta import read_manifest
-
-    clips = read_manifest(manifest, split)[:count]
-    prompts = [Prompt(clip.audio.stem, clip.captions[0], clip.audio) for clip in clips]
-    if len({p.name for p in prompts}) != len(prompts):
-        raise InputError(f"{manifest}: clip file names repeat; generated clips are paired with references by name")
-    if len(prompts) < 2:
-        raise InputError(f"{manifest}: FD needs at least 2 {split} clips, found {len(prompts)}")
-    return prompts
-
-
 # -- the generator table -----------------------------------------------------------------------------
-def generate_run(generator, steps: int, prompts: Sequence[Prompt], seed: int, folder: Path, batch_size: int) -> dict[str, float]:
-    """Write one WAV per prompt (seeds seed + index) and return the seconds each clip took."""
-    from foleyflow.audio.io import write_wav
-
-    seconds = {}
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        began = time.perf_counter()
-        audio = generator.generate([p.caption for p in batch], steps=steps, seed=seed + start)
-        elapsed = (time.perf_counter() - began) / len(batch)
-        for prompt, clip in zip(batch, audio):
-            write_wav(folder / f"{prompt.name}.wav", clip)
-            seconds[prompt.name] = elapsed
-    return seconds
-
-
-def score_run(folder: Path, prompts: Sequence[Prompt], seconds: Mapping[str, float], backbones, cache) -> dict[str, float]:
+def score_run(folder: Path, prompts: Sequence[HeldOutPrompt], seconds: Mapping[str, float], backbones, cache) -> dict[str, float]:
     """The figures of one run (point values; the interval comes from the spread over runs)."""
     from foleyflow.evaluation.suite import evaluate_sets
 
@@ -164,10 +129,11 @@ def across_runs(values: Sequence[float]) -> Estimate:
     return Estimate(mean, mean - half, mean + half)
 
 
-def run_generator_bench(rows: Sequence[Row], prompts: Sequence[Prompt], backbones, work_dir: Path, runs: int = 5, seed: int = 0, batch_size: int = 8, cache=None) -> dict[str, Any]:
+def run_generator_bench(rows: Sequence[Row], prompts: Sequence[HeldOutPrompt], backbones, work_dir: Path, runs: int = 5, seed: int = 0, batch_size: int = 8, cache=None) -> dict[str, Any]:
     """Every row, ``runs`` times, on the same prompts; run r uses seeds seed + 100000 r + clip index."""
     from foleyflow.evaluation.cache import FeatureCache
     from foleyflow.generator import Generator
+    from foleyflow.pipelines.batch import generate_folder
 
     cache = cache or FeatureCache()
     per_row: dict[str, list[dict[str, float]]] = {row.label: [] for row in rows}
@@ -178,7 +144,7 @@ def run_generator_bench(rows: Sequence[Row], prompts: Sequence[Prompt], backbone
                 loaded[row.folder] = Generator.from_pretrained(row.folder)
             generator = loaded[row.folder]
             folder = Path(work_dir) / row.slug / f"run-{run}"
-            seconds = generate_run(generator, row.steps, prompts, seed + 100_000 * run, folder, batch_size)
+            seconds = generate_folder(generator, [(p.name, p.caption) for p in prompts], folder, steps=row.steps, seed=seed + 100_000 * run, batch_size=batch_size)
             per_row[row.label].append(score_run(folder, prompts, seconds, backbones, cache))
     table = []
     for row in rows:

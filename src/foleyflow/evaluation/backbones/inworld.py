@@ -27,6 +27,10 @@ from foleyflow.models.text import TextEncoder
 
 INWORLD_CHANNELS = (16, 32, 64, 128, 128, 128)
 FRAME_SECONDS = 0.96  # VGGish's example length, so in-world FAD pools comparable frames
+# The Cnn14-style trunk halves time five times, so it needs 32 mel frames (hop 160, centred):
+# shorter clips (the corpus has 0.28 s events) are zero-padded to this length instead of failing.
+# Clips that already had 32 frames are left as they are, so their cached features stay valid.
+MIN_SAMPLES = 31 * 160
 SAMPLE_RATE = 16_000
 TEXT_MODEL = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
@@ -115,6 +119,11 @@ class ClapModel(nn.Module):
         return (audio_to_text + text_to_audio) / 2.0
 
 
+def long_enough(audio: np.ndarray) -> np.ndarray:
+    """``audio`` zero-padded at the end to ``MIN_SAMPLES`` when shorter."""
+    return np.pad(audio, (0, max(MIN_SAMPLES - audio.size, 0)))
+
+
 def window_starts(num_samples: int, window: int) -> list[int]:
     """Non-overlapping window starts; a clip shorter than one window gives one (padded) window."""
     return list(range(0, max(num_samples - window, 0) + 1, window))
@@ -137,7 +146,7 @@ class InworldTaggerBackbone:
 
     @torch.no_grad()
     def features(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        clip = self.model(as_batch(audio))
+        clip = self.model(as_batch(long_enough(audio)))
         window = int(FRAME_SECONDS * SAMPLE_RATE)
         padded = np.pad(audio, (0, max(window - audio.size, 0)))
         windows = torch.from_numpy(np.stack([padded[s : s + window] for s in window_starts(padded.size, window)]).astype(np.float32))
@@ -162,7 +171,7 @@ class InworldClapBackbone:
 
     @torch.no_grad()
     def features(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        return {"audio_embedding": self.model.embed_audio(as_batch(audio))[0].numpy()}
+        return {"audio_embedding": self.model.embed_audio(as_batch(long_enough(audio)))[0].numpy()}
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> np.ndarray:

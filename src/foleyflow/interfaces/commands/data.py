@@ -1,4 +1,4 @@
-"""`foleyflow data fetch | build | stats | ingest`: the sound corpus and the editing data set."""
+"""`foleyflow data fetch | build | stats | ingest | export-clips | export-edits`: the sound corpus and the editing data set."""
 
 from __future__ import annotations
 
@@ -163,3 +163,38 @@ def ingest(csv_path: str, audio_dir: str, corpus_dir: str | None, split: str, wo
     singles = sum(c.num_events == 1 for c in clips)
     click.echo(f"ingested {len(clips)} clips ({singles} single-event, {skipped} rows skipped: missing audio or > 3 events"
                f" are kept out of bases only) -> {corpus}")
+
+
+@data.command("export-clips")
+@_corpus_option
+@click.option("--split", default="test", show_default=True, help="Split the clips come from.")
+@click.option("--n", "count", default=100, show_default=True, type=click.IntRange(min=2), help="Clips, spread over caption groups (classes).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the clip order.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for reference/ and prompts.csv.")
+def export_clips_command(corpus_dir: str | None, split: str, count: int, seed: int, out_dir: str) -> None:
+    """Held-out clips and their captions, for `foleyflow generate --prompts` and `foleyflow eval --reference`."""
+    from foleyflow.data.export import export_clips, held_out_prompts
+    from foleyflow.data.paths import default_corpus_dir
+
+    corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
+    prompts = held_out_prompts(corpus / "clips.jsonl", split, count, seed)
+    csv_path = export_clips(prompts, out_dir)
+    groups = len({p.caption for p in prompts})
+    click.echo(f"{len(prompts)} {split} clips ({groups} distinct captions) -> {Path(out_dir) / 'reference'}; prompts -> {csv_path}")
+
+
+@data.command("export-edits")
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
+              help="Editing set folder [default: $FOLEYFLOW_HOME/datasets/editing].")
+@click.option("--split", default="test", show_default=True, help="Split the triplets come from.")
+@click.option("--n", "count", default=300, show_default=True, type=click.IntRange(min=3), help="Triplets, balanced over add/remove/replace.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the triplet choice (the same as `foleyflow bench edit --seed`).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for source/, target/ and manifest.jsonl.")
+def export_edits_command(data_dir: str | None, split: str, count: int, seed: int, out_dir: str) -> None:
+    """Held-out editing triplets as WAVs, for `foleyflow edit --manifest` and `foleyflow eval edit`."""
+    from foleyflow.data.export import export_edits
+    from foleyflow.pipelines.edit_bench import test_triplets
+
+    items = test_triplets(split, count, seed, data_dir)
+    manifest = export_edits(items, out_dir)
+    click.echo(f"{len(items)} {split} triplets -> {out_dir}; manifest -> {manifest}")

@@ -109,7 +109,7 @@ def distill_edit(teacher, target_steps, teacher_steps, out_dir, steps_per_round,
 @click.option("--student", "students", multiple=True, metavar="WEIGHTING=DIR", help="A `distill tta --out` folder per weighting (repeatable).")
 @click.option("--teacher-steps", default="200,100,50,25", show_default=True, help="DDIM steps of the teacher rows.")
 @click.option("--student-steps", default="100,50,25", show_default=True, help="Step counts of the student rows (rounds that produced them).")
-@click.option("--n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Test captions (the first N clips of the split).")
+@click.option("--n", "count", type=click.IntRange(min=2), default=100, show_default=True, help="Test captions (N clips of the split in a seeded order spread over captions).")
 @click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Runs (seeds) per row; the CI is over runs.")
 @click.option("--manifest", default="$FOLEYFLOW_HOME/corpus/clips.jsonl", show_default=True, help="Captioned clips: the prompts and the reference audio.")
 @click.option("--split", default="test", show_default=True)
@@ -159,11 +159,12 @@ def _bench_command(params: dict[str, Any]) -> str:
 def _bench_generator(db, teacher, students, teacher_steps, student_steps, count, runs, manifest, split, backbones, batch_size, work_dir, benchmarks_path, seed, command) -> None:
     from pathlib import Path
 
+    from foleyflow.data.export import held_out_prompts
     from foleyflow.evaluation.suite import parse_backbones
     from foleyflow.training.config import expand_path, foleyflow_home
 
     rows, notes = db.generator_rows(teacher, db.parse_students(students), db.parse_steps(teacher_steps, "--teacher-steps"), db.parse_steps(student_steps, "--student-steps"))
-    prompts = db.test_prompts(expand_path(manifest), split, count)
+    prompts = held_out_prompts(expand_path(manifest), split, count, seed)
     chosen = parse_backbones(backbones)
     work = Path(work_dir) if work_dir else foleyflow_home() / "bench" / "distill"
     report = db.run_generator_bench(rows, prompts, chosen, work, runs, seed, batch_size)

@@ -11,9 +11,12 @@ from foleyflow.interfaces.cli import bench, cli
 
 
 @cli.command()
-@click.argument("audio_path", metavar="IN")
-@click.argument("instruction", metavar="INSTRUCTION")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV to write (16 kHz, the input's length).")
+@click.argument("audio_path", metavar="IN", required=False)
+@click.argument("instruction", metavar="INSTRUCTION", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="WAV to write (16 kHz, the input's length).")
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+              help="Instead of IN INSTRUCTION: an edit manifest (id, source, instruction; e.g. from `foleyflow data export-edits`); one WAV per row in --out-dir.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --manifest: folder for <id>.wav and timing.csv.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
 @click.option("--cfg", "cfg_scale", type=click.FloatRange(min=0), default=None, help="Guidance scale on the instruction.")
 @click.option("--t-start", type=click.FloatRange(min=0, max=1, max_open=True), default=None, help="Start time on the source path (4).")
@@ -25,7 +28,7 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--mask", "mask_method", default=None, help="Edit mask: learned, diffedit, attention or none (default: the model's).")
 @click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
-def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
+def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
          mask_method, composite, mask_out) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
     from foleyflow.audio.io import load_audio, write_wav
@@ -33,11 +36,19 @@ def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model
     from foleyflow.pipelines.editor import Editor, check_instruction
     from foleyflow.pipelines.masks import check_method
 
-    check_instruction(instruction)
     if mask_method is not None:
         check_method(mask_method)
     if composite is not None:
         check_mode(composite)
+    options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite}
+    if manifest is not None:
+        if audio_path or instruction or output or attention_map or spectrogram or mask_out:
+            raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o and the PNG options; give --out-dir DIR")
+        _edit_batch(manifest, out_dir, model, seed, options)
+        return
+    if audio_path is None or instruction is None or output is None:
+        raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
+    check_instruction(instruction)
     source = load_audio(audio_path)  # bad input fails here, before any model is loaded
     editor = Editor.from_pretrained(model)
     result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
@@ -52,6 +63,23 @@ def edit(audio_path, instruction, output, steps, cfg_scale, t_start, seed, model
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
+
+
+def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
+    from foleyflow.evaluation.editing import load_manifest
+    from foleyflow.pipelines.batch import edit_folder
+    from foleyflow.pipelines.editor import Editor, check_instruction
+
+    if out_dir is None:
+        raise click.UsageError("--manifest needs --out-dir DIR")
+    items = load_manifest(manifest)  # a bad manifest fails before the model loads
+    for item in items:
+        check_instruction(item.instruction)
+        if not item.source.is_file():
+            raise InputError(f"{manifest}: row {item.id}: no such source file {item.source}")
+    editor = Editor.from_pretrained(model)
+    seconds = edit_folder(editor, items, out_dir, seed=seed, **options)
+    click.echo(f"{len(seconds)} edits -> {out_dir} ({sum(seconds.values()) / len(seconds):.2f} s per edit)")
 
 
 def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False) -> None:

@@ -37,7 +37,7 @@ def _common(function):
 @click.option("--generated", type=click.Path(file_okay=False), help="Folder of generated clips.")
 @click.option("--reference", type=click.Path(file_okay=False), help="Folder of reference clips (paired by file name).")
 @click.option("--captions", type=click.Path(dir_okay=False), help="CSV with name,caption: the prompt of each generated clip (CLAP score).")
-@click.option("--times", type=click.Path(dir_okay=False), help="CSV with name,seconds: generation time per clip.")
+@click.option("--times", type=click.Path(dir_okay=False), help="CSV with name,seconds: generation time per clip [default: timing.csv in --generated, if there].")
 @click.option("--unpaired", is_flag=True, help="Do not pair files by name; KL is then not computed.")
 @click.option("--fad-inf", "fad_inf", is_flag=True, help="Also extrapolate FAD to an infinite sample (FAD-inf).")
 @_common
@@ -53,10 +53,13 @@ def eval_group(ctx, generated, reference, captions, times, unpaired, fad_inf, ba
     if not generated:
         raise click.UsageError("--generated DIR is required (or use a subcommand: foleyflow eval edit ...)")
     from foleyflow.evaluation.cache import FeatureCache
+    from foleyflow.evaluation.editing import TIMING_FILE
     from foleyflow.evaluation.pairing import audio_files, pair_by_name
     from foleyflow.evaluation.suite import evaluate_sets, format_table, parse_backbones, read_table
 
     generated_files = audio_files(generated)
+    if times is None and (Path(generated) / TIMING_FILE).is_file():
+        times = str(Path(generated) / TIMING_FILE)  # written by `foleyflow generate --prompts`
     reference_files = audio_files(reference) if reference else None
     if reference_files is not None and not unpaired:
         pair_by_name(generated_files, reference_files)  # stops, naming the unpaired files

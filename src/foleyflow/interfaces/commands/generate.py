@@ -12,20 +12,31 @@ from foleyflow.interfaces.cli import bench, cli
 
 
 @cli.command()
-@click.argument("prompt")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV to write (several samples: OUT_0.wav, OUT_1.wav, ...).")
+@click.argument("prompt", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="WAV to write (several samples: OUT_0.wav, OUT_1.wav, ...).")
+@click.option("--prompts", "prompts_csv", type=click.Path(dir_okay=False), default=None,
+              help="Instead of PROMPT: a CSV with name,caption (e.g. from `foleyflow data export-clips`); one WAV per row in --out-dir.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --prompts: folder for <name>.wav and timing.csv.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --prompts: prompts sampled together.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True, max=300), default=10.24, show_default=True, help="Seconds of audio (Tango's clip length by default); beyond the model's training window, windows are cross-faded.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's; Tango: 200, a distilled student: its N].")
 @click.option("--cfg", type=click.FloatRange(min=0), default=None, help="Classifier-free guidance scale w [default: the model's; Tango: 3, a distilled student: 1].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise; the same seed gives the same file.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise; the same seed gives the same file (with --prompts, row k uses seed + k).")
 @click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
 @click.option("--sampler", type=click.Choice(["ddim", "dpm", "ddpm"]), default=None, help="DDIM, DPM-Solver++(2M) or DDPM ancestral [default: the model's, DDIM].")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True, help="Samples for the prompt.")
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="Also write the log-mel of each sample as one PNG.")
-def generate(prompt: str, output: str, duration: float, steps: int | None, cfg: float | None, seed: int, model: str, sampler: str | None, num_samples: int, spectrogram: str | None) -> None:
-    """Generate sound from a text PROMPT."""
+def generate(prompt: str | None, output: str | None, prompts_csv: str | None, out_dir: str | None, batch_size: int, duration: float, steps: int | None,
+             cfg: float | None, seed: int, model: str, sampler: str | None, num_samples: int, spectrogram: str | None) -> None:
+    """Generate sound from a text PROMPT (or from every row of --prompts CSV)."""
     from foleyflow.generator import Generator, write_outputs
 
+    if prompts_csv is not None:
+        _check_batch_arguments(prompt, output, out_dir, num_samples, spectrogram)
+        _generate_batch(prompts_csv, out_dir, batch_size, duration, steps, cfg, seed, model, sampler)
+        return
+    if prompt is None or output is None:
+        raise click.UsageError("give a PROMPT and -o OUT.wav (or --prompts CSV --out-dir DIR)")
     generator = Generator.from_pretrained(model)
     steps, cfg, sampler = generator.sampling_settings(steps, cfg, sampler)
     started = time.perf_counter()
@@ -39,6 +50,28 @@ def generate(prompt: str, output: str, duration: float, steps: int | None, cfg: 
         save_spectrograms_png(spectrogram, [(f"{path.name}: {prompt}", log_mel(row)[0].numpy()) for path, row in zip(paths, audio)])
     for path in paths:
         click.echo(f"{path}: {audio.shape[1] / 16000:.2f} s, {steps} {sampler} steps, cfg {cfg}, seed {seed} ({seconds / len(paths):.1f} s per sample)")
+
+
+def _check_batch_arguments(prompt, output, out_dir, num_samples, spectrogram) -> None:
+    if prompt is not None or output is not None:
+        raise click.UsageError("--prompts replaces PROMPT and -o; give --out-dir DIR instead")
+    if out_dir is None:
+        raise click.UsageError("--prompts needs --out-dir DIR")
+    if num_samples != 1 or spectrogram:
+        raise click.UsageError("--num-samples and --spectrogram apply to a single PROMPT only")
+
+
+def _generate_batch(prompts_csv, out_dir, batch_size, duration, steps, cfg, seed, model, sampler) -> None:
+    from foleyflow.data.export import read_prompts
+    from foleyflow.generator import Generator
+    from foleyflow.pipelines.batch import generate_folder
+
+    prompts = read_prompts(prompts_csv)  # a bad CSV fails before the model loads
+    generator = Generator.from_pretrained(model)
+    steps, cfg, sampler = generator.sampling_settings(steps, cfg, sampler)
+    seconds = generate_folder(generator, prompts, out_dir, steps=steps, cfg=cfg, sampler=sampler, seed=seed, duration=duration, batch_size=batch_size)
+    mean = sum(seconds.values()) / len(seconds)
+    click.echo(f"{len(seconds)} clips of {duration:g} s -> {out_dir} ({steps} {sampler} steps, cfg {cfg}, seeds {seed}..{seed + len(seconds) - 1}; {mean:.2f} s per clip)")
 
 
 @bench.command("generate")
