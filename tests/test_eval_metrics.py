@@ -120,6 +120,19 @@ def test_extrapolation_matches_polyfit_and_fad_infinity_recovers_the_subsets():
     np.testing.assert_allclose(result.fads, expected, atol=1e-6)
     slope, intercept = np.polyfit(1.0 / result.sizes, expected, 1)
     assert result.value == pytest.approx(intercept, abs=1e-6)
+    assert result.ci95[0] < result.value < result.ci95[1]
+
+
+def test_intercept_interval_matches_the_textbook_ols_formula():
+    from scipy import stats
+
+    sizes = np.array([10, 20, 30, 40, 60, 80])
+    values = 3.0 + 50.0 / sizes + np.array([0.2, -0.1, 0.05, -0.2, 0.1, 0.0])
+    fit = stats.linregress(1.0 / sizes, values)  # scipy's own intercept standard error
+    half = stats.t.ppf(0.975, sizes.size - 2) * fit.intercept_stderr
+    assert metrics.intercept_interval(sizes, values) == pytest.approx((fit.intercept - half, fit.intercept + half), abs=1e-9)
+    exact = 3.0 + 50.0 / sizes
+    assert metrics.intercept_interval(sizes, exact) == pytest.approx((3.0, 3.0), abs=1e-9)  # a perfect line: no width
 
 
 def test_per_clip_frechet_scores_each_clip_against_the_reference():

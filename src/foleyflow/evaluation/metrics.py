@@ -89,6 +89,7 @@ class FadInfinity:
     slope: float
     sizes: np.ndarray
     fads: np.ndarray
+    ci95: tuple[float, float]  # of the intercept, from the fit (``intercept_interval``)
 
 
 def extrapolate_to_infinity(sizes: np.ndarray, values: np.ndarray) -> tuple[float, float]:
@@ -97,6 +98,28 @@ def extrapolate_to_infinity(sizes: np.ndarray, values: np.ndarray) -> tuple[floa
     design = np.stack([x, np.ones_like(x)], axis=1)
     (slope, intercept), *_ = np.linalg.lstsq(design, np.asarray(values, dtype=np.float64), rcond=None)
     return float(intercept), float(slope)
+
+
+def intercept_interval(sizes: np.ndarray, values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the intercept of ``extrapolate_to_infinity``'s least-squares line.
+
+    The textbook OLS interval (n - 2 degrees of freedom). FAD-inf's subsets are drawn from one
+    set, so its points are not independent and the interval understates the uncertainty; it
+    says how well the line fits, not how another generated set would score.
+    """
+    from scipy import stats
+
+    x = 1.0 / np.asarray(sizes, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if x.size < 3:
+        raise InputError(f"an interval for the intercept needs at least 3 points, got {x.size}")
+    intercept, slope = extrapolate_to_infinity(sizes, values)
+    residual = values - (intercept + slope * x)
+    variance = residual @ residual / (x.size - 2)
+    spread = ((x - x.mean()) ** 2).sum()
+    stderr = np.sqrt(variance * (1.0 / x.size + x.mean() ** 2 / spread))
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 2) * stderr)
+    return intercept - half, intercept + half
 
 
 def fad_infinity(
@@ -118,7 +141,7 @@ def fad_infinity(
     rng = np.random.default_rng(seed)
     fads = np.array([frechet_distance(ref, generated[rng.choice(count, size, replace=False)]) for size in sizes])
     intercept, slope = extrapolate_to_infinity(sizes, fads)
-    return FadInfinity(intercept, slope, sizes, fads)
+    return FadInfinity(intercept, slope, sizes, fads, intercept_interval(sizes, fads) if sizes.size >= 3 else (intercept, intercept))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

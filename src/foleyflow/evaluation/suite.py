@@ -208,7 +208,7 @@ def evaluate_sets(
                     per_clip[name]["FAD"] = metrics.frechet_distance(reference_gaussian, frames)
             if fad_infinity:
                 result = metrics.fad_infinity(np.concatenate(list(ref_frames)), np.concatenate(list(gen_frames)), seed=seed)
-                report.figures["FAD-inf"] = Estimate(result.value, result.value, result.value)
+                report.figures["FAD-inf"] = Estimate(result.value, *result.ci95)  # the fit's interval, not a bootstrap
                 report.info["fad_infinity"] = {"sizes": result.sizes.tolist(), "fads": result.fads.tolist(), "slope": result.slope}
 
     if backbones.clap is None:
