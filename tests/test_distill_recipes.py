@@ -97,3 +97,35 @@ def test_distill_edit_halves_euler_steps_to_the_target(tmp_path, cli):
     assert result.nfe == 2 and result.audio.shape == (1024,)
     code, _, err = cli("distill", "edit", "--teacher", str(tmp_path / "teacher"), "--target-steps", "2", "--teacher-steps", "6", "--config", config, "--out", str(tmp_path / "x"))
     assert code == 2 and "power of two" in err
+
+
+def test_distill_edit_trains_on_the_halving_loss_of_cached_or_cropped_latents(tmp_path, monkeypatch):
+    """The edit recipe's ``losses`` must run the distillation objective (not the plain flow loss)."""
+    from foleyflow.training.recipes import distill_edit
+    from foleyflow.training.recipes.distill_edit import EditDistillRecipe
+
+    torch.manual_seed(0)
+    tiny_editor(steps=4, cfg_scale=2.0).save_pretrained(tmp_path / "teacher")
+    recipe = EditDistillRecipe({"teacher": str(tmp_path / "teacher"), "data": {"factory": "editor_tiny:TinyTriplets"}, "crop_frames": 2, "crop_on_edit": 1.0})
+    modules = recipe.build()
+    dataset = recipe.dataset("train")
+    batch = recipe.collate([dataset[0], dataset[1]])
+    seen = []
+    real = distill_edit.flow_halving_loss
+
+    def recording(student, teacher, path, x_0, steps, t_start, **kwargs):
+        seen.append((x_0.shape, steps, t_start, kwargs["student_args"]["source"].shape))
+        return real(student, teacher, path, x_0, steps, t_start, **kwargs)
+
+    monkeypatch.setattr(distill_edit, "flow_halving_loss", recording)
+    torch.manual_seed(3)
+    total, figures = recipe.losses(modules, batch, "main", 0)
+    assert total.requires_grad and set(figures) == {"loss"}
+    full_frames = recipe.latents(modules, batch, torch.device("cpu"))[1].shape[2]
+    (x_0_shape, steps, t_start, source_shape), = seen
+    assert steps == 2 and t_start == pytest.approx(0.01) and x_0_shape[2] == 2 < full_frames and source_shape == x_0_shape
+    total.backward()
+    assert any(p.grad is not None for p in modules["unet"].parameters())
+    assert all(p.grad is None for p in modules["teacher_unet"].parameters())
+    recipe.validate(modules, batch)  # the whole window, no crop
+    assert seen[-1][0][2] == full_frames
