@@ -80,3 +80,12 @@ def test_manifest_validation(tmp_path):
     (item,) = load_manifest(tmp_path / "m.csv")
     assert item.source == tmp_path / "s.wav" and str(item.target) == "/abs/t.wav"
     assert item.task == "remove" and item.target_caption == "rain"
+
+
+def test_the_input_column_names_what_each_method_needs():
+    from foleyflow.evaluation.editing import input_needed
+
+    assert input_needed("rfm-edit") == "instruction" and input_needed("RFM-Edit-t0.01") == "instruction"
+    assert input_needed("audioeditor") == "caption + token mask" and input_needed("ddpm-inversion@50") == "source + target caption"
+    assert input_needed("no-edit") == "nothing (the source as it is)"
+    assert input_needed("my-method") == "not stated" and input_needed("auditory") == "not stated"

@@ -37,6 +37,20 @@ def test_roundtrip_writes_a_wav_of_the_input_length(tmp_path, codec_folder, clip
     assert "HiFi-GAN" in capsys.readouterr().out
 
 
+def test_roundtrip_of_a_folder_writes_every_file_as_the_single_file_command_would(tmp_path, codec_folder, clip, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(clip.read_bytes())
+    sf.write(folder / "b.flac", 0.5 * sf.read(clip)[0], 16000)
+    assert main(["codec", "roundtrip", str(folder), "-o", str(tmp_path / "out"), "--model", str(codec_folder)]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "b.wav"] and "2 files" in capsys.readouterr().out
+    assert main(["codec", "roundtrip", str(folder / "a.wav"), "-o", str(tmp_path / "single.wav"), "--model", str(codec_folder)]) == 0
+    np.testing.assert_array_equal(sf.read(tmp_path / "single.wav")[0], sf.read(tmp_path / "out" / "a.wav")[0])
+    (tmp_path / "empty").mkdir()
+    assert main(["codec", "roundtrip", str(tmp_path / "empty"), "-o", str(tmp_path / "out2"), "--model", str(codec_folder)]) == 2
+    assert not (tmp_path / "out2").exists()
+
+
 def test_roundtrip_bad_input_is_exit_2(tmp_path, codec_folder):
     assert main(["codec", "roundtrip", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--model", str(codec_folder)]) == 2
     assert main(["codec", "roundtrip", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path / "nothing")]) == 2

@@ -35,7 +35,18 @@ PROMPT_NEEDED = {
     "audioeditor": "caption + token mask",
     "ddpm-inversion": "source + target caption",
     "zero-shot": "source + target caption",
+    "no-edit": "nothing (the source as it is)",
 }
+
+
+def input_needed(method: str) -> str:
+    """The input column for a method name: a known name, or a known name with a suffix
+    ("rfm-edit-t0.01" -> rfm-edit's); "not stated" for a name foleyflow does not know."""
+    name = method.lower()
+    for known in sorted(PROMPT_NEEDED, key=len, reverse=True):
+        if name == known or name.startswith(known + "-") or name.startswith(known + "@"):
+            return PROMPT_NEEDED[known]
+    return "not stated"
 GROUND_TRUTH_METRICS = ("log-mel L1 ↓", "LSD ↓", "preservation L1 ↓")
 
 
@@ -125,7 +136,7 @@ def evaluate_method(
     for task in sorted({item.task for item in items}):
         rows = [per_edit[item.id] | {"CLAP ↑": report.per_clip[item.id].get("CLAP", np.nan)} for item in items if item.task == task]
         by_task[task] = _means(rows, resamples, seed) | {"count": Estimate(len(rows), len(rows), len(rows))}
-    return MethodResult(name, PROMPT_NEEDED.get(name.lower(), "instruction"), report, truth, by_task)
+    return MethodResult(name, input_needed(name), report, truth, by_task)
 
 
 def _ground_truth_of(output_path: Path, item: EditItem) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -22,29 +23,52 @@ def codec() -> None:
 
 @codec.command()
 @click.argument("audio_path", metavar="IN")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV to write.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="WAV to write (a folder when IN is a folder).")
 @click.option("--model", default="default", show_default=True, help='"default", a codec folder, an AudioLDM .ckpt, a diffusers or Tango folder.')
 @click.option("--max-seconds", default=600.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Reject longer input.")
 def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> None:
-    """Encode IN to VAE latents and decode it back to audio (what the codec keeps)."""
+    """Encode IN to VAE latents and decode it back to audio (what the codec keeps).
+
+    IN may be a folder: every audio file in it goes to OUTPUT/<name>.wav (e.g. the sources of an
+    edit manifest, as the "codec only" row of `foleyflow eval edit`)."""
+    from foleyflow.audio.io import load_audio
+    from foleyflow.models.codec import Codec
+
+    if Path(audio_path).is_dir():
+        from foleyflow.evaluation.pairing import audio_files
+
+        files = audio_files(audio_path)  # fails on an empty folder before the model loads
+        model_codec = Codec.from_pretrained(model)
+        seconds = sum(_roundtrip_one(model_codec, load_audio(path, max_seconds=max_seconds), Path(output) / f"{name}.wav")[0] for name, path in files.items())
+        click.echo(f"{audio_path}: {len(files)} files -> {output} ({_vocoder_name(model_codec)}, {seconds / len(files):.2f} s per file)")
+        return
+    audio = load_audio(audio_path, max_seconds=max_seconds)
+    if audio.size == 0:
+        raise InputError(f"{audio_path}: no samples")
+    model_codec = Codec.from_pretrained(model)
+    seconds, latent_shape = _roundtrip_one(model_codec, audio, Path(output))
+    click.echo(f"{audio_path}: {audio.shape[-1] / 16000:.2f} s -> latents {latent_shape} -> {output} ({_vocoder_name(model_codec)}, {seconds:.2f} s)")
+
+
+def _roundtrip_one(model_codec, audio, output: Path) -> tuple[float, tuple[int, ...]]:
+    """Round-trip one clip to ``output``: (seconds encoding and decoding took, latent shape)."""
     import time
 
     import torch
 
-    from foleyflow.audio.io import load_audio, write_wav
-    from foleyflow.models.codec import Codec
+    from foleyflow.audio.io import write_wav
 
-    audio = torch.as_tensor(load_audio(audio_path, max_seconds=max_seconds))
-    if audio.numel() == 0:
-        raise InputError(f"{audio_path}: no samples")
-    model_codec = Codec.from_pretrained(model)
+    audio = torch.as_tensor(audio)
     started = time.perf_counter()
     latents = model_codec.encode(audio)
     rebuilt = model_codec.decode(latents, audio.shape[-1])[0].numpy()
     seconds = time.perf_counter() - started
     write_wav(output, rebuilt)
-    vocoder = "HiFi-GAN" if model_codec.vocoder is not None else "Griffin-Lim"
-    click.echo(f"{audio_path}: {audio.shape[-1] / 16000:.2f} s -> latents {tuple(latents.shape[1:])} -> {output} ({vocoder}, {seconds:.2f} s)")
+    return seconds, tuple(latents.shape[1:])
+
+
+def _vocoder_name(model_codec) -> str:
+    return "HiFi-GAN" if model_codec.vocoder is not None else "Griffin-Lim"
 
 
 def run_codec_training(name: str, config_path: str, output_dir: str | None, overrides: tuple[str, ...], max_steps: int | None) -> None:
