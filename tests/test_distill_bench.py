@@ -82,6 +82,17 @@ def test_editor_table_compares_teacher_step_counts_with_the_students(tmp_path, c
     for method in ("teacher @ 4", "teacher @ 2", "student @ 2", "student @ 1"):
         assert f"| add | 1 | {method} |" in text
     assert "<!-- distill:editor -->" in text and "<!-- distill:generator -->" not in text
+    assert "--edit-n 3 --seed 0`" in text and "--runs" not in text  # only the editor table's settings
+    assert "t_start  for" not in text and "Editor student at 2 steps vs teacher at" not in text  # no 200-step teacher row here
+
+
+def test_the_editor_verdict_handles_a_teacher_that_does_not_close_the_gap(monkeypatch):
+    monkeypatch.setattr(db, "mean_gap_closed", lambda report, method: report[method])
+    assert "within 5%: ship it" in db.editor_verdict({"student @ 8": 0.39, "teacher @ 200": 0.40})[0]
+    assert "misses the 5% bar by 5.0%" in db.editor_verdict({"student @ 8": 0.36, "teacher @ 200": 0.40})[0]
+    negative = db.editor_verdict({"student @ 8": -0.17, "teacher @ 200": -0.15})[0]
+    assert "-0.170 vs -0.150" in negative and "-0.020 absolute" in negative and "does not apply" in negative and "keep the teacher" in negative
+    assert db.editor_verdict({"student @ 8": float("nan"), "teacher @ 200": 0.4}) == []
 
 
 def _report(fd):

@@ -397,7 +397,7 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
 def format_table(report: Mapping[str, Any]) -> str:
     """A Markdown table: one row per task and method, the oracle mask's gap beside each masked row."""
     lines = [
-        f"steps {report['steps']}, t_start {report.get('t_start', '')} for the mask rows; L1 = log-mel L1 to the true target"
+        f"steps {report['steps']}{_t_start_clause(report)}; L1 = log-mel L1 to the true target"
         " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
         f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
         "",
@@ -434,6 +434,11 @@ def write_section(path, heading: str, body: str) -> None:
         lines += ["", *section] if lines and lines[-1].strip() else section
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def _t_start_clause(report: Mapping[str, Any]) -> str:
+    """", t_start 0.5 for the mask rows" when the report has mask rows at one t_start; else nothing."""
+    return f", t_start {report['t_start']} for the mask rows" if report.get("t_start") not in (None, "") else ""
 
 
 def _ci(estimate: Mapping[str, float]) -> str:

@@ -151,8 +151,12 @@ def _bench_command(params: dict[str, Any]) -> str:
         if params.get(name):
             parts.append(f"{flag} {params[name]}")
     parts += [f"--student {spec}" for spec in params["students"]]
-    parts += [f"--backbone {spec}" for spec in params["backbones"]] if params["students"] else []
-    parts.append(f"--n {params['count']} --runs {params['runs']} --edit-n {params['edit_n']} --seed {params['seed']}")
+    if params["students"]:  # the generator table's settings
+        parts += [f"--backbone {spec}" for spec in params["backbones"]]
+        parts.append(f"--n {params['count']} --runs {params['runs']}")
+    if params.get("edit_student"):  # the editor table's
+        parts.append(f"--edit-n {params['edit_n']}")
+    parts.append(f"--seed {params['seed']}")
     return " ".join(parts)
 
 
