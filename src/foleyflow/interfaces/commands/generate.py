@@ -19,7 +19,7 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --prompts: folder for <name>.wav and timing.csv.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --prompts: prompts sampled together.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True, max=300), default=10.24, show_default=True, help="Seconds of audio (Tango's clip length by default); beyond the model's training window, windows are cross-faded.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's; Tango: 200, a distilled student: its N].")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's; the shipped one: 25, Tango: 200, a distilled student: its N].")
 @click.option("--cfg", type=click.FloatRange(min=0), default=None, help="Classifier-free guidance scale w [default: the model's; Tango: 3, a distilled student: 1].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise; the same seed gives the same file (with --prompts, row k uses seed + k).")
 @click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
