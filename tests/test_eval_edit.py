@@ -87,5 +87,5 @@ def test_the_input_column_names_what_each_method_needs():
 
     assert input_needed("rfm-edit") == "instruction" and input_needed("RFM-Edit-t0.01") == "instruction"
     assert input_needed("audioeditor") == "caption + token mask" and input_needed("ddpm-inversion@50") == "source + target caption"
-    assert input_needed("no-edit") == "nothing (the source as it is)"
+    assert input_needed("no-edit") == "nothing (the source as it is)" and input_needed("codec-only").startswith("nothing (the source through")
     assert input_needed("my-method") == "not stated" and input_needed("auditory") == "not stated"

@@ -36,6 +36,7 @@ PROMPT_NEEDED = {
     "ddpm-inversion": "source + target caption",
     "zero-shot": "source + target caption",
     "no-edit": "nothing (the source as it is)",
+    "codec-only": "nothing (the source through the codec)",
 }
 
 
