@@ -1,12 +1,13 @@
 """`foleyflow bench generate`: seconds per generated clip at several step counts, and quality.
 
 For each step count, ``n`` prompts (the first captions of held-out corpus clips, in a seeded
-order spread over caption groups: ``data.export.held_out_prompts``) are generated one clip at a time, 10.24 s long by default (beyond the model's training
-window the UNet runs on overlapping windows, several calls per step), and each is timed end to end (text encoding, sampling, VAE decoding, vocoder). Speed is reported as
-measured in this one run: seconds per clip with a bootstrap 95% CI, the ratio to the first step
-count, the NFE (UNet calls; CFG's two branches run as one doubled batch, one call), the time of
-one UNet forward measured on its own at the same shape, and the overhead
-total / (NFE x forward) (1.0 would mean the UNet is all the cost).
+order spread over caption groups: ``data.export.held_out_prompts``) are generated one clip at a
+time, 10.24 s long by default (beyond the model's training window the UNet runs on overlapping
+windows, several calls per step), and each is timed end to end (text encoding, sampling, VAE
+decoding, vocoder). Speed is reported as measured in this one run: seconds per clip with a
+bootstrap 95% CI, the ratio to the first step count, the NFE (UNet calls; CFG's two branches run
+as one doubled batch, one call), the time of one UNet forward measured on its own at the same
+shape, and the overhead total / (NFE x forward) (1.0 would mean the UNet is all the cost).
 
 Quality, when the in-world tagger and CLAP exist (shipped in ``src/foleyflow/pretrained`` or
 given as folders): the evaluation suite's CLAP score (prompt vs generated audio), and the
