@@ -167,3 +167,35 @@ def test_export_edits_writes_the_triplets_a_manifest_can_load(tmp_path):
     for item, original in zip(loaded, items):
         np.testing.assert_allclose(sf.read(item.source, dtype="float32")[0], original["source"], atol=1 / 32768)
         np.testing.assert_allclose(sf.read(item.target, dtype="float32")[0], original["target"], atol=1 / 32768)
+
+
+def test_export_clips_command_reads_a_corpus_and_covers_every_caption_first(cli, tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "audio").mkdir(parents=True)
+    rows = []
+    for index, (caption, split) in enumerate([("A cow moos", "test")] * 4 + [("A dog barks", "test")] * 2 + [("A bell rings", "train")]):
+        sf.write(corpus / "audio" / f"c{index}.wav", 0.1 * np.ones(800, np.float32), 16000)
+        rows.append(json.dumps({"clip_id": f"c{index}", "captions": [caption], "split": split}))
+    (corpus / "clips.jsonl").write_text("\n".join(rows) + "\n")
+    code, stdout, stderr = cli("data", "export-clips", "--corpus", str(corpus), "--split", "test", "--n", "2", "--out", str(tmp_path / "out"))
+    assert code == 0, stderr
+    assert "2 test clips (2 distinct captions)" in stdout
+    assert sorted(caption for _, caption in read_prompts(tmp_path / "out" / "prompts.csv")) == ["A cow moos", "A dog barks"]
+    assert len(list((tmp_path / "out" / "reference").glob("*.wav"))) == 2
+    code, _, stderr = cli("data", "export-clips", "--corpus", str(corpus), "--split", "test", "--n", "7", "--out", str(tmp_path / "more"))
+    assert code == 2 and "fewer than --n 7" in stderr and not (tmp_path / "more").exists()
+
+
+def test_export_edits_command_writes_the_benchmark_triplets(cli, tmp_path, monkeypatch):
+    import foleyflow.pipelines.edit_bench as edit_bench
+
+    rng = np.random.default_rng(1)
+    items = [{"triplet_id": f"t{k}", "task": task, "instruction": f"{task} a dog", "source_caption": "rain", "target_caption": "rain, a dog",
+              "source": (0.1 * rng.standard_normal(800)).astype(np.float32), "target": (0.1 * rng.standard_normal(800)).astype(np.float32)}
+             for k, task in enumerate(("add", "remove", "replace"))]
+    seen = {}
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: seen.update(split=split, count=count, seed=seed) or items)
+    code, stdout, stderr = cli("data", "export-edits", "--n", "3", "--seed", "4", "--out", str(tmp_path / "edits"))
+    assert code == 0, stderr
+    assert seen == {"split": "test", "count": 3, "seed": 4} and "3 test triplets" in stdout
+    assert [item.id for item in load_manifest(tmp_path / "edits" / "manifest.jsonl")] == ["t0", "t1", "t2"]
