@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from editor_tiny import tiny_editor
 
-from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted, write_section
+from foleyflow.benchmarks import write_section
+from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted
 
 
 def _add_item(onset: int = 3200, samples: int = 16000) -> dict:

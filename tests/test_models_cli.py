@@ -88,3 +88,13 @@ def test_train_vae_runs_and_exports(tmp_path, clip):
     )
     assert main(["train", "vae", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_roundtrip_of_a_folder_with_an_empty_file_is_one_line_exit_2(tmp_path, codec_folder, clip, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(clip.read_bytes())
+    sf.write(folder / "b.wav", np.zeros(0, np.float32), 16000)
+    code = main(["codec", "roundtrip", str(folder), "-o", str(tmp_path / "out"), "--model", str(codec_folder)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "out" / "b.wav").exists()

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from foleyflow.atomic import atomic_path
 from foleyflow.errors import InputError
@@ -59,19 +59,23 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return path
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of every non-blank line of a JSON-lines file, so that a caller's
+    own checks can name the line; a line that is not JSON is an InputError naming it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    yield number, json.loads(line)
                 except json.JSONDecodeError as error:
                     raise InputError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-    return rows
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [row for _, row in numbered_jsonl(path)]
 
 
 def read_json(path: str | os.PathLike) -> dict:

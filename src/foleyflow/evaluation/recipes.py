@@ -15,7 +15,6 @@ one class order.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
+from foleyflow.data.manifest import numbered_jsonl
 from foleyflow.errors import InputError
 from foleyflow.evaluation.backbones.inworld import (
     INWORLD_CHANNELS,
@@ -66,13 +66,10 @@ def read_clip_list(path: str | os.PathLike) -> list[Clip]:
     if not path.is_file():
         raise InputError(f"{path}: no such clip list")
     clips = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in numbered_jsonl(path):
         try:
-            row = json.loads(line)
             clip = _clip_of(row, path.parent)
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (KeyError, TypeError) as error:
             raise InputError(f"{path}:{number}: expected a JSON object with path and split, or a corpus record ({error})") from None
         if clip.split not in SPLITS:
             raise InputError(f"{path}:{number}: split {clip.split!r} is not one of {', '.join(SPLITS)}")

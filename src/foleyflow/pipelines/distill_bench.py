@@ -249,11 +249,3 @@ def write_block(path: str | Path, key: str, body: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text if text.endswith("\n") else text + "\n")
     return path
-
-
-def machine() -> str:
-    import os
-
-    from foleyflow.info import compute_device
-
-    return f"{os.cpu_count()}-core CPU, {compute_device()}"

@@ -416,26 +416,6 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path, heading: str, body: str) -> None:
-    """Replace the ``## heading`` section of a Markdown file (up to the next ``## ``), or append it; atomic."""
-    from pathlib import Path
-
-    from foleyflow.atomic import atomic_path
-
-    path = Path(path)
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks"]
-    title = f"## {heading}"
-    section = [title, "", *body.strip("\n").splitlines(), ""]
-    if title in lines:
-        start = lines.index(title)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = section
-    else:
-        lines += ["", *section] if lines and lines[-1].strip() else section
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 def _t_start_clause(report: Mapping[str, Any]) -> str:
     """", t_start 0.5 for the mask rows" when the report has mask rows at one t_start; else nothing."""
     return f", t_start {report['t_start']} for the mask rows" if report.get("t_start") not in (None, "") else ""

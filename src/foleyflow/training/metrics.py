@@ -7,12 +7,12 @@ no event-file parser.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from foleyflow.data.manifest import numbered_jsonl
 from foleyflow.errors import InputError
 
 METRICS_NAME = "metrics.jsonl"
@@ -29,13 +29,10 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: no such metrics file (a run folder written by `foleyflow train` holds {METRICS_NAME})")
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, record in numbered_jsonl(path):
         try:
-            record = json.loads(line)
             int(record["step"]), str(record["split"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             raise InputError(f"{path}:{number}: expected a JSON object with step and split") from None
         records.append(record)
     if not records:

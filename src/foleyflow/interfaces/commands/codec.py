@@ -43,8 +43,6 @@ def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> N
         click.echo(f"{audio_path}: {len(files)} files -> {output} ({_vocoder_name(model_codec)}, {seconds / len(files):.2f} s per file)")
         return
     audio = load_audio(audio_path, max_seconds=max_seconds)
-    if audio.size == 0:
-        raise InputError(f"{audio_path}: no samples")
     model_codec = Codec.from_pretrained(model)
     seconds, latent_shape = _roundtrip_one(model_codec, audio, Path(output))
     click.echo(f"{audio_path}: {audio.shape[-1] / 16000:.2f} s -> latents {latent_shape} -> {output} ({_vocoder_name(model_codec)}, {seconds:.2f} s)")
@@ -59,6 +57,8 @@ def _roundtrip_one(model_codec, audio, output: Path) -> tuple[float, tuple[int, 
     from foleyflow.audio.io import write_wav
 
     audio = torch.as_tensor(audio)
+    if audio.numel() == 0:  # both modes: one empty file in a folder is a one-line error too
+        raise InputError(f"{output.stem}: no samples")
     started = time.perf_counter()
     latents = model_codec.encode(audio)
     rebuilt = model_codec.decode(latents, audio.shape[-1])[0].numpy()

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from foleyflow.benchmarks import machine_description
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, distill
 
@@ -176,7 +177,7 @@ def _bench_generator(db, teacher, students, teacher_steps, student_steps, count,
     body = "\n".join([
         "### Generator: BSA progressive distillation (seed 003, Table 1 in our world)",
         "",
-        f"`{command}` on {db.machine()}; {report['clips']} {split} captions, {runs} runs; mean over runs [95% Student-t CI over runs].",
+        f"`{command}` on {machine_description()}; {report['clips']} {split} captions, {runs} runs; mean over runs [95% Student-t CI over runs].",
         "Backbones: " + ", ".join(f"{role} = {name}" for role, name in report["backbones"].items()) + ". Teacher rows at the teacher's own guidance, students unguided (cfg 1).",
         "",
         table,
@@ -197,7 +198,7 @@ def _bench_editor(db, teacher, student_dir, teacher_steps, student_steps, count,
     body = "\n".join([
         "### Editor: few-step editing by Euler-step halving",
         "",
-        f"`{command}` on {db.machine()}; {split} triplets of the editing set; [95% paired bootstrap CI over triplets].",
+        f"`{command}` on {machine_description()}; {split} triplets of the editing set; [95% paired bootstrap CI over triplets].",
         "",
         table,
         "",

@@ -112,7 +112,8 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     import shlex
     import sys
 
-    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets, write_section
+    from foleyflow.benchmarks import machine_description, write_section
+    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets
     from foleyflow.pipelines.masks import BENCH_METHODS, check_method
     from foleyflow.pipelines.compositing import check_mode
 
@@ -127,7 +128,7 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         part = f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
-        write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\n{_machine()}\n\n{table}")
+        write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 
 def _names(text: str, option: str) -> list[str]:
@@ -145,13 +146,3 @@ def _parse_t_starts(text: str) -> list[float]:
     if not all(0.0 <= v < 1.0 for v in values):
         raise InputError(f"--t-starts values must lie in [0, 1), got {text!r}")
     return values
-
-
-def _machine() -> str:
-    import os
-    import platform
-
-    import torch
-
-    device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, {device}; torch threads {torch.get_num_threads()}."

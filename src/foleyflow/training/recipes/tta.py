@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.audio.mel import MelConfig, pad_or_crop, tango_waveform_prep
 from foleyflow.audio.mixing import join_captions, pressure_level_mix
+from foleyflow.data.manifest import numbered_jsonl
 from foleyflow.diffusion import DDPMSchedule, DiffusionObjective, drop_condition, sample_indices
 from foleyflow.errors import InputError
 from foleyflow.generator import GENERATOR_CLASS
@@ -98,15 +99,12 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Cli
     if not path.is_file():
         raise InputError(f"{path}: no such manifest")
     clips = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, entry in numbered_jsonl(path):
         try:
-            entry = json.loads(line)
             if split is not None and entry.get("split", split) != split:
                 continue
             clips.append(_clip_of(entry, path.parent))
-        except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+        except (AttributeError, KeyError, TypeError, IndexError):
             raise InputError(f"{path}:{number}: expected {{\"audio\", \"caption\"}} or a corpus record {{\"clip_id\", \"captions\"}}") from None
     if not clips:
         raise InputError(f"{path}: the manifest lists no clips" + (f" of split {split!r}" if split else ""))
