@@ -86,7 +86,9 @@ def test_generate_from_a_prompts_csv_then_eval_reads_its_timing(cli, generator_d
     first_name, first_caption = read_prompts(tmp_path / "heldout" / "prompts.csv")[0]
     code, _, stderr = cli("generate", first_caption, "-o", str(tmp_path / "one.wav"), "--model", str(generator_dir), "--steps", "2", "--duration", "0.32", "--seed", "5")
     assert code == 0, stderr
-    np.testing.assert_allclose(sf.read(tmp_path / "one.wav")[0], sf.read(out / f"{first_name}.wav")[0], atol=2 / 32768)
+    # Batched and single matmuls round differently (BLAS blocking), and Griffin-Lim amplifies
+    # that a little: equal to 1e-3, where a different seed differs by tenths.
+    np.testing.assert_allclose(sf.read(tmp_path / "one.wav")[0], sf.read(out / f"{first_name}.wav")[0], atol=1e-3)
 
     report = tmp_path / "report.json"
     code, stdout, stderr = cli("eval", "--generated", str(out), "--reference", str(tmp_path / "heldout" / "reference"),

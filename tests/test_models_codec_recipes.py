@@ -112,3 +112,17 @@ def test_decoder_bias_starts_at_the_requested_level():
     modules = VaeRecipe({"vae_overrides": TINY_VAE, "decoder_bias_init": -7.5}).build()
     assert torch.all(modules["vae"].decoder.conv_out.bias == -7.5)
     assert torch.all(VaeRecipe({"vae_overrides": TINY_VAE}).build()["vae"].decoder.conv_out.bias.abs() < 1)
+
+
+TINY_ISTFT = {"dim": 16, "intermediate_dim": 32, "num_layers": 2}
+
+def test_the_recipe_without_a_discriminator_trains_the_generator_alone(tmp_path, audio_folder):
+    recipe = VocoderRecipe({"audio_folder": str(audio_folder), "preset": "istft-cpu", "vocoder_overrides": TINY_ISTFT, "discriminator": "none",
+                            "segment_samples": 1600, "items_per_epoch": 8, "stft_weight": 1.0})
+    assert recipe.optimizer_groups() == {"generator": ["generator"]} and set(recipe.build()) == {"generator"}
+    modules, history = run_steps(recipe, 6, lr=3e-3)
+    assert {group for group, _, _ in history} == {"generator"}
+    assert history[-1][1] < history[0][1]
+    assert {"mel_l1", "mr_stft"} == set(history[-1][2])  # no adversarial terms
+    recipe.export(modules, tmp_path / "vocoder", "# card\n")
+    assert load_vocoder(tmp_path / "vocoder").config.dim == 16

@@ -4,7 +4,8 @@ checkpoint.py  the model-folder format (config.json + model.safetensors + MODEL_
                the registry that resolves "default" to the shipped models, legacy loading.
 vae.py         the mel VAE (diffusers AutoencoderKL), presets "paper" and "cpu", encode/decode
 vocoder.py     the HiFi-GAN vocoder (SpeechT5HifiGan), presets "paper" and "cpu",
-               MPD + MSD discriminators, the Griffin-Lim fallback
+               MPD + MSD discriminators, the Griffin-Lim fallback; loads either family
+istft_vocoder.py  the iSTFT vocoder (Vocos' design: ConvNeXt at the frame rate + torch.istft)
 codec.py       audio <-> latent in one object (log-mel + VAE + vocoder), from_pretrained
 text.py        text encoders (MiniLM offline default, FLAN-T5 from a folder) with LoRA
 unet.py        the denoiser (UNet2DConditionModel), presets "tango-paper" and "cpu-small"

@@ -1,7 +1,7 @@
 """The audio codec: waveform <-> VAE latent, in one object.
 
     audio (batch, samples) --log_mel--> (batch, frames, 64) --VAE--> latents (batch, 8, frames/4, 16)
-    latents --VAE decoder--> mel --vocoder (HiFi-GAN, or Griffin-Lim fallback)--> audio
+    latents --VAE decoder--> mel --vocoder (iSTFT or HiFi-GAN, or Griffin-Lim fallback)--> audio
 
 A codec folder holds two model folders, ``vae/`` and ``vocoder/``. ``from_pretrained``
 takes "default" (the shipped models), a codec folder, an AudioLDM ``.ckpt``, a diffusers
@@ -18,20 +18,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
-from transformers import SpeechT5HifiGan
 
 from foleyflow.audio.mel import MelConfig, log_mel, to_vae_layout
 from foleyflow.errors import InputError
 from foleyflow.models import interop
 from foleyflow.models.checkpoint import list_shipped_models
 from foleyflow.models.vae import COMPRESSION, decode, encode, load_vae, save_vae
-from foleyflow.models.vocoder import HOP, griffin_lim, load_vocoder, save_vocoder, vocode
+from foleyflow.models.vocoder import HOP, Vocoder, griffin_lim, load_vocoder, save_vocoder, vocode
 
 log = logging.getLogger(__name__)
 
 
 class Codec(torch.nn.Module):
-    def __init__(self, vae: AutoencoderKL, vocoder: SpeechT5HifiGan | None = None, griffin_lim_iterations: int = 32) -> None:
+    def __init__(self, vae: AutoencoderKL, vocoder: Vocoder | None = None, griffin_lim_iterations: int = 32) -> None:
         super().__init__()
         self.vae = vae
         self.vocoder = vocoder

@@ -1,4 +1,4 @@
-"""The HiFi-GAN vocoder (log-mel -> 16 kHz waveform) and its training discriminators.
+"""Vocoders (log-mel -> 16 kHz waveform): HiFi-GAN, the iSTFT vocoder, and the discriminators.
 
 The generator is transformers' ``SpeechT5HifiGan`` (the class diffusers' AudioLDM pipelines
 use), so the public AudioLDM vocoder loads key for key. Input: our log-mel (batch, frames,
@@ -8,9 +8,12 @@ the raw natural-log mel, so its config has ``normalize_before = False`` and the 
 vocoder here consumes the same mel.
 
 Presets:
-    "paper"  AudioLDM's 16 kHz / 64-mel HiFi-GAN (SPEC 6), 1024 initial channels.
-    "cpu"    same upsampling (160x) and MRF kernels, 64 initial channels: > 10x real time
-             on two CPU cores (see docs/benchmarks-codec.md).
+    "paper"        AudioLDM's 16 kHz / 64-mel HiFi-GAN (SPEC 6), 1024 initial channels.
+    "cpu"          same upsampling (160x) and MRF kernels, 64 initial channels: > 10x real time
+                   on two CPU cores (see docs/benchmarks-codec.md).
+    "istft-cpu"    the iSTFT vocoder (``foleyflow.models.istft_vocoder``, Vocos' design), the
+    "istft-vocos"  shipped default's family, and the same at Vocos' published width.
+A model folder's ``_class_name`` ("SpeechT5HifiGan" or "IstftVocoder") says which family it holds.
 
 The multi-period and multi-scale discriminators of HiFi-GAN are not in any installed
 library, so they are written here (only training uses them).
@@ -31,6 +34,8 @@ from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
 from foleyflow.audio.mel import MelConfig, slaney_mel_filters
 from foleyflow.errors import InputError
+from foleyflow.models import istft_vocoder
+from foleyflow.models.istft_vocoder import IstftVocoder, IstftVocoderConfig
 from foleyflow.models.checkpoint import load_config, load_weights, resolve_model_dir, save_model_folder
 
 # The SpeechT5HifiGanConfig arguments that shape the generator (the rest is transformers bookkeeping).
@@ -58,9 +63,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+Vocoder = SpeechT5HifiGan | IstftVocoder
+ALL_PRESETS = (*PRESETS, *istft_vocoder.PRESETS)
+
+
 def vocoder_config(preset: str = "cpu", **overrides: Any) -> dict[str, Any]:
     if preset not in PRESETS:
-        raise InputError(f"unknown vocoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise InputError(f"unknown HiFi-GAN preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = {
         "model_in_dim": 64,
         "sampling_rate": 16000,
@@ -74,7 +83,13 @@ def vocoder_config(preset: str = "cpu", **overrides: Any) -> dict[str, Any]:
     return config
 
 
-def vocoder_from_config(config: dict[str, Any]) -> SpeechT5HifiGan:
+def vocoder_from_config(config: dict[str, Any]) -> Vocoder:
+    if config.get("_class_name") == istft_vocoder.CLASS_NAME:
+        arguments = {key: value for key, value in config.items() if key != "_class_name"}
+        try:
+            return IstftVocoder(IstftVocoderConfig(**arguments))
+        except TypeError as error:
+            raise InputError(f"iSTFT vocoder config has an argument it does not take ({error})") from None
     arguments = {key: value for key, value in config.items() if key in GENERATOR_KEYS}
     try:
         model = SpeechT5HifiGan(SpeechT5HifiGanConfig(**arguments))
@@ -83,7 +98,14 @@ def vocoder_from_config(config: dict[str, Any]) -> SpeechT5HifiGan:
     return model
 
 
-def build_vocoder(preset: str = "cpu", **overrides: Any) -> SpeechT5HifiGan:
+def build_vocoder(preset: str = "cpu", **overrides: Any) -> Vocoder:
+    if preset in istft_vocoder.PRESETS:
+        try:
+            return IstftVocoder(istft_vocoder.istft_vocoder_config(preset, **overrides))
+        except TypeError as error:
+            raise InputError(f"iSTFT vocoder override it does not take ({error})") from None
+    if preset not in PRESETS:
+        raise InputError(f"unknown vocoder preset {preset!r}; choose one of {', '.join(ALL_PRESETS)}")
     model = vocoder_from_config(vocoder_config(preset, **overrides))
     if not model.config.normalize_before:
         # The buffers are unused then; give them the identity values the public conversion uses.
@@ -92,7 +114,7 @@ def build_vocoder(preset: str = "cpu", **overrides: Any) -> SpeechT5HifiGan:
     return model
 
 
-def vocode(vocoder: SpeechT5HifiGan, mel: torch.Tensor) -> torch.Tensor:
+def vocode(vocoder: Vocoder, mel: torch.Tensor) -> torch.Tensor:
     """log-mel (batch, frames, 64) -> waveform (batch, frames * 160).
 
     HiFi-GAN's transposed convolutions give a few samples more than frames * hop; they are
@@ -105,13 +127,23 @@ def vocode(vocoder: SpeechT5HifiGan, mel: torch.Tensor) -> torch.Tensor:
     return vocoder(mel)[..., : mel.shape[1] * HOP]
 
 
-def save_vocoder(vocoder: SpeechT5HifiGan, folder: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:
+def vocoder_family(vocoder: Vocoder | None) -> str:
+    """A name for messages: "HiFi-GAN", "iSTFT vocoder", or "Griffin-Lim" when there is none."""
+    if vocoder is None:
+        return "Griffin-Lim"
+    return "iSTFT vocoder" if isinstance(vocoder, IstftVocoder) else "HiFi-GAN"
+
+
+def save_vocoder(vocoder: Vocoder, folder: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:
     settings = vocoder.config.to_dict()
-    config = {"_class_name": "SpeechT5HifiGan", **{key: settings[key] for key in GENERATOR_KEYS}}
+    if isinstance(vocoder, IstftVocoder):
+        config = {"_class_name": istft_vocoder.CLASS_NAME, **settings}
+    else:
+        config = {"_class_name": "SpeechT5HifiGan", **{key: settings[key] for key in GENERATOR_KEYS}}
     return save_model_folder(folder, vocoder.state_dict(), config, card=card, dtype=dtype)
 
 
-def load_vocoder(name: str | os.PathLike = "default") -> SpeechT5HifiGan:
+def load_vocoder(name: str | os.PathLike = "default") -> Vocoder:
     """A vocoder model folder (ours), or "default" for the shipped one."""
     from foleyflow.models.vae import load_state_strict
 
@@ -146,9 +178,16 @@ def griffin_lim(mel: torch.Tensor, iterations: int = 32, config: MelConfig = Mel
     audio = torch.istft(magnitude * phase, length=length, **stft_args)
     for _ in range(iterations):
         rebuilt = torch.stft(audio, center=True, return_complex=True, **stft_args)
-        phase = torch.exp(1j * torch.angle(rebuilt))
+        phase = unit_phasor(rebuilt)
         audio = torch.istft(magnitude * phase, length=length, **stft_args)
     return audio
+
+
+def unit_phasor(spectrum: torch.Tensor) -> torch.Tensor:
+    """spectrum / |spectrum| (1 where it is 0): exp(i angle) without the complex exp and atan2,
+    which made Griffin-Lim ~3x slower on CPU."""
+    magnitude = spectrum.abs()
+    return torch.where(magnitude > 0, spectrum / magnitude.clamp_min(1e-30), torch.ones_like(spectrum))
 
 
 # ----------------------------------------------------------------------------- discriminators

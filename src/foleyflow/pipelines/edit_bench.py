@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from dataclasses import replace as replace_options
 
@@ -210,6 +211,9 @@ def default_methods(editor: Editor) -> list[str]:
 
 
 SOURCE_ITSELF = "no edit (the source itself, no codec)"
+# A mask letting the edit change less than this share of the clip's frames counts as empty:
+# the row then returns (about) the source.
+EMPTY_MASK_SHARE = 0.005
 
 
 @torch.no_grad()
@@ -223,6 +227,7 @@ def run_edit_bench(
     resamples: int = 200,
     methods: Sequence[str] | None = ("none",),
     composites: Sequence[str] = MASKED_COMPOSITES,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
@@ -233,7 +238,7 @@ def run_edit_bench(
                    list(t_starts), methods, list(composites), seed)
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     aligned = False
-    for index, item in enumerate(triplets):
+    for index, item in enumerate(tqdm(triplets, disable=not progress, desc="bench edit", unit="triplet")):
         scorer = ItemScorer(editor, item)
         aligned |= scorer.aligned
         rows = scores[item["task"]]
@@ -241,11 +246,11 @@ def run_edit_bench(
         rows["floor"].append(scorer.floor_l1)
         # Returning the input untouched is the honest "no edit" for methods that keep the
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
-        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0)
-        for name, audio, seconds, nfe in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
+        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0)
+        for name, audio, seconds, nfe, mask_share in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
             l1, identity, floor, shift = scorer.score(audio)
             for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
-                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe)):
+                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed)
@@ -287,7 +292,7 @@ class RowPlan:
         return self._forwards["baseline" if name.startswith("ddpm") else "editor"]
 
     def rows(self, item, scorer: ItemScorer, seed: int):
-        """(row name, output audio, seconds, NFE) for every row of one item."""
+        """(row name, output audio, seconds, NFE, mask share) for every row of one item."""
         source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
         sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
         t_model = self.editor.config.t_start
@@ -329,10 +334,12 @@ def plain_name(t_start: float) -> str:
     return f"flow t_start={t_start:g}"
 
 
-def finished(editor: Editor, run, mask: torch.Tensor, composite: str) -> tuple[np.ndarray, float, int]:
+def finished(editor: Editor, run, mask: torch.Tensor, composite: str) -> tuple[np.ndarray, float, int, float]:
+    """The row's audio, seconds, NFE, and the share of the clip its mask lets the edit change."""
     start = time.perf_counter()
     audio = editor.finish(run, mask, composite)
-    return audio, run.seconds + time.perf_counter() - start, run.nfe
+    seconds = run.seconds + time.perf_counter() - start
+    return audio, seconds, run.nfe, float(np.mean(editor.clip_frames(mask, run)))
 
 
 def compare_editors(
@@ -390,6 +397,9 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
                 "forward_seconds": forwards[name],
                 "overhead": seconds / (nfe * forwards[name]) if nfe else float("nan"),
             }
+            if f"{name}:mask" in rows:  # the edit's reach: mean mask share, and how often it is empty
+                share = rows[f"{name}:mask"]
+                entry["methods"][name] |= {"mask_share": float(np.mean(share)), "empty_mask_fraction": float(np.mean(share < EMPTY_MASK_SHARE))}
         report["tasks"][task] = entry
     return report
 
@@ -401,19 +411,24 @@ def format_table(report: Mapping[str, Any]) -> str:
         " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
         f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
         "",
-        "| task | n | method | L1 | gap closed [95% CI] | oracle mask, same compositing | s / edit | NFE | forward s | overhead |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | n | method | L1 | gap closed [95% CI] | oracle mask, same compositing | mask share (empty) | s / edit | NFE | forward s | overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, entry in report["tasks"].items():
-        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | |")
-        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | | |")
         for name, row in entry["methods"].items():
             oracle = entry["methods"].get("oracle + " + name.partition(" + ")[2]) if " + " in name else None
             lines.append(
                 f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(oracle['gap_closed']) if oracle else ''} |"
-                f" {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
+                f" {_share(row)} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
             )
     return "\n".join(lines)
+
+
+def _share(row: Mapping[str, Any]) -> str:
+    """"0.12 (41%)": mean mask share and the share of items whose mask is empty."""
+    return f"{row['mask_share']:.2f} ({100 * row['empty_mask_fraction']:.0f}%)" if "mask_share" in row else ""
 
 
 def _t_start_clause(report: Mapping[str, Any]) -> str:

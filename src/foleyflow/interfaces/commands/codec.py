@@ -68,7 +68,9 @@ def _roundtrip_one(model_codec, audio, output: Path) -> tuple[float, tuple[int, 
 
 
 def _vocoder_name(model_codec) -> str:
-    return "HiFi-GAN" if model_codec.vocoder is not None else "Griffin-Lim"
+    from foleyflow.models.vocoder import vocoder_family
+
+    return vocoder_family(model_codec.vocoder)
 
 
 def run_codec_training(name: str, config_path: str, output_dir: str | None, overrides: tuple[str, ...], max_steps: int | None) -> None:

@@ -122,7 +122,7 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     composite_list = [check_mode(c) for c in _names(composites, "--composite")]
     triplets = test_triplets(split, count, seed, data_dir)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
-                            methods=method_list, composites=composite_list)
+                            methods=method_list, composites=composite_list, progress=True)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:

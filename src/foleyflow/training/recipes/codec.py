@@ -12,6 +12,8 @@ Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x
                log-mel L1 (x45), optionally + a multi-resolution STFT term (stft_weight) and
                a mel-only warm-up (adversarial_start); the discriminator step uses the detached generator output
                of the same batch, then the generator step reuses that output's graph.
+               ``discriminator: "none"`` trains on the reconstruction terms alone (the iSTFT
+               vocoder's CPU recipe: no discriminator steps to pay for).
 """
 
 from __future__ import annotations
@@ -261,7 +263,7 @@ class VaeRecipe:
 class VocoderOptions:
     preset: str = "cpu"
     vocoder_overrides: dict = dataclasses.field(default_factory=dict)
-    discriminator: str = "cpu"
+    discriminator: str = "cpu"  # a discriminator preset, or "none": reconstruction losses only
     corpus_dir: str | None = None
     audio_folder: str | None = None
     segment_samples: int = 8000  # 50 frames; HiFi-GAN uses 8192 samples at hop 256
@@ -296,13 +298,19 @@ class VocoderRecipe:
             raise InputError(f"segment_samples must be a multiple of the hop {HOP}")
         self._pending: dict[int, torch.Tensor] = {}
 
+    @property
+    def has_discriminator(self) -> bool:
+        return self.options.discriminator != "none"
+
     def build(self) -> dict[str, torch.nn.Module]:
-        return {
-            "generator": build_vocoder(self.options.preset, **self.options.vocoder_overrides),
-            "discriminator": build_discriminator(self.options.discriminator),
-        }
+        modules = {"generator": build_vocoder(self.options.preset, **self.options.vocoder_overrides)}
+        if self.has_discriminator:
+            modules["discriminator"] = build_discriminator(self.options.discriminator)
+        return modules
 
     def optimizer_groups(self) -> dict[str, list[str]]:
+        if not self.has_discriminator:
+            return {"generator": ["generator"]}
         return {"discriminator": ["discriminator"], "generator": ["generator"]}
 
     def dataset(self, split: str) -> Dataset:
@@ -321,7 +329,7 @@ class VocoderRecipe:
         return mel, vocode(modules["generator"], mel)
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        adversarial = step >= self.options.adversarial_start
+        adversarial = self.has_discriminator and step >= self.options.adversarial_start
         if group == "discriminator":
             mel, fake = self._generate(modules, batch)
             self._pending[id(batch)] = (mel, fake)  # the generator step of this batch reuses it
