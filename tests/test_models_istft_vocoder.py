@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from foleyflow.audio.mel import log_mel
 from foleyflow.errors import InputError
 from foleyflow.models.codec import Codec
 from foleyflow.models.istft_vocoder import IstftVocoder, IstftVocoderConfig
@@ -64,3 +65,37 @@ def test_a_codec_folder_with_an_istft_vocoder_uses_it(tmp_path):
     audio = torch.randn(1, 5000) * 0.1
     torch.testing.assert_close(loaded.roundtrip(audio), codec.roundtrip(audio))
 
+
+
+def test_the_phase_advance_is_a_steady_tones_stft_phase():
+    """A tone at bin 7's centre frequency: its STFT phase minus the advance is the same in every frame."""
+    from foleyflow.models.istft_vocoder import frame_phase_advance
+
+    n_fft, hop, bin_index = 640, 160, 7
+    samples = torch.arange(60 * hop, dtype=torch.float64)
+    tone = torch.cos(2 * torch.pi * bin_index / n_fft * samples + 0.3)
+    spectrum = torch.stft(tone, n_fft, hop, n_fft, torch.hann_window(n_fft, dtype=torch.float64), center=True, return_complex=True)
+    advance = frame_phase_advance(spectrum.shape[0], spectrum.shape[1], n_fft, hop)
+    relative = torch.angle(spectrum[bin_index, 3:-3] * torch.exp(-1j * advance[bin_index, 3:-3]))  # away from the padded edges
+    torch.testing.assert_close(relative, torch.full_like(relative, float(relative[0])), atol=1e-6, rtol=0)
+    assert torch.angle(spectrum[bin_index, 3:-3]).std() > 1  # the frame-relative phase itself moves
+    assert float(frame_phase_advance(3, 2, n_fft, hop)[2, 1]) == pytest.approx(torch.pi)  # 2 pi * 2 * 160 / 640
+
+
+def test_a_constant_head_keeps_every_bins_level_only_with_the_advance():
+    """Head weights zero, bias = one bin at log-magnitude 0 and the same phase in every frame. With
+    the advance, bins 16-19 all give a tone of the same level; frame-relative, the overlapping
+    frames interfere: bin 18 (a half turn per frame) cancels, 17 and 19 lose half."""
+    def level(bin_index: int, advance: bool) -> float:
+        vocoder = build_vocoder("istft-cpu", **TINY, phase_advance=advance).eval()
+        with torch.no_grad():
+            vocoder.head.weight.zero_()
+            vocoder.head.bias.fill_(-20.0)
+            vocoder.head.bias[bin_index] = 0.0
+            audio = vocoder(torch.zeros(1, 40, 64))
+        return float(audio[0, 800:-800].pow(2).mean().sqrt())
+
+    with_advance = [level(b, True) for b in (16, 17, 18, 19)]
+    assert max(with_advance) == pytest.approx(min(with_advance), rel=1e-4) and min(with_advance) > 1e-3
+    without = [level(b, False) / with_advance[0] for b in (16, 17, 18, 19)]
+    assert without == pytest.approx([1.0, 0.5, 0.0, 0.5], abs=1e-3)

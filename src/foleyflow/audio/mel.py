@@ -91,6 +91,18 @@ def log_mel(audio: torch.Tensor | np.ndarray, config: MelConfig = MelConfig()) -
     return torch.log(torch.clamp(mel, min=config.clamp_min))
 
 
+@lru_cache(maxsize=8)
+def _mel_pseudo_inverse(config: MelConfig) -> torch.Tensor:
+    return torch.linalg.pinv(slaney_mel_filters(config))  # (n_mels, n_fft // 2 + 1)
+
+
+def mel_to_magnitude(mel: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """log-mel (batch, frames, n_mels) -> STFT magnitudes (batch, frames, n_fft // 2 + 1) by the
+    filters' pseudo-inverse, clamped at zero: the least-squares magnitude whose mel is closest,
+    as Griffin-Lim and the iSTFT vocoder's magnitude prior use it."""
+    return (torch.exp(mel) @ _mel_pseudo_inverse(config).to(mel)).clamp_min(0.0)
+
+
 def to_vae_layout(mel: torch.Tensor) -> torch.Tensor:
     """(batch, frames, n_mels) -> (batch, 1, frames, n_mels), the AudioLDM VAE's input layout."""
     return mel.unsqueeze(1)

@@ -11,6 +11,14 @@ default can be trained and shipped here; HiFi-GAN stays for the public AudioLDM 
 (``foleyflow.models.vocoder``). It is written here because the ``vocos`` package pulls
 torchaudio, which has no build for the pinned torch.
 
+Phase: ``torch.istft`` reads each frame's phase relative to that frame's own start, so a steady
+sinusoid at bin k advances by 2 pi k hop / n_fft per frame. A convolution stack gives the same
+output for the same input wherever it sits, so asked for that phase directly it must invent the
+advance; asked for the phase relative to absolute time (``frame_phase_advance`` is added), a
+constant output already is a steady tone. Measured on 15 test clips with their true
+magnitudes: a constant phase gives log-mel L1 1.72 frame-relative and 0.31 absolute (random
+phase: 0.64), so the head predicts the absolute one.
+
 Frames: our log-mel keeps ``samples // hop`` frames of a centred STFT, one fewer than
 ``torch.istft`` needs for ``frames * hop`` samples, so the last mel frame is repeated on the
 way in (as ``griffin_lim`` repeats the last magnitude frame).
@@ -41,14 +49,15 @@ class IstftVocoderConfig:
     kernel_size: int = 7
     n_fft: int = 640  # 4 x hop, as Vocos
     hop_length: int = 160
+    phase_advance: bool = True  # the head predicts phase relative to absolute time (module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Vocos' published mel model (24 kHz there): width 512, 1536 inside, 8 blocks.
-    "istft-vocos": {"dim": 512, "intermediate_dim": 1536, "num_layers": 8},
+    # Vocos' published mel model (24 kHz there): width 512, 1536 inside, 8 blocks, frame-relative phase.
+    "istft-vocos": {"dim": 512, "intermediate_dim": 1536, "num_layers": 8, "phase_advance": False},
     "istft-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8},
 }
 
@@ -90,6 +99,8 @@ class IstftVocoder(nn.Module):
         for block in self.blocks:
             hidden = block(hidden)
         log_magnitude, phase = self.head(self.norm_out(hidden.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)
+        if self.config.phase_advance:
+            phase = phase + frame_phase_advance(phase.shape[1], phase.shape[2], self.config.n_fft, self.config.hop_length).to(phase)
         return torch.polar(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE).exp(), phase)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -97,6 +108,15 @@ class IstftVocoder(nn.Module):
         config = self.config
         return torch.istft(self.spectrum(mel), config.n_fft, config.hop_length, config.n_fft, self.window,
                            center=True, length=mel.shape[1] * config.hop_length)
+
+
+def frame_phase_advance(bins: int, frames: int, n_fft: int, hop: int) -> torch.Tensor:
+    """(bins, frames): 2 pi k hop t / n_fft, the frame-relative phase of a steady tone at bin k's
+    centre frequency in frame t. Reduced modulo n_fft in integers first, so it stays exact for
+    long clips."""
+    k = torch.arange(bins)[:, None]
+    t = torch.arange(frames)[None]
+    return (2 * torch.pi / n_fft) * ((k * t * hop) % n_fft).double()
 
 
 def istft_vocoder_config(preset: str, **overrides: Any) -> IstftVocoderConfig:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
-from foleyflow.audio.mel import MelConfig, slaney_mel_filters
+from foleyflow.audio.mel import MelConfig, mel_to_magnitude
 from foleyflow.errors import InputError
 from foleyflow.models import istft_vocoder
 from foleyflow.models.istft_vocoder import IstftVocoder, IstftVocoderConfig
@@ -165,8 +165,7 @@ def griffin_lim(mel: torch.Tensor, iterations: int = 32, config: MelConfig = Mel
     """
     if mel.ndim == 4:
         mel = mel.squeeze(1)
-    filters = slaney_mel_filters(config).to(mel.dtype)  # (freq, mels)
-    magnitude = (torch.exp(mel) @ torch.linalg.pinv(filters)).clamp_min(0.0).transpose(1, 2)  # (batch, freq, frames)
+    magnitude = mel_to_magnitude(mel, config).transpose(1, 2)  # (batch, freq, frames)
     frames = mel.shape[1]
     # Our mel keeps samples // hop frames of a centred STFT; add the last frame back for istft.
     magnitude = F.pad(magnitude, (0, 1), mode="replicate")
