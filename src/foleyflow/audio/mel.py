@@ -99,7 +99,7 @@ def _mel_pseudo_inverse(config: MelConfig) -> torch.Tensor:
 def mel_to_magnitude(mel: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
     """log-mel (batch, frames, n_mels) -> STFT magnitudes (batch, frames, n_fft // 2 + 1) by the
     filters' pseudo-inverse, clamped at zero: the least-squares magnitude whose mel is closest,
-    as Griffin-Lim and the iSTFT vocoder's magnitude prior use it."""
+    where Griffin-Lim starts. The pseudo-inverse is computed once per config."""
     return (torch.exp(mel) @ _mel_pseudo_inverse(config).to(mel)).clamp_min(0.0)
 
 

@@ -4,10 +4,10 @@ Vocos' design (Siuzdak 2023): a ConvNeXt stack runs at the mel frame rate, a lin
 predicts each frame's log-magnitude and phase, and ``torch.istft`` turns that spectrum into
 audio. Nothing in the network runs at the sample rate.
 
-Why it exists beside HiFi-GAN: HiFi-GAN upsamples 160x inside the network, so on two CPU
-cores it trains ~3 steps/s and had not come near Griffin-Lim after 13,736 steps (held-out
-MR-STFT 1.98 vs 1.23). This network costs ~1/100 of that per second of audio, so the CPU
-default can be trained and shipped here; HiFi-GAN stays for the public AudioLDM checkpoints
+Why it exists beside HiFi-GAN: the CPU HiFi-GAN had not come near Griffin-Lim after 13,736
+steps (session 4, held-out MR-STFT 1.98 vs 1.23). A training step of this network costs about
+as much per second of audio, but it learns far faster per step: 1.62 after 3,500 steps
+(BENCHMARKS.md, "The iSTFT vocoder"). HiFi-GAN stays for the public AudioLDM checkpoints
 (``foleyflow.models.vocoder``). It is written here because the ``vocos`` package pulls
 torchaudio, which has no build for the pinned torch.
 
@@ -118,6 +118,3 @@ def frame_phase_advance(bins: int, frames: int, n_fft: int, hop: int) -> torch.T
     t = torch.arange(frames)[None]
     return (2 * torch.pi / n_fft) * ((k * t * hop) % n_fft).double()
 
-
-def istft_vocoder_config(preset: str, **overrides: Any) -> IstftVocoderConfig:
-    return IstftVocoderConfig(**{**PRESETS[preset], **overrides})
