@@ -86,14 +86,23 @@ def test_editor_table_compares_teacher_step_counts_with_the_students(tmp_path, c
     assert "t_start  for" not in text and "Editor student at 2 steps vs teacher at" not in text  # no 200-step teacher row here
 
 
-def test_the_editor_verdict_handles_a_teacher_that_does_not_close_the_gap(monkeypatch):
-    monkeypatch.setattr(db, "mean_gap_closed", lambda report, method: report[method])
-    assert "within 5%: ship it" in db.editor_verdict({"student @ 8": 0.39, "teacher @ 200": 0.40})[0]
-    assert "misses the 5% bar by 5.0%" in db.editor_verdict({"student @ 8": 0.36, "teacher @ 200": 0.40})[0]
-    negative = db.editor_verdict({"student @ 8": -0.17, "teacher @ 200": -0.15})[0]
-    assert "-0.170 vs -0.150" in negative and "-0.020 absolute" in negative and "does not apply" in negative and "keep the teacher" in negative
-    assert db.editor_verdict({"student @ 8": float("nan"), "teacher @ 200": 0.4}) == []
+def _gap_report(**gaps_by_method) -> dict:
+    """A bench report in compare_editors' shape: per task, each method's gap closed."""
+    tasks = ("add", "remove", "replace")
+    return {"tasks": {task: {"methods": {method: {"gap_closed": {"value": gaps[index]}} for method, gaps in gaps_by_method.items()}}
+                      for index, task in enumerate(tasks)}}
 
+
+def test_the_editor_verdict_handles_a_teacher_that_does_not_close_the_gap():
+    student, teacher = "student @ 8", "teacher @ 200"
+    within = _gap_report(**{student: (0.30, 0.40, 0.47), teacher: (0.40, 0.40, 0.40)})  # means 0.39 vs 0.40
+    assert db.mean_gap_closed(within, student) == pytest.approx(0.39)
+    assert "within 5%: ship it" in db.editor_verdict(within)[0]
+    missing = _gap_report(**{student: (0.36, 0.36, 0.36), teacher: (0.40, 0.40, 0.40)})
+    assert "misses the 5% bar by 5.0%" in db.editor_verdict(missing)[0]
+    negative = db.editor_verdict(_gap_report(**{student: (-0.17, -0.17, -0.17), teacher: (-0.15, -0.15, -0.15)}))[0]
+    assert "-0.170 vs -0.150" in negative and "-0.020 absolute" in negative and "does not apply" in negative and "keep the teacher" in negative
+    assert db.editor_verdict(_gap_report(**{teacher: (0.4, 0.4, 0.4)})) == []  # no student row: no verdict
 
 def _report(fd):
     rows = [{"row": db.Row(model, weighting, steps, "x"), "figures": {"FD": Estimate(value, value, value)}} for (model, weighting, steps), value in fd.items()]

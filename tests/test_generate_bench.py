@@ -75,6 +75,8 @@ def test_bad_arguments_are_input_errors(root, tmp_path, cli):
     for text in ("", "25,x", "0,5"):
         with pytest.raises(InputError):
             parse_steps(text)
+    with pytest.raises(InputError, match="--edit-teacher-steps"):
+        parse_steps("8,x", "--edit-teacher-steps")
     code, _, err = cli(*_args(root, "--curve", str(tmp_path / "missing.png")))
     assert code == 2 and "no such loss-curve PNG" in err
     assert "--steps 25,50,200" in BenchSettings().command()

@@ -91,3 +91,21 @@ def test_tango_prep_removes_mean_scales_peak_and_fixes_length():
 @pytest.mark.parametrize("samples", [1, 300, 1601])
 def test_short_input_still_gives_frames(samples):
     assert log_mel(np.zeros(samples, dtype=np.float32)).shape == (1, max(samples // 160, 1), 64)
+
+
+def test_projection_onto_the_mel_never_increases_the_mel_error_and_keeps_zero_bins():
+    """Lee & Seung's multiplicative NNLS update: ||M F - m|| does not increase, M stays >= 0,
+    a zero bin stays zero, and a consistent magnitude is a fixed point."""
+    from foleyflow.audio.mel import project_onto_mel, slaney_mel_filters
+
+    torch.manual_seed(0)
+    filters = slaney_mel_filters()
+    true = torch.rand(2, 6, filters.shape[0])
+    mel = torch.log(true @ filters)
+    start = torch.rand_like(true)
+    start[..., 100] = 0
+    errors = [float(torch.linalg.norm(project_onto_mel(start, mel, n) @ filters - mel.exp())) for n in (0, 1, 5, 20)]
+    assert all(later <= earlier * (1 + 1e-5) for earlier, later in zip(errors, errors[1:])) and errors[-1] < 0.2 * errors[0]
+    projected = project_onto_mel(start, mel, 20)
+    assert (projected >= 0).all() and (projected[..., 100] == 0).all()
+    torch.testing.assert_close(project_onto_mel(true, mel, 5), true, rtol=1e-3, atol=1e-6)

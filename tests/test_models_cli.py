@@ -62,6 +62,7 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert main(["bench", "codec", "--model", str(codec_folder), "--audio-folder", str(clip.parent), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| VAE round trip | log-mel L1 |" in text and "Griffin-Lim 32 it." in text
+    assert "(no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |" in text and "vocoder: HiFi-GAN" in text
     assert text == capsys.readouterr().out
 
 

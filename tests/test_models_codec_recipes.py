@@ -17,6 +17,7 @@ from foleyflow.training.recipes.codec import (
     discriminator_loss,
     kl_per_mel_element,
     multi_resolution_stft_distance,
+    stft_magnitude_distance,
 )
 
 TINY_VAE = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4}
@@ -60,6 +61,14 @@ def test_kl_is_zero_for_the_prior_and_positive_otherwise():
 def test_avg_pool_baseline_is_exact_on_blocky_mels():
     blocky = torch.arange(16.0).reshape(1, 1, 4, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
     torch.testing.assert_close(avg_pool_baseline(blocky), blocky)
+
+
+def test_stft_magnitude_distance_matches_its_closed_form():
+    """E = 2R: spectral convergence ||R - 2R|| / ||R|| = 1, log L1 = log 2; the floor clamps both."""
+    reference = torch.rand(2, 9, 7) + 0.1
+    assert float(stft_magnitude_distance(reference, reference)) == pytest.approx(0.0, abs=1e-7)
+    assert float(stft_magnitude_distance(2 * reference, reference)) == pytest.approx(1 + np.log(2), rel=1e-5)
+    assert float(stft_magnitude_distance(torch.zeros(3), torch.full((3,), 1e-9))) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_mr_stft_distance_is_zero_for_identical_audio():
@@ -126,3 +135,23 @@ def test_the_recipe_without_a_discriminator_trains_the_generator_alone(tmp_path,
     assert {"mel_l1", "mr_stft"} == set(history[-1][2])  # no adversarial terms
     recipe.export(modules, tmp_path / "vocoder", "# card\n")
     assert load_vocoder(tmp_path / "vocoder").config.dim == 16
+
+
+def test_the_griffin_lim_phase_vocoder_trains_on_its_magnitude_alone(tmp_path, audio_folder):
+    recipe = VocoderRecipe({"audio_folder": str(audio_folder), "preset": "istft-gla-cpu", "vocoder_overrides": TINY_ISTFT, "discriminator": "none",
+                            "segment_samples": 1600, "items_per_epoch": 8, "stft_weight": 1.0, "mel_weight": 1.0})
+    modules, history = run_steps(recipe, 8, lr=1e-2)
+    assert set(history[-1][2]) == {"magnitude_distance", "mel_l1"}
+    assert history[-1][1] < 0.8 * history[0][1]
+    batch = recipe.collate([recipe.dataset("train")[0]])
+    with torch.no_grad():
+        figures = recipe.validate(modules, batch)  # synthesises through Griffin-Lim
+    assert np.isfinite(figures["mr_stft"]) and figures["mr_stft"] > 0
+    recipe.export(modules, tmp_path / "vocoder", "# card\n")
+    assert load_vocoder(tmp_path / "vocoder").config.phase == "griffin-lim"
+
+
+def test_the_griffin_lim_phase_vocoder_refuses_a_discriminator(audio_folder):
+    options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu", "vocoder_overrides": TINY_ISTFT, "segment_samples": 1600, "items_per_epoch": 8}
+    with pytest.raises(InputError, match="without a discriminator"):
+        run_steps(VocoderRecipe({**options, "discriminator": "cpu"}), 1)

@@ -99,3 +99,98 @@ def test_a_constant_head_keeps_every_bins_level_only_with_the_advance():
     assert max(with_advance) == pytest.approx(min(with_advance), rel=1e-4) and min(with_advance) > 1e-3
     without = [level(b, False) / with_advance[0] for b in (16, 17, 18, 19)]
     assert without == pytest.approx([1.0, 0.5, 0.0, 0.5], abs=1e-3)
+
+
+def test_the_griffin_lim_phase_preset_predicts_a_magnitude_and_synthesises_through_griffin_lim(monkeypatch):
+    """Given the true magnitude of a clip, forward() is fast Griffin-Lim on it: the head gives
+    n_fft / 2 + 1 log-magnitudes per frame, mel frames + 1 of them, and no phase."""
+    import foleyflow.models.istft_vocoder as module
+    from foleyflow.audio.griffin_lim import griffin_lim
+
+    vocoder = build_vocoder("istft-gla-cpu", **TINY).eval()
+    config = vocoder.config
+    assert (config.n_fft, config.phase, vocoder.head.out_features) == (1024, "griffin-lim", 513)
+    with torch.no_grad():
+        assert vocoder.log_magnitude(torch.randn(2, 10, 64)).shape == (2, 513, 11)
+        assert vocode(vocoder, torch.randn(2, 10, 64)).shape == (2, 1600)
+    with pytest.raises(ValueError, match="no phase"):
+        vocoder.spectrum(torch.randn(1, 10, 64))
+    audio = torch.randn(1, 30 * 160)
+    magnitude = torch.stft(audio, 1024, 160, 1024, torch.hann_window(1024), center=True, return_complex=True).abs()
+    monkeypatch.setattr(vocoder, "magnitude", lambda mel: magnitude)
+    expected = griffin_lim(magnitude, n_fft=1024, hop_length=160, length=4800, iterations=config.griffin_lim_iterations, momentum=0.99)
+    torch.testing.assert_close(vocoder(torch.zeros(1, 30, 64)), expected)
+    assert module.IstftVocoderConfig().phase == "network"  # the Vocos preset keeps its own phase
+
+
+def test_the_griffin_lim_phase_vocoder_round_trips_and_rejects_an_unknown_phase(tmp_path):
+    torch.manual_seed(0)
+    vocoder = build_vocoder("istft-gla-cpu", **TINY, griffin_lim_iterations=4).eval()
+    save_vocoder(vocoder, tmp_path / "vocoder")
+    loaded = load_vocoder(tmp_path / "vocoder")
+    assert loaded.config == vocoder.config and vocoder_family(loaded) == "iSTFT vocoder (Griffin-Lim phase)"
+    mel = torch.randn(1, 12, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(vocode(loaded, mel), vocode(vocoder, mel))
+    with pytest.raises(InputError, match="phase must be one of"):
+        build_vocoder("istft-gla-cpu", phase="learned")
+    with pytest.raises(InputError, match="n_fft 1024, hop 160"):
+        build_vocoder("istft-gla-cpu", n_fft=640)
+
+
+def test_an_untrained_griffin_lim_phase_vocoder_starts_from_griffin_lims_magnitude():
+    """The head predicts a correction, zero at first: the magnitude is the mel filters'
+    pseudo-inverse (floored at the mel floor), the one plain Griffin-Lim uses."""
+    from foleyflow.audio.mel import mel_to_magnitude
+    from foleyflow.models.istft_vocoder import pseudo_inverse_log_magnitude
+
+    vocoder = build_vocoder("istft-gla-cpu", **TINY).eval()
+    mel = log_mel(torch.randn(2, 20 * 160))
+    expected = mel_to_magnitude(torch.cat([mel, mel[:, -1:]], dim=1)).clamp_min(1e-5).log().transpose(1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(vocoder.log_magnitude(mel), expected.clamp(max=4.6))
+    torch.testing.assert_close(pseudo_inverse_log_magnitude(mel), expected)
+
+
+def test_the_mel_projection_brings_the_magnitudes_mel_to_the_input():
+    from foleyflow.audio.mel import magnitude_to_log_mel
+
+    torch.manual_seed(0)
+    mel = log_mel(torch.randn(1, 20 * 160))
+    vocoder = build_vocoder("istft-gla-cpu", **TINY).eval()
+    with torch.no_grad():
+        vocoder.head.bias.normal_(0, 1.0)  # a magnitude whose mel is off
+        errors = []
+        for iterations in (0, 10):
+            vocoder.config = vocoder.config.__class__(**{**vocoder.config.to_dict(), "mel_projection_iterations": iterations})
+            rebuilt = magnitude_to_log_mel(vocoder.magnitude(mel).transpose(1, 2))[:, :20]
+            errors.append(float((rebuilt - mel).abs().mean()))
+    assert errors[1] < 0.5 * errors[0]
+
+
+def test_the_codec_benchmarks_no_network_baseline_is_the_same_pipeline_untrained():
+    from foleyflow.models.benchmark import untrained_magnitude_vocoder
+
+    trained = build_vocoder("istft-gla-cpu", **TINY, griffin_lim_iterations=8)
+    with torch.no_grad():
+        trained.head.bias.fill_(1.0)
+    baseline = untrained_magnitude_vocoder(trained)
+    assert baseline.config == trained.config and float(baseline.head.weight.abs().sum() + baseline.head.bias.abs().sum()) == 0
+    assert untrained_magnitude_vocoder(build_vocoder("cpu")).config.phase == "griffin-lim"
+
+
+def test_the_shipped_codec_decodes_with_the_magnitude_vocoder():
+    """The default codec's vocoder is the shipped magnitude vocoder, and on a harmonic tone it
+    keeps the mel closer than the Griffin-Lim fallback."""
+    from foleyflow.models.vocoder import griffin_lim
+
+    codec = Codec.from_pretrained("default")
+    assert isinstance(codec.vocoder, IstftVocoder) and vocoder_family(codec.vocoder) == "iSTFT vocoder (Griffin-Lim phase)"
+    assert codec.vocoder.config.mel_projection_iterations == 30 and codec.vocoder.config.griffin_lim_iterations == 32
+    t = torch.arange(16000) / 16000
+    tone = sum(0.2 / k * torch.sin(2 * torch.pi * 220 * k * t) for k in range(1, 6)) * torch.exp(-2 * t)
+    mel = log_mel(tone[None])
+    with torch.no_grad():
+        audio = vocode(codec.vocoder, mel)
+    assert audio.shape == (1, 16000) and torch.isfinite(audio).all()
+    assert (log_mel(audio) - mel).abs().mean() < (log_mel(griffin_lim(mel)) - mel).abs().mean()

@@ -33,6 +33,16 @@ def _section_bounds(lines: list[str], heading: str) -> tuple[int, int] | None:
     return (start, len(lines)) if start is not None else None
 
 
+def read_section(path: str | os.PathLike, title: str) -> str | None:
+    """The body of ``## title`` in the markdown file ``path`` (without its heading), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()
+    bounds = _section_bounds(lines, f"## {title}")
+    return None if bounds is None else "\n".join(lines[bounds[0] + 1 : bounds[1]]).strip("\n")
+
+
 def write_section(path: str | os.PathLike, title: str, body: str) -> Path:
     """Replace (or append) the section ``## title`` of the markdown file ``path`` with ``body``."""
     path = Path(path)

@@ -68,13 +68,14 @@ class BenchSettings:
         return " ".join(shlex.quote(part) for part in parts)
 
 
-def parse_steps(text: str) -> tuple[int, ...]:
+def parse_steps(text: str, option: str = "--steps") -> tuple[int, ...]:
+    """A command line's comma-separated step counts ("25,50,200"); ``option`` names it in errors."""
     try:
         steps = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise InputError(f"--steps expects comma-separated whole numbers, e.g. 25,50,200; got {text!r}") from None
+        raise InputError(f"{option} expects comma-separated whole numbers, e.g. 25,50,200; got {text!r}") from None
     if not steps or min(steps) < 1:
-        raise InputError(f"--steps values must be >= 1, got {text!r}")
+        raise InputError(f"{option} values must be >= 1, got {text!r}")
     return steps
 
 

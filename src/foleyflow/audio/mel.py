@@ -86,8 +86,12 @@ def log_mel(audio: torch.Tensor | np.ndarray, config: MelConfig = MelConfig()) -
     audio = torch.as_tensor(audio, dtype=torch.float32)
     if audio.ndim == 1:
         audio = audio[None]
-    magnitudes = magnitude_spectrogram(audio, config)
-    mel = magnitudes @ slaney_mel_filters(config).to(audio.device)
+    return magnitude_to_log_mel(magnitude_spectrogram(audio, config), config)
+
+
+def magnitude_to_log_mel(magnitudes: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """STFT magnitudes (..., frames, n_fft // 2 + 1) -> log-mel (..., frames, n_mels)."""
+    mel = magnitudes @ slaney_mel_filters(config).to(magnitudes.device)
     return torch.log(torch.clamp(mel, min=config.clamp_min))
 
 
@@ -101,6 +105,22 @@ def mel_to_magnitude(mel: torch.Tensor, config: MelConfig = MelConfig()) -> torc
     filters' pseudo-inverse, clamped at zero: the least-squares magnitude whose mel is closest,
     where Griffin-Lim starts. The pseudo-inverse is computed once per config."""
     return (torch.exp(mel) @ _mel_pseudo_inverse(config).to(mel)).clamp_min(0.0)
+
+
+def project_onto_mel(magnitude: torch.Tensor, mel: torch.Tensor, iterations: int, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """Move STFT magnitudes (batch, frames, n_fft // 2 + 1) towards those whose mel energies are
+    exp(``mel``) (batch, frames, n_mels), staying non-negative: ``iterations`` multiplicative
+    updates of non-negative least squares (Lee & Seung 2001), M <- M * (m F^T) / (M F F^T).
+    Each update does not increase ||M F - m||; a bin at zero stays at zero, so the structure
+    inside each band is kept while the band energies are matched. Bins no filter covers are
+    left as they are."""
+    filters = slaney_mel_filters(config).to(magnitude)
+    target = torch.exp(mel) @ filters.T
+    covered = filters.sum(dim=1) > 0  # DC and Nyquist lie in no band: the mel says nothing of them
+    for _ in range(iterations):
+        ratio = target / ((magnitude @ filters) @ filters.T).clamp_min(1e-12)
+        magnitude = magnitude * torch.where(covered, ratio, torch.ones_like(ratio))
+    return magnitude
 
 
 def to_vae_layout(mel: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,18 @@ constant output already is a steady tone. Measured on 15 test clips with their t
 magnitudes: a constant phase gives log-mel L1 1.72 frame-relative and 0.31 absolute (random
 phase: 0.64), so the head predicts the absolute one.
 
+Magnitude vocoder (``phase="griffin-lim"``, preset "istft-gla-cpu"): the same stack predicts
+only the log-magnitude of the mel's own STFT (n_fft 1024, hop 160), as a correction to the log
+of the mel filters' pseudo-inverse magnitude (zero-initialised head: untrained, it is
+Griffin-Lim's own magnitude), and fast Griffin-Lim (``foleyflow.audio.griffin_lim``, momentum
+0.99) finds the phase: Tacotron's mel -> linear spectrogram network + Griffin-Lim, with Vocos'
+backbone. Why: on 10 held-out clips Griffin-Lim from the pseudo-inverse magnitude scores
+MR-STFT 1.32, from the *true* magnitude 0.60 (0.43 with momentum), while no phase search helps
+the pseudo-inverse one (1.32 with momentum). The magnitude is what the 64-band mel loses, and
+it is learnable without synthesising audio, so a training step is a frame-rate regression (no
+istft, no discriminator). A first run that predicted the whole log-magnitude (no pseudo-inverse
+start) was far behind Griffin-Lim after 1,000 steps (MR-STFT 2.14 vs 1.24, 15 test clips).
+
 Frames: our log-mel keeps ``samples // hop`` frames of a centred STFT, one fewer than
 ``torch.istft`` needs for ``frames * hop`` samples, so the last mel frame is repeated on the
 way in (as ``griffin_lim`` repeats the last magnitude frame).
@@ -33,7 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleyflow.audio.griffin_lim import griffin_lim
+from foleyflow.audio.mel import MelConfig, mel_to_magnitude, project_onto_mel
+
 CLASS_NAME = "IstftVocoder"
+PHASE_SOURCES = ("network", "griffin-lim")
 # Log-magnitudes above this are clipped before exp (Vocos clips the magnitude at 1e2): a
 # diverging head must not produce inf samples.
 MAX_LOG_MAGNITUDE = 4.6
@@ -50,6 +66,22 @@ class IstftVocoderConfig:
     n_fft: int = 640  # 4 x hop, as Vocos
     hop_length: int = 160
     phase_advance: bool = True  # the head predicts phase relative to absolute time (module docstring)
+    # "network": the head predicts the phase (Vocos). "griffin-lim": the head predicts only the
+    # log-magnitude and fast Griffin-Lim finds the phase (module docstring, "Magnitude vocoder").
+    phase: str = "network"
+    griffin_lim_iterations: int = 32
+    griffin_lim_momentum: float = 0.99
+    # Griffin-Lim phase only: multiplicative updates that match the predicted magnitude's mel to
+    # the input mel before the phase search (``foleyflow.audio.mel.project_onto_mel``).
+    mel_projection_iterations: int = 0
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASE_SOURCES:
+            raise ValueError(f"phase must be one of {', '.join(PHASE_SOURCES)}; got {self.phase!r}")
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -59,6 +91,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Vocos' published mel model (24 kHz there): width 512, 1536 inside, 8 blocks, frame-relative phase.
     "istft-vocos": {"dim": 512, "intermediate_dim": 1536, "num_layers": 8, "phase_advance": False},
     "istft-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8},
+    # The magnitude vocoder: the same stack predicts the mel's own STFT magnitude (n_fft 1024),
+    # fast Griffin-Lim the phase.
+    "istft-gla-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8, "n_fft": 1024, "phase": "griffin-lim", "mel_projection_iterations": 30},
 }
 
 
@@ -89,16 +124,45 @@ class IstftVocoder(nn.Module):
             ConvNeXtBlock(config.dim, config.intermediate_dim, config.kernel_size, 1.0 / config.num_layers) for _ in range(config.num_layers)
         )
         self.norm_out = nn.LayerNorm(config.dim, eps=1e-6)
-        self.head = nn.Linear(config.dim, config.n_fft + 2)  # log-magnitude and phase of n_fft/2 + 1 bins
+        # log-magnitude (and phase, unless Griffin-Lim finds it) of n_fft/2 + 1 bins
+        self.head = nn.Linear(config.dim, config.bins * (1 if config.phase == "griffin-lim" else 2))
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        if config.phase == "griffin-lim":
+            if config.n_fft != MelConfig().n_fft or config.hop_length != MelConfig().hop_length:
+                raise ValueError(f"the Griffin-Lim-phase vocoder predicts the mel's own STFT (n_fft {MelConfig().n_fft}, hop {MelConfig().hop_length})")
+            # Start as Griffin-Lim's own magnitude: the correction is zero until training moves it.
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
-    def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
-        """log-mel (batch, frames, mels) -> complex STFT (batch, n_fft/2 + 1, frames + 1)."""
-        hidden = self.embed(F.pad(mel.transpose(1, 2), (0, 1), mode="replicate"))
+    def _head_output(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel (batch, frames, mels) -> head output (batch, channels, frames + 1)."""
+        hidden = self.embed(repeat_last_frame(mel).transpose(1, 2))
         hidden = self.norm_in(hidden.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             hidden = block(hidden)
-        log_magnitude, phase = self.head(self.norm_out(hidden.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)
+        return self.head(self.norm_out(hidden.transpose(1, 2))).transpose(1, 2)
+
+    def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel (batch, frames, mels) -> predicted log STFT magnitude (batch, n_fft/2 + 1, frames + 1),
+        clipped above at ``MAX_LOG_MAGNITUDE``. With Griffin-Lim phase the head predicts a
+        correction to the log of the mel filters' pseudo-inverse magnitude (``pseudo_inverse_log_magnitude``)."""
+        output = self._head_output(mel)[:, : self.config.bins]
+        if self.config.phase == "griffin-lim":
+            output = output + pseudo_inverse_log_magnitude(mel)
+        return output.clamp(max=MAX_LOG_MAGNITUDE)
+
+    def magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """The magnitude Griffin-Lim gets: exp(log_magnitude), projected onto the input mel with
+        ``mel_projection_iterations`` updates (batch, n_fft/2 + 1, frames + 1)."""
+        magnitude = self.log_magnitude(mel).exp().transpose(1, 2)
+        magnitude = project_onto_mel(magnitude, repeat_last_frame(mel), self.config.mel_projection_iterations)
+        return magnitude.transpose(1, 2)
+
+    def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel (batch, frames, mels) -> complex STFT (batch, n_fft/2 + 1, frames + 1); network phase only."""
+        if self.config.phase != "network":
+            raise ValueError("this vocoder predicts no phase; its spectrum comes from Griffin-Lim in forward()")
+        log_magnitude, phase = self._head_output(mel).chunk(2, dim=1)
         if self.config.phase_advance:
             phase = phase + frame_phase_advance(phase.shape[1], phase.shape[2], self.config.n_fft, self.config.hop_length).to(phase)
         return torch.polar(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE).exp(), phase)
@@ -106,8 +170,23 @@ class IstftVocoder(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel (batch, frames, mels) -> waveform (batch, frames * hop)."""
         config = self.config
-        return torch.istft(self.spectrum(mel), config.n_fft, config.hop_length, config.n_fft, self.window,
-                           center=True, length=mel.shape[1] * config.hop_length)
+        length = mel.shape[1] * config.hop_length
+        if config.phase == "griffin-lim":
+            return griffin_lim(self.magnitude(mel), n_fft=config.n_fft, hop_length=config.hop_length, length=length,
+                               iterations=config.griffin_lim_iterations, momentum=config.griffin_lim_momentum)
+        return torch.istft(self.spectrum(mel), config.n_fft, config.hop_length, config.n_fft, self.window, center=True, length=length)
+
+
+def pseudo_inverse_log_magnitude(mel: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """log-mel (batch, frames, mels) -> log of the pseudo-inverse magnitude Griffin-Lim starts
+    from (batch, n_fft/2 + 1, frames + 1; last frame repeated), floored at the mel's own floor."""
+    magnitude = mel_to_magnitude(repeat_last_frame(mel), config)
+    return magnitude.clamp_min(config.clamp_min).log().transpose(1, 2)
+
+
+def repeat_last_frame(mel: torch.Tensor) -> torch.Tensor:
+    """(batch, frames, mels) -> (batch, frames + 1, mels): the frame count of a centred STFT of frames x hop samples."""
+    return torch.cat([mel, mel[:, -1:]], dim=1)
 
 
 def frame_phase_advance(bins: int, frames: int, n_fft: int, hop: int) -> torch.Tensor:

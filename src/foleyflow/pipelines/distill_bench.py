@@ -23,12 +23,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from foleyflow.atomic import atomic_path
+from foleyflow.benchmarks import read_section, write_section
 from foleyflow.errors import InputError
 from foleyflow.data.export import HeldOutPrompt
 from foleyflow.evaluation.bootstrap import Estimate
 
-SECTION = "## Distillation"
+SECTION_TITLE = "Distillation"
 FIGURES = ("FD", "FAD", "KL", "CLAP", "time (s)")
 QUALITY_MARGIN = 0.05  # ship a student when it is within 5% of its teacher (issue 8)
 
@@ -61,16 +61,6 @@ def parse_students(specs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"--student {spec!r}: expected WEIGHTING=DIR, e.g. bsa=runs/distill-bsa")
         students[weighting] = folder
     return students
-
-
-def parse_steps(text: str, option: str) -> list[int]:
-    try:
-        steps = [int(value) for value in text.split(",") if value.strip()]
-    except ValueError:
-        raise InputError(f"{option} expects comma-separated step counts, got {text!r}") from None
-    if not steps or min(steps) < 1:
-        raise InputError(f"{option} expects positive step counts, got {text!r}")
-    return steps
 
 
 def generator_rows(teacher: str, students: Mapping[str, str], teacher_steps: Sequence[int], student_steps: Sequence[int]) -> tuple[list[Row], list[str]]:
@@ -232,20 +222,13 @@ def editor_verdict(report: Mapping[str, Any], student_steps: int = 8, teacher_st
 
 # -- BENCHMARKS.md -------------------------------------------------------------------------------------
 def write_block(path: str | Path, key: str, body: str) -> Path:
-    """Put ``body`` between this key's markers inside "## Distillation" (added at the end when missing)."""
-    path = Path(path)
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    """Put ``body`` between this key's markers inside "## Distillation" (the section is added at
+    the end when missing); the generator and editor tables share the section, each owns a block."""
+    section = read_section(path, SECTION_TITLE) or ""
     start, end = f"<!-- distill:{key} -->", f"<!-- /distill:{key} -->"
     block = f"{start}\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    if start in section and end in section:
+        section = section[: section.index(start)] + block + section[section.index(end) + len(end) :]
     else:
-        if SECTION not in text.splitlines():
-            text = text.rstrip("\n") + f"\n\n{SECTION}\n"
-        head, _, tail = text.partition(f"\n{SECTION}\n")
-        following = tail.find("\n## ")
-        section, rest = (tail, "") if following < 0 else (tail[:following], tail[following:])
-        text = f"{head}\n{SECTION}\n{section.rstrip()}\n\n{block}\n{rest}"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text if text.endswith("\n") else text + "\n")
-    return path
+        section = f"{section.rstrip()}\n\n{block}".lstrip("\n")
+    return write_section(path, SECTION_TITLE, section)

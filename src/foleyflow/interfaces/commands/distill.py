@@ -166,9 +166,10 @@ def _bench_generator(db, teacher, students, teacher_steps, student_steps, count,
 
     from foleyflow.data.export import held_out_prompts
     from foleyflow.evaluation.suite import parse_backbones
+    from foleyflow.generator_bench import parse_steps
     from foleyflow.training.config import expand_path, foleyflow_home
 
-    rows, notes = db.generator_rows(teacher, db.parse_students(students), db.parse_steps(teacher_steps, "--teacher-steps"), db.parse_steps(student_steps, "--student-steps"))
+    rows, notes = db.generator_rows(teacher, db.parse_students(students), parse_steps(teacher_steps, "--teacher-steps"), parse_steps(student_steps, "--student-steps"))
     prompts = held_out_prompts(expand_path(manifest), split, count, seed)
     chosen = parse_backbones(backbones)
     work = Path(work_dir) if work_dir else foleyflow_home() / "bench" / "distill"
@@ -190,9 +191,10 @@ def _bench_generator(db, teacher, students, teacher_steps, student_steps, count,
 
 
 def _bench_editor(db, teacher, student_dir, teacher_steps, student_steps, count, split, data_dir, benchmarks_path, seed, command) -> None:
+    from foleyflow.generator_bench import parse_steps
     from foleyflow.pipelines.edit_bench import compare_editors, format_table, test_triplets
 
-    methods, notes = db.editor_methods(teacher, student_dir, db.parse_steps(teacher_steps, "--edit-teacher-steps"), db.parse_steps(student_steps, "--edit-student-steps"))
+    methods, notes = db.editor_methods(teacher, student_dir, parse_steps(teacher_steps, "--edit-teacher-steps"), parse_steps(student_steps, "--edit-student-steps"))
     report = compare_editors(methods, test_triplets(split, count, seed, data_dir), seed)
     table = format_table(report)
     body = "\n".join([

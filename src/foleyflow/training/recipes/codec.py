@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from foleyflow.audio.mel import log_mel, to_vae_layout
+from foleyflow.audio.mel import log_mel, magnitude_to_log_mel, to_vae_layout
 from foleyflow.errors import InputError
 from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
 from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, save_vocoder, vocode
@@ -328,7 +328,28 @@ class VocoderRecipe:
         mel = log_mel(audio)
         return mel, vocode(modules["generator"], mel)
 
+    def _predicts_magnitude_only(self, modules: Mapping[str, torch.nn.Module]) -> bool:
+        config = modules["generator"].config
+        return getattr(config, "phase", "network") == "griffin-lim"
+
+    def _magnitude_losses(self, vocoder: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The magnitude vocoder trains on its spectrum alone (Griffin-Lim has no parameters):
+        distance to the true STFT magnitude, plus the mel L1 of that magnitude against the input."""
+        config = vocoder.config
+        window = torch.hann_window(config.n_fft, device=batch.device)
+        target = torch.stft(batch, config.n_fft, config.hop_length, window=window, center=True, return_complex=True).abs()
+        mel = log_mel(batch)
+        log_magnitude = vocoder.log_magnitude(mel)
+        distance = stft_magnitude_distance(log_magnitude.exp(), target)
+        mel_l1 = (magnitude_to_log_mel(log_magnitude.exp()[..., : mel.shape[1]].transpose(1, 2)) - mel).abs().mean()
+        loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
+        return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
+
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        if self._predicts_magnitude_only(modules):
+            if self.has_discriminator:
+                raise InputError('the Griffin-Lim-phase vocoder trains without a discriminator; set "discriminator": "none"')
+            return self._magnitude_losses(modules["generator"], batch)
         adversarial = self.has_discriminator and step >= self.options.adversarial_start
         if group == "discriminator":
             mel, fake = self._generate(modules, batch)
@@ -366,14 +387,20 @@ class VocoderRecipe:
 # ----------------------------------------------------------------------------- shared figure
 
 
+def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = 1e-7) -> torch.Tensor:
+    """Spectral convergence ||R - E|| / ||R|| + mean |log R - log E| of two STFT magnitudes,
+    both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss)."""
+    estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
+    convergence = torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference)
+    return convergence + (reference.log() - estimate.log()).abs().mean()
+
+
 def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))) -> torch.Tensor:
-    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (n_fft, hop),
+    """``stft_magnitude_distance`` of two waveforms averaged over STFT resolutions (n_fft, hop),
     as in Parallel WaveGAN's multi-resolution STFT loss."""
     total = estimate.new_zeros(())
     for n_fft, hop in resolutions:
         window = torch.hann_window(n_fft, device=estimate.device)
-        spectra = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-7) for x in (estimate, reference)]
-        convergence = torch.linalg.norm(spectra[1] - spectra[0]) / torch.linalg.norm(spectra[1])
-        log_l1 = (spectra[1].log() - spectra[0].log()).abs().mean()
-        total = total + convergence + log_l1
+        spectra = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs() for x in (estimate, reference)]
+        total = total + stft_magnitude_distance(*spectra)
     return total / len(resolutions)

@@ -42,8 +42,7 @@ from foleyflow.pipelines.edit_network import UNetVelocity, branch_kwargs
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, Editor
 from foleyflow.training.config import dataclass_from_dict, expand_path
 from foleyflow.training.recipes.distill import DEFAULT_CONFIG as GENERATOR_CONFIG, round_record
-from foleyflow.pipelines.masks import ground_truth_latent_mask
-from foleyflow.training.recipes.edit import EditRecipe, crop_on_region
+from foleyflow.training.recipes.edit import EditRecipe
 
 DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
 # `foleyflow distill edit` without --config: the generator rounds' trainer settings, the triplet
@@ -102,10 +101,7 @@ class EditDistillRecipe(EditRecipe):
         recipe's objective in its ``losses`` (cropped) and ``validate`` (whole window)."""
         text_encoder = modules["text_encoder"]
         device = next(modules["unet"].parameters()).device
-        x_source, x_0 = self.latents(modules, batch, device)  # the latent cache when it is on
-        if crop and self.options.crop_frames is not None and self.options.crop_frames < x_0.shape[2]:
-            region = ground_truth_latent_mask(batch["edit_mask"].to(device), x_0, x_source, self.options.mask_energy_fraction)
-            x_source, x_0 = crop_on_region((x_source, x_0), region, self.options.crop_frames, self.options.crop_on_edit)
+        x_source, x_0, _ = self.training_latents(modules, batch, device, crop)  # the latent cache when it is on
         with torch.no_grad():
             states, mask = text_encoder.encode(list(instructions) + [NULL_INSTRUCTION])
         cond, uncond = branch_kwargs((states[:-1], None if mask is None else mask[:-1]), (states[-1:], None if mask is None else mask[-1:]))

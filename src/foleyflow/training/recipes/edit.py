@@ -200,14 +200,19 @@ class EditRecipe:
         with torch.no_grad():
             return modules["codec"].encode(batch["source"].to(device)), modules["codec"].encode(batch["target"].to(device))
 
-    def objective_losses(self, modules, batch, instructions: list[str], crop: bool) -> dict[str, torch.Tensor]:
-        """{"loss": the objective's loss, "mask_bce": the mask head's loss (mask-head models)}."""
-        unet, text_encoder = modules["unet"], modules["text_encoder"]
-        device = next(unet.parameters(), torch.empty(0)).device
+    def training_latents(self, modules, batch, device, crop: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_T, x_0, ground-truth edit region), cropped to ``crop_frames`` when ``crop`` asks."""
         x_source, x_0 = self.latents(modules, batch, device)
         region = ground_truth_latent_mask(batch["edit_mask"].to(device), x_0, x_source, self.options.mask_energy_fraction)
         if crop and self.options.crop_frames is not None and self.options.crop_frames < x_0.shape[2]:
             x_source, x_0, region = crop_on_region((x_source, x_0, region), region, self.options.crop_frames, self.options.crop_on_edit)
+        return x_source, x_0, region
+
+    def objective_losses(self, modules, batch, instructions: list[str], crop: bool) -> dict[str, torch.Tensor]:
+        """{"loss": the objective's loss, "mask_bce": the mask head's loss (mask-head models)}."""
+        unet, text_encoder = modules["unet"], modules["text_encoder"]
+        device = next(unet.parameters(), torch.empty(0)).device
+        x_source, x_0, region = self.training_latents(modules, batch, device, crop)
         states, mask = text_encoder.encode(instructions)
         eps = torch.randn_like(x_0)
         weights = 1.0 + self.options.edit_region_weight * region if self.options.edit_region_weight else None

@@ -1,0 +1,64 @@
+"""Griffin-Lim and fast Griffin-Lim (foleyflow.audio.griffin_lim) against the algorithm's definition."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from foleyflow.audio.griffin_lim import griffin_lim, unit_phasor
+from foleyflow.training.recipes.codec import stft_magnitude_distance
+
+N_FFT, HOP = 256, 64
+
+
+def _stft(audio: torch.Tensor) -> torch.Tensor:
+    return torch.stft(audio, N_FFT, HOP, N_FFT, torch.hann_window(N_FFT), center=True, return_complex=True)
+
+
+def _test_signal(samples: int = 4000) -> torch.Tensor:
+    """A chirp, a steady tone and a decaying noise burst: no phase trivially recovers it."""
+    t = torch.arange(samples) / 16000
+    generator = torch.Generator().manual_seed(1)
+    burst = torch.randn(samples, generator=generator) * torch.exp(-((t - 0.12) / 0.02) ** 2)
+    return (torch.sin(2 * math.pi * (300 * t + 4000 * t**2)) + 0.5 * torch.sin(2 * math.pi * 1234 * t) + burst)[None]
+
+
+def _distance_after(iterations: int, momentum: float) -> float:
+    audio = _test_signal()
+    magnitude = _stft(audio).abs()
+    rebuilt = griffin_lim(magnitude, n_fft=N_FFT, hop_length=HOP, length=audio.shape[1], iterations=iterations, momentum=momentum)
+    return float(stft_magnitude_distance(_stft(rebuilt).abs(), magnitude))
+
+
+def test_unit_phasor_is_exp_i_angle_and_one_at_zero():
+    torch.manual_seed(0)
+    spectrum = torch.randn(2, 9, 5, dtype=torch.complex64)
+    spectrum[0, 0, 0] = 0
+    torch.testing.assert_close(unit_phasor(spectrum), torch.exp(1j * torch.angle(spectrum)))
+    assert unit_phasor(spectrum)[0, 0, 0] == 1
+
+
+def test_momentum_zero_is_the_original_alternating_projection():
+    """Written out from the definition: keep |X|, take the phase of stft(istft(.)), repeat."""
+    audio = _test_signal(2000)
+    magnitude = _stft(audio).abs()
+    window = torch.hann_window(N_FFT)
+    phase = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(0)))
+    expected = torch.istft(magnitude * phase, N_FFT, HOP, N_FFT, window, length=2000)
+    for _ in range(5):
+        expected = torch.istft(magnitude * torch.exp(1j * torch.angle(_stft(expected))), N_FFT, HOP, N_FFT, window, length=2000)
+    got = griffin_lim(magnitude, n_fft=N_FFT, hop_length=HOP, length=2000, iterations=5, momentum=0.0)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_iterations_bring_the_spectrum_closer_to_the_wanted_magnitude():
+    distances = [_distance_after(n, 0.0) for n in (0, 4, 16)]
+    assert distances[0] > distances[1] > distances[2]
+
+
+def test_momentum_converges_faster_than_plain_griffin_lim():
+    """Perraudin et al.'s claim, on a signal whose true magnitude is consistent: with half the
+    iterations the fast variant ends closer (here 0.49 vs 0.52; at equal iterations 0.49 vs 0.59)."""
+    fast = _distance_after(16, 0.99)
+    assert fast < _distance_after(32, 0.0) and fast < 0.9 * _distance_after(16, 0.0)
