@@ -30,6 +30,9 @@ the pseudo-inverse one (1.32 with momentum). The magnitude is what the 64-band m
 it is learnable without synthesising audio, so a training step is a frame-rate regression (no
 istft, no discriminator). A first run that predicted the whole log-magnitude (no pseudo-inverse
 start) was far behind Griffin-Lim after 1,000 steps (MR-STFT 2.14 vs 1.24, 15 test clips).
+Before the phase search, ``mel_projection_iterations`` NNLS updates match the magnitude's mel to
+the input mel (inference only). Shipped as the default vocoder: BENCHMARKS.md, "The magnitude
+vocoder".
 
 Frames: our log-mel keeps ``samples // hop`` frames of a centred STFT, one fewer than
 ``torch.istft`` needs for ``frames * hop`` samples, so the last mel frame is repeated on the

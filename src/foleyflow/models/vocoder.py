@@ -13,6 +13,7 @@ Presets:
                    on two CPU cores (see docs/benchmarks-codec.md).
     "istft-cpu"    the iSTFT vocoder (``foleyflow.models.istft_vocoder``, Vocos' design) at
     "istft-vocos"  CPU width, and at Vocos' published width with its frame-relative phase.
+    "istft-gla-cpu" the magnitude vocoder (the same stack, Griffin-Lim phase): the shipped default.
 A model folder's ``_class_name`` ("SpeechT5HifiGan" or "IstftVocoder") says which family it holds.
 
 The multi-period and multi-scale discriminators of HiFi-GAN are not in any installed
