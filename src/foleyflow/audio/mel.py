@@ -62,9 +62,10 @@ def _hann(win_length: int) -> torch.Tensor:
     return torch.hann_window(win_length, periodic=True)
 
 
-def magnitude_spectrogram(audio: torch.Tensor, config: MelConfig = MelConfig()) -> torch.Tensor:
-    """(batch, samples) -> (batch, frames, n_fft // 2 + 1) STFT magnitudes, ``samples // hop`` frames."""
-    num_frames = max(config.frames_for(audio.shape[-1]), 1)
+def magnitude_spectrogram(audio: torch.Tensor, config: MelConfig = MelConfig(), keep_last_frame: bool = False) -> torch.Tensor:
+    """(batch, samples) -> (batch, frames, n_fft // 2 + 1) STFT magnitudes, ``samples // hop`` frames
+    (the mel's), or with ``keep_last_frame`` one more: the whole centred STFT istft inverts."""
+    num_frames = max(config.frames_for(audio.shape[-1]), 1) + int(keep_last_frame)
     if audio.shape[-1] <= config.n_fft // 2:
         # Reflect padding needs more samples than the pad; zero-pad very short input first.
         audio = torch.nn.functional.pad(audio, (0, config.n_fft // 2 + 1 - audio.shape[-1]))
@@ -105,6 +106,12 @@ def mel_to_magnitude(mel: torch.Tensor, config: MelConfig = MelConfig()) -> torc
     filters' pseudo-inverse, clamped at zero: the least-squares magnitude whose mel is closest,
     where Griffin-Lim starts. The pseudo-inverse is computed once per config."""
     return (torch.exp(mel) @ _mel_pseudo_inverse(config).to(mel)).clamp_min(0.0)
+
+
+def repeat_last_frame(mel: torch.Tensor) -> torch.Tensor:
+    """(batch, frames, bands) -> (batch, frames + 1, bands): our mel keeps ``samples // hop`` frames
+    of a centred STFT, one fewer than istft needs for ``frames * hop`` samples."""
+    return torch.cat([mel, mel[:, -1:]], dim=1)
 
 
 def project_onto_mel(magnitude: torch.Tensor, mel: torch.Tensor, iterations: int, config: MelConfig = MelConfig()) -> torch.Tensor:

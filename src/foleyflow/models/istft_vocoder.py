@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleyflow.audio.griffin_lim import griffin_lim
-from foleyflow.audio.mel import MelConfig, mel_to_magnitude, project_onto_mel
+from foleyflow.audio.mel import MelConfig, mel_to_magnitude, project_onto_mel, repeat_last_frame
 
 CLASS_NAME = "IstftVocoder"
 PHASE_SOURCES = ("network", "griffin-lim")
@@ -186,10 +186,6 @@ def pseudo_inverse_log_magnitude(mel: torch.Tensor, config: MelConfig = MelConfi
     magnitude = mel_to_magnitude(repeat_last_frame(mel), config)
     return magnitude.clamp_min(config.clamp_min).log().transpose(1, 2)
 
-
-def repeat_last_frame(mel: torch.Tensor) -> torch.Tensor:
-    """(batch, frames, mels) -> (batch, frames + 1, mels): the frame count of a centred STFT of frames x hop samples."""
-    return torch.cat([mel, mel[:, -1:]], dim=1)
 
 
 def frame_phase_advance(bins: int, frames: int, n_fft: int, hop: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
 from foleyflow.audio.griffin_lim import griffin_lim as phase_from_magnitude
-from foleyflow.audio.mel import MelConfig, mel_to_magnitude
+from foleyflow.audio.mel import MelConfig, mel_to_magnitude, repeat_last_frame
 from foleyflow.errors import InputError
 from foleyflow.models import istft_vocoder
 from foleyflow.models.istft_vocoder import IstftVocoder, IstftVocoderConfig
@@ -169,9 +169,7 @@ def griffin_lim(mel: torch.Tensor, iterations: int = 32, config: MelConfig = Mel
     """
     if mel.ndim == 4:
         mel = mel.squeeze(1)
-    magnitude = mel_to_magnitude(mel, config).transpose(1, 2)  # (batch, freq, frames)
-    # Our mel keeps samples // hop frames of a centred STFT; add the last frame back for istft.
-    magnitude = F.pad(magnitude, (0, 1), mode="replicate")
+    magnitude = mel_to_magnitude(repeat_last_frame(mel), config).transpose(1, 2)  # (batch, freq, frames + 1)
     return phase_from_magnitude(
         magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=mel.shape[1] * config.hop_length, iterations=iterations, seed=seed
     )

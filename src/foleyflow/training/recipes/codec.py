@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from foleyflow.audio.mel import log_mel, magnitude_to_log_mel, to_vae_layout
+from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log_mel, to_vae_layout
 from foleyflow.errors import InputError
 from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
 from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, save_vocoder, vocode
@@ -335,13 +335,13 @@ class VocoderRecipe:
     def _magnitude_losses(self, vocoder: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The magnitude vocoder trains on its spectrum alone (Griffin-Lim has no parameters):
         distance to the true STFT magnitude, plus the mel L1 of that magnitude against the input."""
-        config = vocoder.config
-        window = torch.hann_window(config.n_fft, device=batch.device)
-        target = torch.stft(batch, config.n_fft, config.hop_length, window=window, center=True, return_complex=True).abs()
-        mel = log_mel(batch)
-        log_magnitude = vocoder.log_magnitude(mel)
-        distance = stft_magnitude_distance(log_magnitude.exp(), target)
-        mel_l1 = (magnitude_to_log_mel(log_magnitude.exp()[..., : mel.shape[1]].transpose(1, 2)) - mel).abs().mean()
+        # The vocoder's STFT is the mel's own (n_fft 1024, hop 160): one STFT gives the target and
+        # the input mel; the mel keeps samples // hop of its frames + 1.
+        target = magnitude_spectrogram(batch, keep_last_frame=True)
+        mel = magnitude_to_log_mel(target[..., :-1, :])
+        magnitude = vocoder.log_magnitude(mel).exp().transpose(1, 2)  # (batch, frames + 1, bins)
+        distance = stft_magnitude_distance(magnitude, target)
+        mel_l1 = (magnitude_to_log_mel(magnitude[..., :-1, :]) - mel).abs().mean()
         loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
 
