@@ -45,11 +45,13 @@ def test_demo_runs_on_the_bundled_examples(cli, tmp_path):
     code, out, err = cli("demo", "--out", str(tmp_path))
     assert code == 0, err
     assert list(tmp_path.glob("*.png"))
-    if "editor" in list_shipped_models():  # the shipped editor: one add, remove and replace per clip
-        clips = [p for p in (Path(SRC).parent / "examples").glob("*.wav")]
-        assert len(list(tmp_path.glob("*_add.wav"))) == len(clips) and "s per edit" in out
-    else:
-        assert "frames" in out
+    # an editor is shipped, so the demo edits: one add, remove and replace per bundled clip
+    # (the no-editor branch is test_demo_writes_a_png_per_example_without_an_editor)
+    assert "editor" in list_shipped_models()
+    clips = [p for p in (Path(SRC).parent / "examples").glob("*.wav")]
+    assert clips and len(list(tmp_path.glob("*_add.wav"))) == len(clips) and "s per edit" in out
+    for task in ("add", "remove", "replace"):
+        assert len(list(tmp_path.glob(f"*_{task}.wav"))) == len(clips), task
 
 
 def _bad_inputs(tmp_path):

@@ -109,3 +109,35 @@ def test_projection_onto_the_mel_never_increases_the_mel_error_and_keeps_zero_bi
     projected = project_onto_mel(start, mel, 20)
     assert (projected >= 0).all() and (projected[..., 100] == 0).all()
     torch.testing.assert_close(project_onto_mel(true, mel, 5), true, rtol=1e-3, atol=1e-6)
+
+
+def test_a_floored_mel_band_is_an_upper_bound_for_the_projection():
+    """Digital silence puts the mel at its floor, where the true energy may be anything below it:
+    the projection pulls a floored band down to the floor but never lifts it up to it, and the
+    hinge error sum (MF - m)^2 + sum max(MF - floor, 0)^2 does not increase."""
+    from foleyflow.audio.mel import MelConfig, project_onto_mel, slaney_mel_filters
+
+    torch.manual_seed(0)
+    floor = MelConfig().clamp_min
+    filters = slaney_mel_filters()
+    true = torch.rand(1, 4, filters.shape[0])
+    true[:, 2] = 0.0  # a silent frame
+    mel = torch.log((true @ filters).clamp_min(floor))
+    quiet = 1e-3 * floor * torch.rand(1, filters.shape[0])
+    start = torch.rand_like(true)
+    start[:, 2] = quiet  # already below the floor: must stay as it is
+    projected = project_onto_mel(start, mel, 10)
+    torch.testing.assert_close(projected[:, 2], quiet, rtol=1e-6, atol=0)
+    loud = start.clone()
+    loud[:, 2] = 1.0  # far above the floor: pulled down to it
+    loud_projected = project_onto_mel(loud, mel, 200)
+    assert float((loud_projected[:, 2] @ filters).max()) <= floor * 1.05
+
+    def hinge_error(magnitude):
+        energies = magnitude @ filters
+        silent = torch.zeros_like(energies, dtype=torch.bool)
+        silent[:, 2] = True
+        return float(torch.where(silent, (energies - floor).clamp_min(0), energies - mel.exp()).square().sum())
+
+    errors = [hinge_error(project_onto_mel(loud, mel, n)) for n in (0, 1, 5, 20)]
+    assert all(later <= earlier * (1 + 1e-5) for earlier, later in zip(errors, errors[1:])) and errors[-1] < 0.1 * errors[0]

@@ -64,6 +64,20 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert "| VAE round trip | log-mel L1 |" in text and "Griffin-Lim 32 it." in text
     assert "(no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |" in text and "vocoder: HiFi-GAN" in text
     assert text == capsys.readouterr().out
+    assert "| Griffin-Lim 32 it. | MR-STFT distance |" in text and "| no network | log-mel L1 |" in text  # paired tables
+    assert "--against vocoder" not in text
+
+
+def test_bench_codec_compares_a_second_vocoder_clip_by_clip(tmp_path, codec_folder, clip, capsys):
+    out = tmp_path / "rows.md"
+    args = ["bench", "codec", "--model", str(codec_folder), "--audio-folder", str(clip.parent), "--out", str(out)]
+    assert main([*args, "--against", str(codec_folder / "vocoder")]) == 0
+    text = out.read_text()
+    own = next(line for line in text.splitlines() if line.startswith("| vocoder | MR-STFT distance | "))
+    against = next(line for line in text.splitlines() if line.endswith("(the --against vocoder) |"))
+    assert own.split("|")[3].strip() == against.split("|")[4].strip().split(" / ")[0]  # the same vocoder scores the same
+    assert "| the --against vocoder | MR-STFT distance | 0.000 [0.000, 0.000] | 0% |" in text
+    assert main([*args, "--against", str(tmp_path / "missing")]) == 2
 
 
 def test_train_vae_config_mismatch_is_exit_2(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log_mel
 from foleyflow.errors import InputError
 from foleyflow.models.vae import load_vae
 from foleyflow.models.vocoder import load_vocoder
@@ -155,3 +156,35 @@ def test_the_griffin_lim_phase_vocoder_refuses_a_discriminator(audio_folder):
     options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu", "vocoder_overrides": TINY_ISTFT, "segment_samples": 1600, "items_per_epoch": 8}
     with pytest.raises(InputError, match="without a discriminator"):
         run_steps(VocoderRecipe({**options, "discriminator": "cpu"}), 1)
+
+
+def test_the_magnitude_vocoder_can_train_through_the_mel_projection_from_a_trained_folder(tmp_path, audio_folder):
+    options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu", "vocoder_overrides": {**TINY_ISTFT, "mel_projection_iterations": 5},
+               "discriminator": "none", "segment_samples": 1600, "items_per_epoch": 8, "stft_weight": 1.0, "mel_weight": 1.0}
+    first, _ = run_steps(VocoderRecipe(options), 4, lr=1e-2)
+    VocoderRecipe(options).export(first, tmp_path / "start", "# card\n")
+
+    recipe = VocoderRecipe({**options, "init_from": str(tmp_path / "start"), "through_projection": True})
+    started = recipe.build()["generator"]
+    for key, value in first["generator"].state_dict().items():
+        assert torch.equal(started.state_dict()[key], value), key  # starts from the folder, not the preset
+    batch = recipe.collate([recipe.dataset("train")[i] for i in range(4)])
+    mel = log_mel(batch)
+    with torch.no_grad():
+        projected = started.magnitude(mel).transpose(1, 2)
+    with torch.no_grad():
+        loss, _ = recipe.losses({"generator": started}, batch, "generator", 0)
+        unprojected_loss, _ = VocoderRecipe(options).losses({"generator": started}, batch, "generator", 0)
+    target = magnitude_spectrogram(batch, keep_last_frame=True)
+    mel_l1 = (magnitude_to_log_mel(projected[..., :-1, :]) - mel).abs().mean()
+    assert float(loss) == pytest.approx(float(stft_magnitude_distance(projected, target) + mel_l1), rel=1e-5)  # the projected magnitude is scored
+    assert float(loss) < 0.99 * float(unprojected_loss)  # and the projection matters: it matches the mel
+    modules, history = run_steps(recipe, 8, lr=1e-2)
+    assert history[-1][1] < history[0][1]
+
+
+def test_training_through_the_projection_needs_the_magnitude_vocoder(audio_folder):
+    options = {"audio_folder": str(audio_folder), "preset": "istft-cpu", "vocoder_overrides": TINY_ISTFT, "discriminator": "none",
+               "segment_samples": 1600, "items_per_epoch": 8, "through_projection": True}
+    with pytest.raises(InputError, match="magnitude vocoder"):
+        VocoderRecipe(options).build()

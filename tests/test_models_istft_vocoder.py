@@ -194,3 +194,17 @@ def test_the_shipped_codec_decodes_with_the_magnitude_vocoder():
         audio = vocode(codec.vocoder, mel)
     assert audio.shape == (1, 16000) and torch.isfinite(audio).all()
     assert (log_mel(audio) - mel).abs().mean() < (log_mel(griffin_lim(mel)) - mel).abs().mean()
+
+
+def test_the_codec_benchmark_pairs_the_vocoder_with_each_baseline_clip_by_clip():
+    from foleyflow.models.benchmark import paired_gaps
+
+    per_clip = {"vocoder_mr_stft": [1.0, 2.0, 3.0, 4.0], "griffin_lim_mr_stft": [1.5, 2.5, 2.5, 4.5],
+                "vocoder_mel_l1": [0.1, 0.1, 0.1, 0.1], "griffin_lim_mel_l1": [0.2, 0.2, 0.2, 0.2]}
+    gaps = {(gap.baseline, gap.figure): gap for gap in paired_gaps(per_clip, resamples=500)}
+    assert set(gaps) == {("Griffin-Lim 32 it.", "MR-STFT distance"), ("Griffin-Lim 32 it.", "log-mel L1")}  # nothing unmeasured
+    mr_stft = gaps[("Griffin-Lim 32 it.", "MR-STFT distance")]
+    assert mr_stft.difference.value == pytest.approx(-0.25) and mr_stft.fraction_closer == 0.75
+    assert mr_stft.difference.low <= -0.25 <= mr_stft.difference.high and mr_stft.difference.high <= 0.5
+    mel = gaps[("Griffin-Lim 32 it.", "log-mel L1")]
+    assert mel.difference.value == pytest.approx(-0.1) and mel.difference.low == pytest.approx(-0.1) and mel.fraction_closer == 1.0

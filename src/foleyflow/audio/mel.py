@@ -11,6 +11,7 @@ Layout: ``log_mel`` returns (batch, frames, n_mels); the VAE takes (batch, 1, fr
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -22,6 +23,9 @@ from foleyflow.audio.io import SAMPLE_RATE
 
 TANGO_NUM_SAMPLES = 163_840  # 10.24 s at 16 kHz = 1024 mel frames
 TANGO_PEAK = 0.5
+# A log-mel value within this of the floor (or below it: a decoded mel is not clamped) counts as
+# floored; 0.01 is 1% in energy and above float16's step near the floor (0.008).
+FLOOR_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -118,15 +122,27 @@ def project_onto_mel(magnitude: torch.Tensor, mel: torch.Tensor, iterations: int
     """Move STFT magnitudes (batch, frames, n_fft // 2 + 1) towards those whose mel energies are
     exp(``mel``) (batch, frames, n_mels), staying non-negative: ``iterations`` multiplicative
     updates of non-negative least squares (Lee & Seung 2001), M <- M * (m F^T) / (M F F^T).
-    Each update does not increase ||M F - m||; a bin at zero stays at zero, so the structure
+    Each update does not increase the error; a bin at zero stays at zero, so the structure
     inside each band is kept while the band energies are matched. Bins no filter covers are
-    left as they are."""
+    left as they are.
+
+    A band at the log floor (``config.clamp_min``) only says its energy is at most the floor
+    (digital silence gives 0 there), so it is an upper bound, not a target: its target is
+    min(current energy, floor). The error is then sum (M F - m)^2 over the other bands plus
+    sum max(M F - floor, 0)^2 over the floored ones; the update with that target majorises it,
+    so it still does not increase."""
     filters = slaney_mel_filters(config).to(magnitude)
-    target = torch.exp(mel) @ filters.T
+    wanted = torch.exp(mel)
+    floored = mel <= math.log(config.clamp_min) + FLOOR_TOLERANCE
     covered = filters.sum(dim=1) > 0  # DC and Nyquist lie in no band: the mel says nothing of them
     for _ in range(iterations):
-        ratio = target / ((magnitude @ filters) @ filters.T).clamp_min(1e-12)
-        magnitude = magnitude * torch.where(covered, ratio, torch.ones_like(ratio))
+        energies = magnitude @ filters
+        target = torch.where(floored, torch.minimum(energies, wanted), wanted)
+        numerator, denominator = target @ filters.T, energies @ filters.T
+        # a bin whose bands hold no energy is zero itself and stays so: no floor on the
+        # denominator, which would shrink very quiet bins
+        keep = ~covered | (denominator <= 0)
+        magnitude = magnitude * torch.where(keep, 1.0, numerator / torch.where(keep, 1.0, denominator))
     return magnitude
 
 

@@ -9,6 +9,10 @@
                         the mel, fast Griffin-Lim), which tells what the signal processing
                         alone buys; speed as x real time on 10.24 s of audio.
     full chain          audio -> mel -> VAE -> vocoder: log-mel L1, seconds per 10.24 s clip.
+    paired gaps         the vocoder minus each baseline (and minus a second vocoder given as
+                        ``against``, e.g. the shipped one when judging a candidate), per clip:
+                        mean difference with a paired bootstrap 95% interval, and the share of
+                        clips on which the vocoder is closer.
 Clips keep their own length (cropped at 10.24 s, mel padded to a multiple of 4 frames with
 the log floor); figures are means over clips.
 """
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 
 from foleyflow.audio.mel import TANGO_NUM_SAMPLES, log_mel
+from foleyflow.evaluation.bootstrap import Estimate, mean_ci
 from foleyflow.models.codec import Codec
 from foleyflow.models.vae import decode, encode
 from foleyflow.models.istft_vocoder import IstftVocoder
@@ -29,6 +34,19 @@ from foleyflow.models.vocoder import build_vocoder, griffin_lim, vocode, vocoder
 from foleyflow.training.recipes.codec import avg_pool_baseline, multi_resolution_stft_distance
 
 GRIFFIN_LIM_ITERATIONS = 32
+PAIRED_RESAMPLES = 2000
+# (per-clip key prefix, name in the table) of what the vocoder is compared with, clip by clip
+BASELINES = (("griffin_lim", "Griffin-Lim 32 it."), ("no_network", "no network"), ("against", "the --against vocoder"))
+
+
+@dataclass
+class PairedGap:
+    """The vocoder minus a baseline on one figure, clip by clip (negative: the vocoder is closer)."""
+
+    baseline: str
+    figure: str
+    difference: Estimate
+    fraction_closer: float
 
 
 @dataclass
@@ -47,6 +65,9 @@ class CodecFigures:
     griffin_lim_x_real_time: float
     chain_mel_l1: float
     chain_seconds_per_clip: float
+    paired: list[PairedGap]
+    against_mr_stft: float | None = None
+    against_mel_l1: float | None = None
 
 
 def _mel_l1(audio: torch.Tensor, reference_mel: torch.Tensor) -> float:
@@ -70,10 +91,26 @@ def untrained_magnitude_vocoder(vocoder) -> IstftVocoder:
     return build_vocoder("istft-gla-cpu").eval()
 
 
+def paired_gaps(per_clip: dict[str, list[float]], resamples: int = PAIRED_RESAMPLES) -> list[PairedGap]:
+    """``vocoder_<figure>`` minus ``<baseline>_<figure>`` for every baseline measured."""
+    gaps = []
+    for prefix, name in BASELINES:
+        for figure, label in (("mr_stft", "MR-STFT distance"), ("mel_l1", "log-mel L1")):
+            if f"vocoder_{figure}" not in per_clip or f"{prefix}_{figure}" not in per_clip:
+                continue
+            difference = np.asarray(per_clip[f"vocoder_{figure}"]) - np.asarray(per_clip[f"{prefix}_{figure}"])
+            gaps.append(PairedGap(name, label, mean_ci(difference, resamples=resamples), float(np.mean(difference < 0))))
+    return gaps
+
+
+def _resynthesis_figures(name: str, audio: torch.Tensor, reference: torch.Tensor, mel: torch.Tensor) -> dict[str, float]:
+    return {f"{name}_mr_stft": float(multi_resolution_stft_distance(audio, reference)), f"{name}_mel_l1": _mel_l1(audio, mel)}
+
+
 @torch.no_grad()
-def benchmark_codec(codec: Codec, clips: list[np.ndarray]) -> CodecFigures:
+def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Module | None = None) -> CodecFigures:
     no_network = untrained_magnitude_vocoder(codec.vocoder)
-    sums: dict[str, float] = {}
+    per_clip: dict[str, list[float]] = {}
     chain_seconds = []
     for clip in clips:
         audio = torch.as_tensor(clip[:TANGO_NUM_SAMPLES], dtype=torch.float32)[None]
@@ -90,34 +127,34 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray]) -> CodecFigures:
         chain_seconds.append((time.perf_counter() - started) * TANGO_NUM_SAMPLES / audio.shape[-1])
         figures["chain_mel_l1"] = _mel_l1(chain_audio, mel)
         reference = audio[..., : frames * 160]
-        gl_audio = griffin_lim(mel, GRIFFIN_LIM_ITERATIONS)
-        figures["griffin_lim_mr_stft"] = float(multi_resolution_stft_distance(gl_audio, reference))
-        figures["griffin_lim_mel_l1"] = _mel_l1(gl_audio, mel)
-        no_network_audio = vocode(no_network, mel)
-        figures["no_network_mr_stft"] = float(multi_resolution_stft_distance(no_network_audio, reference))
-        figures["no_network_mel_l1"] = _mel_l1(no_network_audio, mel)
+        figures |= _resynthesis_figures("griffin_lim", griffin_lim(mel, GRIFFIN_LIM_ITERATIONS), reference, mel)
+        figures |= _resynthesis_figures("no_network", vocode(no_network, mel), reference, mel)
         if codec.vocoder is not None:
-            vocoded = codec.mel_to_audio(mel)
-            figures["vocoder_mr_stft"] = float(multi_resolution_stft_distance(vocoded, reference))
-            figures["vocoder_mel_l1"] = _mel_l1(vocoded, mel)
+            figures |= _resynthesis_figures("vocoder", codec.mel_to_audio(mel), reference, mel)
+        if against is not None:
+            figures |= _resynthesis_figures("against", vocode(against, mel), reference, mel)
         for key, value in figures.items():
-            sums[key] = sums.get(key, 0.0) + value / len(clips)
+            per_clip.setdefault(key, []).append(value)
+    means = {key: float(np.mean(values)) for key, values in per_clip.items()}
     speed_mel = log_mel(torch.zeros(1, TANGO_NUM_SAMPLES)).clone().normal_(-5, 2)
     return CodecFigures(
         clips=len(clips),
         vocoder=vocoder_family(codec.vocoder),
-        vae_l1=sums["vae_l1"],
-        baseline_l1=sums["baseline_l1"],
-        vocoder_mr_stft=sums.get("vocoder_mr_stft"),
-        vocoder_mel_l1=sums.get("vocoder_mel_l1"),
-        griffin_lim_mr_stft=sums["griffin_lim_mr_stft"],
-        griffin_lim_mel_l1=sums["griffin_lim_mel_l1"],
-        no_network_mr_stft=sums["no_network_mr_stft"],
-        no_network_mel_l1=sums["no_network_mel_l1"],
+        vae_l1=means["vae_l1"],
+        baseline_l1=means["baseline_l1"],
+        vocoder_mr_stft=means.get("vocoder_mr_stft"),
+        vocoder_mel_l1=means.get("vocoder_mel_l1"),
+        griffin_lim_mr_stft=means["griffin_lim_mr_stft"],
+        griffin_lim_mel_l1=means["griffin_lim_mel_l1"],
+        no_network_mr_stft=means["no_network_mr_stft"],
+        no_network_mel_l1=means["no_network_mel_l1"],
         vocoder_x_real_time=_x_real_time(codec.mel_to_audio, speed_mel) if codec.vocoder is not None else None,
         griffin_lim_x_real_time=_x_real_time(lambda m: griffin_lim(m, GRIFFIN_LIM_ITERATIONS), speed_mel),
-        chain_mel_l1=sums["chain_mel_l1"],
+        chain_mel_l1=means["chain_mel_l1"],
         chain_seconds_per_clip=float(np.mean(chain_seconds)),
+        paired=paired_gaps(per_clip),
+        against_mr_stft=means.get("against_mr_stft"),
+        against_mel_l1=means.get("against_mel_l1"),
     )
 
 
@@ -134,8 +171,21 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
         f"| vocoder | MR-STFT distance | {number(figures.vocoder_mr_stft)} | {number(figures.griffin_lim_mr_stft)} (Griffin-Lim 32 it.) |",
         f"| vocoder | log-mel L1 | {number(figures.vocoder_mel_l1)} | {number(figures.griffin_lim_mel_l1)} (Griffin-Lim 32 it.) |",
         f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.no_network_mr_stft)} / {number(figures.no_network_mel_l1)} (no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |",
+    ]
+    if figures.against_mr_stft is not None:
+        lines.append(f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.against_mr_stft)} / {number(figures.against_mel_l1)} (the --against vocoder) |")
+    lines += [
         f"| vocoder | x real time (10.24 s) | {number(figures.vocoder_x_real_time, 1)} | {number(figures.griffin_lim_x_real_time, 1)} (Griffin-Lim 32 it.) |",
         f"| full chain (audio -> mel -> VAE -> vocoder) | log-mel L1 | {number(figures.chain_mel_l1)} | |",
         f"| full chain | seconds per 10.24 s clip | {number(figures.chain_seconds_per_clip, 2)} | |",
     ]
+    if figures.paired:
+        lines += [
+            "",
+            f"Paired over the {figures.clips} clips (vocoder minus baseline, clip by clip; bootstrap 95% interval, {PAIRED_RESAMPLES} resamples):",
+            "",
+            "| baseline | figure | mean difference [95% CI] | clips where the vocoder is closer |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {gap.baseline} | {gap.figure} | {gap.difference.format()} | {gap.fraction_closer:.0%} |" for gap in figures.paired]
     return "\n".join(lines) + "\n"

@@ -147,12 +147,13 @@ def save_vocoder(vocoder: Vocoder, folder: str | os.PathLike, card: str | None =
     return save_model_folder(folder, vocoder.state_dict(), config, card=card, dtype=dtype)
 
 
-def load_vocoder(name: str | os.PathLike = "default") -> Vocoder:
-    """A vocoder model folder (ours), or "default" for the shipped one."""
+def load_vocoder(name: str | os.PathLike = "default", **overrides: Any) -> Vocoder:
+    """A vocoder model folder (ours), or "default" for the shipped one; ``overrides`` replace
+    config values that do not change the weights' shapes (e.g. ``mel_projection_iterations``)."""
     from foleyflow.models.vae import load_state_strict
 
     folder = resolve_model_dir(name, "vocoder")
-    vocoder = vocoder_from_config(load_config(folder))
+    vocoder = vocoder_from_config({**load_config(folder), **overrides})
     load_state_strict(vocoder, load_weights(folder), str(folder))
     return vocoder.eval()
 

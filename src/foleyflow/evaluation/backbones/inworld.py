@@ -94,6 +94,9 @@ class ClapModel(nn.Module):
         return self
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) 16 kHz audio -> unit embeddings; clips shorter than ``MIN_SAMPLES``
+        are zero-padded here, so every caller (the backbone, the CLAP filter) gets the same."""
+        audio = F.pad(audio, (0, max(MIN_SAMPLES - audio.shape[-1], 0)))
         return self.project_audio(self.audio_encoder(audio)["embedding"])
 
     def project_audio(self, trunk_embedding: torch.Tensor) -> torch.Tensor:
@@ -171,7 +174,7 @@ class InworldClapBackbone:
 
     @torch.no_grad()
     def features(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        return {"audio_embedding": self.model.embed_audio(as_batch(long_enough(audio)))[0].numpy()}
+        return {"audio_embedding": self.model.embed_audio(as_batch(audio))[0].numpy()}
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> np.ndarray:

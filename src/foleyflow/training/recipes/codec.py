@@ -14,6 +14,9 @@ Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x
                of the same batch, then the generator step reuses that output's graph.
                ``discriminator: "none"`` trains on the reconstruction terms alone (the iSTFT
                vocoder's CPU recipe: no discriminator steps to pay for).
+Magnitude vocoder (Griffin-Lim phase): no waveform in the loop; stft_weight * the STFT
+               magnitude distance to the true magnitude + mel_weight * mel L1 against the
+               input, taken before the mel projection or, with ``through_projection``, after it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from torch.utils.data import Dataset
 from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log_mel, to_vae_layout
 from foleyflow.errors import InputError
 from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
-from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, save_vocoder, vocode
+from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, load_vocoder, save_vocoder, vocode
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -274,6 +277,12 @@ class VocoderOptions:
     # Multi-resolution STFT loss (Parallel WaveGAN) on top of HiFi-GAN's terms. 0 = HiFi-GAN as
     # published; the CPU config uses it because it cannot afford many discriminator steps.
     stft_weight: float = 0.0
+    # Start from a trained vocoder (a model folder, or "default" for the shipped one) instead of
+    # the preset's random weights; vocoder_overrides still apply, the preset is not used.
+    init_from: str | None = None
+    # Magnitude vocoder only: take the losses on the magnitude after the mel projection (what
+    # Griffin-Lim receives at inference), so the network learns what the projection cannot fix.
+    through_projection: bool = False
 
 
 def discriminator_loss(real: list, fake: list) -> torch.Tensor:
@@ -303,7 +312,13 @@ class VocoderRecipe:
         return self.options.discriminator != "none"
 
     def build(self) -> dict[str, torch.nn.Module]:
-        modules = {"generator": build_vocoder(self.options.preset, **self.options.vocoder_overrides)}
+        if self.options.init_from is None:
+            generator = build_vocoder(self.options.preset, **self.options.vocoder_overrides)
+        else:
+            generator = load_vocoder(self.options.init_from, **self.options.vocoder_overrides).float()
+        if self.options.through_projection and getattr(generator.config, "phase", "network") != "griffin-lim":
+            raise InputError("through_projection applies to the magnitude vocoder (Griffin-Lim phase) alone")
+        modules = {"generator": generator}
         if self.has_discriminator:
             modules["discriminator"] = build_discriminator(self.options.discriminator)
         return modules
@@ -339,7 +354,10 @@ class VocoderRecipe:
         # the input mel; the mel keeps samples // hop of its frames + 1.
         target = magnitude_spectrogram(batch, keep_last_frame=True)
         mel = magnitude_to_log_mel(target[..., :-1, :])
-        magnitude = vocoder.log_magnitude(mel).exp().transpose(1, 2)  # (batch, frames + 1, bins)
+        if self.options.through_projection:
+            magnitude = vocoder.magnitude(mel).transpose(1, 2)  # (batch, frames + 1, bins)
+        else:
+            magnitude = vocoder.log_magnitude(mel).exp().transpose(1, 2)
         distance = stft_magnitude_distance(magnitude, target)
         mel_l1 = (magnitude_to_log_mel(magnitude[..., :-1, :]) - mel).abs().mean()
         loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
