@@ -316,7 +316,7 @@ class VocoderRecipe:
             generator = build_vocoder(self.options.preset, **self.options.vocoder_overrides)
         else:
             generator = load_vocoder(self.options.init_from, **self.options.vocoder_overrides).float()
-        if self.options.through_projection and getattr(generator.config, "phase", "network") != "griffin-lim":
+        if self.options.through_projection and not self._predicts_magnitude_only(generator):
             raise InputError("through_projection applies to the magnitude vocoder (Griffin-Lim phase) alone")
         modules = {"generator": generator}
         if self.has_discriminator:
@@ -343,9 +343,9 @@ class VocoderRecipe:
         mel = log_mel(audio)
         return mel, vocode(modules["generator"], mel)
 
-    def _predicts_magnitude_only(self, modules: Mapping[str, torch.nn.Module]) -> bool:
-        config = modules["generator"].config
-        return getattr(config, "phase", "network") == "griffin-lim"
+    @staticmethod
+    def _predicts_magnitude_only(generator: torch.nn.Module) -> bool:
+        return getattr(generator.config, "phase", "network") == "griffin-lim"
 
     def _magnitude_losses(self, vocoder: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The magnitude vocoder trains on its spectrum alone (Griffin-Lim has no parameters):
@@ -364,7 +364,7 @@ class VocoderRecipe:
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        if self._predicts_magnitude_only(modules):
+        if self._predicts_magnitude_only(modules["generator"]):
             if self.has_discriminator:
                 raise InputError('the Griffin-Lim-phase vocoder trains without a discriminator; set "discriminator": "none"')
             return self._magnitude_losses(modules["generator"], batch)
