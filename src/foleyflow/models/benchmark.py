@@ -30,13 +30,14 @@ from foleyflow.evaluation.bootstrap import Estimate, mean_ci
 from foleyflow.models.codec import Codec
 from foleyflow.models.vae import decode, encode
 from foleyflow.models.istft_vocoder import IstftVocoder
-from foleyflow.models.vocoder import build_vocoder, griffin_lim, vocode, vocoder_family
+from foleyflow.models.vocoder import build_vocoder, griffin_lim, is_magnitude_vocoder, vocode, vocoder_family
 from foleyflow.training.recipes.codec import avg_pool_baseline, multi_resolution_stft_distance
 
 GRIFFIN_LIM_ITERATIONS = 32
 PAIRED_RESAMPLES = 2000
 # (per-clip key prefix, name in the table) of what the vocoder is compared with, clip by clip
-BASELINES = (("griffin_lim", "Griffin-Lim 32 it."), ("no_network", "no network"), ("against", "the --against vocoder"))
+AGAINST = "the --against vocoder"
+BASELINES = (("griffin_lim", "Griffin-Lim 32 it."), ("no_network", "no network"), ("against", AGAINST))
 
 
 @dataclass
@@ -86,7 +87,7 @@ def _x_real_time(synthesise, mel: torch.Tensor, repeats: int = 3) -> float:
 def untrained_magnitude_vocoder(vocoder) -> IstftVocoder:
     """The magnitude vocoder's signal processing without its network: an untrained (zero-head)
     copy of ``vocoder`` when it is one, else the "istft-gla-cpu" preset."""
-    if isinstance(vocoder, IstftVocoder) and vocoder.config.phase == "griffin-lim":
+    if is_magnitude_vocoder(vocoder):
         return IstftVocoder(vocoder.config).eval()
     return build_vocoder("istft-gla-cpu").eval()
 
@@ -173,7 +174,7 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
         f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.no_network_mr_stft)} / {number(figures.no_network_mel_l1)} (no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |",
     ]
     if figures.against_mr_stft is not None:
-        lines.append(f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.against_mr_stft)} / {number(figures.against_mel_l1)} (the --against vocoder) |")
+        lines.append(f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.against_mr_stft)} / {number(figures.against_mel_l1)} ({AGAINST}) |")
     lines += [
         f"| vocoder | x real time (10.24 s) | {number(figures.vocoder_x_real_time, 1)} | {number(figures.griffin_lim_x_real_time, 1)} (Griffin-Lim 32 it.) |",
         f"| full chain (audio -> mel -> VAE -> vocoder) | log-mel L1 | {number(figures.chain_mel_l1)} | |",

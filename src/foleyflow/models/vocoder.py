@@ -129,13 +129,18 @@ def vocode(vocoder: Vocoder, mel: torch.Tensor) -> torch.Tensor:
     return vocoder(mel)[..., : mel.shape[1] * HOP]
 
 
+def is_magnitude_vocoder(vocoder: torch.nn.Module | None) -> bool:
+    """True for the magnitude vocoder: an ``IstftVocoder`` that leaves the phase to Griffin-Lim."""
+    return isinstance(vocoder, IstftVocoder) and vocoder.config.phase == "griffin-lim"
+
+
 def vocoder_family(vocoder: Vocoder | None) -> str:
     """A name for messages: "HiFi-GAN", "iSTFT vocoder", or "Griffin-Lim" when there is none."""
     if vocoder is None:
         return "Griffin-Lim"
     if not isinstance(vocoder, IstftVocoder):
         return "HiFi-GAN"
-    return "iSTFT vocoder (Griffin-Lim phase)" if vocoder.config.phase == "griffin-lim" else "iSTFT vocoder"
+    return "iSTFT vocoder (Griffin-Lim phase)" if is_magnitude_vocoder(vocoder) else "iSTFT vocoder"
 
 
 def save_vocoder(vocoder: Vocoder, folder: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log_mel, to_vae_layout
 from foleyflow.errors import InputError
 from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
-from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, load_vocoder, save_vocoder, vocode
+from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, is_magnitude_vocoder, load_vocoder, save_vocoder, vocode
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -315,8 +315,8 @@ class VocoderRecipe:
         if self.options.init_from is None:
             generator = build_vocoder(self.options.preset, **self.options.vocoder_overrides)
         else:
-            generator = load_vocoder(self.options.init_from, **self.options.vocoder_overrides).float()
-        if self.options.through_projection and not self._predicts_magnitude_only(generator):
+            generator = load_vocoder(self.options.init_from, **self.options.vocoder_overrides)  # float32: weights take the module's dtype
+        if self.options.through_projection and not is_magnitude_vocoder(generator):
             raise InputError("through_projection applies to the magnitude vocoder (Griffin-Lim phase) alone")
         modules = {"generator": generator}
         if self.has_discriminator:
@@ -343,10 +343,6 @@ class VocoderRecipe:
         mel = log_mel(audio)
         return mel, vocode(modules["generator"], mel)
 
-    @staticmethod
-    def _predicts_magnitude_only(generator: torch.nn.Module) -> bool:
-        return getattr(generator.config, "phase", "network") == "griffin-lim"
-
     def _magnitude_losses(self, vocoder: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The magnitude vocoder trains on its spectrum alone (Griffin-Lim has no parameters):
         distance to the true STFT magnitude, plus the mel L1 of that magnitude against the input."""
@@ -364,7 +360,7 @@ class VocoderRecipe:
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        if self._predicts_magnitude_only(modules["generator"]):
+        if is_magnitude_vocoder(modules["generator"]):
             if self.has_discriminator:
                 raise InputError('the Griffin-Lim-phase vocoder trains without a discriminator; set "discriminator": "none"')
             return self._magnitude_losses(modules["generator"], batch)
