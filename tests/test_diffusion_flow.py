@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from foleyflow.diffusion.flow import RectifiedFlowPath, flow_matching_loss, flow_times, sample_flow_times
+from foleyflow.diffusion.flow import RectifiedFlowPath, SourceBridgePath, flow_matching_loss, flow_times, sample_flow_times
 from foleyflow.diffusion.guidance import ClassifierFreeGuidance, ConcatSource
 from foleyflow.diffusion.ode import SOLVERS, get_solver, solve_euler, solve_heun, solve_midpoint
 from foleyflow.errors import InputError
@@ -124,3 +124,43 @@ def test_bad_grids_are_input_errors():
         get_solver("rk45")
     with pytest.raises(InputError):
         RectifiedFlowPath(sigma_min=1.0)
+
+
+def test_source_bridge_at_known_inputs():
+    bridge = SourceBridgePath(t_start=0.5, sigma_min=0.0)
+    x0, source, eps = (torch.full((1, 1, 1, 1), v) for v in (2.0, 4.0, 1.0))
+    # x_start = 0.5 * 1 + 0.5 * 4 = 2.5; x_end = 2; at t = 0.75 halfway: 2.25; velocity (2 - 2.5) / 0.5
+    sample = bridge.sample(x0, source, eps, torch.tensor([0.75]))
+    assert sample.x_t.item() == pytest.approx(2.25) and sample.dx_t.item() == pytest.approx(-1.0)
+    assert bridge.times(torch.tensor([0.0, 0.5, 1.0])).tolist() == [0.5, 0.75, 1.0]
+
+
+def test_source_bridge_ends_and_reduces_to_path_1_where_source_is_the_target():
+    path, bridge = RectifiedFlowPath(sigma_min=1e-3), SourceBridgePath(t_start=0.4, sigma_min=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x0, source, eps = (torch.randn(3, 8, 4, 4, generator=g) for _ in range(3))
+    t = torch.tensor([0.4, 0.7, 1.0])
+    sample = bridge.sample(x0, source, eps, t)
+    torch.testing.assert_close(sample.x_t[0], path.edit_start(source, eps, 0.4)[0])  # starts at (4)
+    torch.testing.assert_close(sample.x_t[2], path.x_t(x0, eps, 1.0)[2])  # ends on the target
+    same = bridge.sample(x0, x0, eps, t)
+    torch.testing.assert_close(same.x_t, path.x_t(x0, eps, t))
+    torch.testing.assert_close(same.dx_t, path.dx_t(x0, eps))
+    inner = torch.tensor([0.5, 0.7, 0.9])
+    finite_difference = (bridge.sample(x0, source, eps, inner + 1e-3).x_t - bridge.sample(x0, source, eps, inner - 1e-3).x_t) / 2e-3
+    torch.testing.assert_close(finite_difference, sample.dx_t, rtol=1e-3, atol=1e-3)
+
+
+def test_euler_from_t_start_with_the_bridge_velocity_lands_on_the_target():
+    bridge = SourceBridgePath(t_start=0.5, sigma_min=1e-4)
+    g = torch.Generator().manual_seed(1)
+    x0, source, eps = (torch.randn(2, 8, 3, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    x_start, x_end = bridge.ends(x0, source, eps)
+    velocity = bridge.sample(x0, source, eps, torch.full((2,), 0.5, dtype=torch.float64)).dx_t
+    out = solve_euler(lambda x, t: velocity, x_start, flow_times(7, t_start=0.5, dtype=torch.float64), disable=True)
+    torch.testing.assert_close(out, x_end)
+
+
+def test_source_bridge_rejects_a_start_outside_the_unit_interval():
+    with pytest.raises(InputError):
+        SourceBridgePath(t_start=1.0)

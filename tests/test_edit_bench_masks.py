@@ -56,14 +56,18 @@ def test_mask_rows_come_with_the_oracle_beside_them():
     table = format_table(report)
     oracle_gap = report["tasks"]["remove"]["methods"]["oracle + end"]["gap_closed"]["value"]
     diffedit_line = next(line for line in table.splitlines() if "| remove | 1 | diffedit + end |" in line)
-    assert f"{oracle_gap:.3f}" in diffedit_line.split("|")[6]  # the oracle's gap in its own column
+    assert f"{oracle_gap:.3f}" in diffedit_line.split("|")[7]  # the oracle's gap in its own column
+    # paired against the unedited source, per triplet (one triplet per task here: the plain difference)
+    versus = report["tasks"]["remove"]["methods"]["diffedit + end"]["vs_unedited"]["value"]
+    assert versus == pytest.approx(report["tasks"]["remove"]["methods"]["diffedit + end"]["l1"]["value"] - unedited["l1"]["value"])
+    assert f"{versus:.3f}" in diffedit_line.split("|")[6] and "vs_unedited" not in unedited
     # the edit's reach: the plain recipe may change everything, the unedited source nothing
     methods = report["tasks"]["remove"]["methods"]
     assert (methods["flow t_start=0.01"]["mask_share"], methods["flow t_start=0.01"]["empty_mask_fraction"]) == (1.0, 0.0)
     assert (unedited["mask_share"], unedited["empty_mask_fraction"]) == (0.0, 1.0)
     assert 0.0 < methods["oracle + end"]["mask_share"] < 1.0
     share = methods["diffedit + end"]
-    assert f"{share['mask_share']:.2f} ({100 * share['empty_mask_fraction']:.0f}%)" == diffedit_line.split("|")[7].strip()
+    assert f"{share['mask_share']:.2f} ({100 * share['empty_mask_fraction']:.0f}%)" == diffedit_line.split("|")[8].strip()
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):

@@ -94,7 +94,8 @@ def test_export_writes_an_editor_that_loads_and_edits(tmp_path):
     assert editor.edit(np.zeros(500, np.float32), "Add rain").audio.shape == (500,)
 
 
-@pytest.mark.parametrize("bad", [dict(objective="vpred"), dict(time_sampling="beta"), dict(instruction_dropout=1.0), dict(colour="red")])
+@pytest.mark.parametrize("bad", [dict(objective="vpred"), dict(time_sampling="beta"), dict(instruction_dropout=1.0), dict(colour="red"),
+                                 dict(path="sideways"), dict(path="from-source", objective="ddpm")])
 def test_bad_options_are_input_errors(bad):
     with pytest.raises(InputError):
         EditRecipe(**{**TINY, **bad})
@@ -120,7 +121,7 @@ def test_a_short_run_of_the_shared_trainer_exports_a_working_editor(tmp_path):
     assert result.step == 3 and editor.edit(np.zeros(1024, np.float32), "Add a tone").audio.shape == (1024,)
 
 
-@pytest.mark.parametrize("name", ["edit-cpu-small", "edit-paper"])
+@pytest.mark.parametrize("name", ["edit-cpu-small", "edit-paper", "edit-cpu-small-from-source"])
 def test_shipped_configs_parse(name):
     from pathlib import Path
 
@@ -212,3 +213,41 @@ def test_the_ddpm_baseline_takes_the_region_weighting_too():
     loss, logs = recipe.losses(recipe.build(), _batch(), "main", 0)
     loss.backward()
     assert np.isfinite(logs["loss"]) and logs["mask_bce"] > 0
+
+
+def test_the_from_source_path_trains_on_the_bridge_from_the_editors_start_state():
+    """A zero network's loss is E||v||^2 with v = (x_end - x_start) / (1 - t_start), t_start the editor's."""
+    recipe = EditRecipe(**{**TINY, "editor": {**TINY["editor"], "t_start": 0.5}}, sigma_min=0.0, path="from-source")
+    assert recipe.bridge.t_start == 0.5
+    modules = dict(recipe.build())
+
+    class Zero(torch.nn.Module):
+        def forward(self, sample, t, encoder_hidden_states, encoder_attention_mask=None):
+            assert (t >= 0.5).all()
+            return type("O", (), {"sample": torch.zeros(sample.shape[0], 8, *sample.shape[2:])})()
+
+    modules["unet"] = Zero()
+    batch = _batch()
+    torch.manual_seed(1)
+    loss = recipe.objective_losses(modules, batch, batch["instruction"], crop=False)["loss"]
+    torch.manual_seed(1)
+    x_0, source = modules["codec"].encode(batch["target"]), modules["codec"].encode(batch["source"])
+    eps = torch.randn_like(x_0)
+    velocity = (x_0 - (0.5 * eps + 0.5 * source)) / 0.5
+    assert loss.item() == pytest.approx(torch.mean(velocity**2).item(), rel=1e-5)
+
+
+def test_init_from_fine_tunes_a_trained_editor(tmp_path):
+    trained = EditRecipe(**TINY, mask_head=True)
+    modules = trained.build()
+    trained.export(modules, tmp_path / "model", "# card\n")
+    recipe = EditRecipe(**TINY, mask_head=True, init_from=str(tmp_path / "model"))
+    again = recipe.build()
+    for key, value in again["unet"].state_dict().items():
+        torch.testing.assert_close(value, modules["unet"].state_dict()[key].to(value.dtype), rtol=1e-3, atol=1e-3)
+    assert all(p.dtype == torch.float32 for p in again["unet"].parameters())
+    loss, _ = recipe.losses(again, _batch(), "main", 0)
+    loss.backward()
+    assert all(p.grad is not None for p in again["unet"].parameters())
+    with pytest.raises(InputError):
+        EditRecipe(**TINY, mask_head=False, init_from=str(tmp_path / "model")).build()

@@ -72,6 +72,50 @@ class RectifiedFlowPath:
         return self.x_t(source, eps, t_start)
 
 
+@dataclass(frozen=True)
+class SourceBridgePath:
+    """The straight path from the edit's start state (4) to the target: not in the papers.
+
+    Sampling (4)-(5) starts at t_start on the path from noise to the *source*, but the network
+    of (1)-(3) only ever saw states on the path to the *target*; where the two differ (the edit
+    region) the start state looks as if the target already had the source's sound there, and
+    the network keeps it (issue 9, session 9 diagnostics). This path trains on the states the
+    sampler visits: for t in [t_start, 1]
+
+        x_start = (1 - (1 - sigma_min) t_start) eps + t_start x_T           (equation (4))
+        x_end   = sigma_min eps + x_0                                         (path (1) at t = 1)
+        x_t     = x_start + (t - t_start) / (1 - t_start) (x_end - x_start)
+        dx_t    = (x_end - x_start) / (1 - t_start)
+
+    Where source and target agree, x_t is path (1) exactly, so the unedited region is trained
+    as before; Euler steps (5) from t_start with this velocity end on x_end.
+    """
+
+    t_start: float = 0.5
+    sigma_min: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.t_start < 1.0:
+            raise InputError(f"the bridge's t_start must be in [0, 1), got {self.t_start}")
+        RectifiedFlowPath(self.sigma_min)  # checks sigma_min
+
+    def ends(self, x_0: torch.Tensor, source: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_start, x_end): equation (4) and path (1) at t = 1."""
+        path = RectifiedFlowPath(self.sigma_min)
+        return path.edit_start(source, eps, self.t_start), path.x_t(x_0, eps, 1.0)
+
+    def times(self, u: torch.Tensor) -> torch.Tensor:
+        """Map training times u in [0, 1] (any TimeSampling) onto [t_start, 1]."""
+        return self.t_start + (1.0 - self.t_start) * u
+
+    def sample(self, x_0: torch.Tensor, source: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> FlowSample:
+        """The training pair (x_t, dx_t) at times t (batch,) in [t_start, 1]."""
+        x_start, x_end = self.ends(x_0, source, eps)
+        progress = expand_as((t - self.t_start) / (1.0 - self.t_start), x_0)
+        return FlowSample(x_0=x_0, eps=eps, t=t, x_t=x_start + progress * (x_end - x_start),
+                          dx_t=(x_end - x_start) / (1.0 - self.t_start))
+
+
 def flow_matching_loss(velocity: torch.Tensor, sample: FlowSample, weights: torch.Tensor | None = None) -> torch.Tensor:
     """L_FM = E || v_theta(x_t (+) x_T, t, E_I) - v_target ||^2                                (3)
 

@@ -5,6 +5,8 @@ Per batch of (source, target, instruction) triplets:
     E_I = text encoder(instruction)               (base frozen, LoRA adapters trained jointly)
           instructions are replaced by "" with probability ``instruction_dropout`` (for CFG)
     flow: t ~ U(0, 1) (the paper) or logit-normal; x_t on path (1); loss (3) against (2)
+          ``path: "from-source"``: t in [t_start, 1] on diffusion.flow.SourceBridgePath, the
+          straight path from the sampler's start state (4) to the target (not in the papers)
     ddpm: i ~ U{0..999}; epsilon loss on z_i (+) x_T
 The network always sees its noisy input concatenated with x_T on channels.
 
@@ -13,6 +15,7 @@ Issue 9 additions (localisation and preservation):
                  instruction; trained with BCE against the data set's ground-truth region
                  (pipelines.masks.ground_truth_latent_mask), only on rows that kept their
                  instruction (without it the region is unknowable)
+    init_from    start from a trained editor's UNet and LoRA (a folder, or "default"): fine-tunes
     region loss  ``edit_region_weight`` w: the velocity loss weighs the edit region 1 + w
     crops        ``crop_frames``: train on a latent-time window; convolutions and attention
                  carry over to the full window at inference, and a crop costs proportionally
@@ -33,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from foleyflow.errors import InputError
-from foleyflow.diffusion.flow import RectifiedFlowPath, TimeSampling, flow_matching_loss, sample_flow_times
+from foleyflow.diffusion.flow import RectifiedFlowPath, SourceBridgePath, TimeSampling, flow_matching_loss, sample_flow_times
 from foleyflow.diffusion.objective import DiffusionObjective, sample_indices
 from foleyflow.diffusion.tensors import weighted_mse
 from foleyflow.pipelines.edit_network import UNetNoise, UNetVelocity
@@ -42,6 +45,7 @@ from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, Edi
 from foleyflow.pipelines.editor_io import DEFAULT_TEXT_ENCODER, build_component
 
 TIME_SAMPLINGS = tuple(mode.value for mode in TimeSampling)
+PATHS = ("paper", "from-source")  # path (1) from noise to the target; SourceBridgePath
 
 
 @dataclasses.dataclass
@@ -51,6 +55,8 @@ class EditRecipeOptions:
     objective: str = "flow"
     sigma_min: float = 1e-4
     time_sampling: str = "uniform"
+    path: str = "paper"  # PATHS; "from-source" starts at the editor's t_start (recipe_options.editor)
+    init_from: str | None = None  # an editor folder or "default": fine-tune it (same UNet config)
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     instruction_dropout: float = 0.1
@@ -76,6 +82,10 @@ class EditRecipeOptions:
             raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.time_sampling not in TIME_SAMPLINGS:
             raise InputError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
+        if self.path not in PATHS:
+            raise InputError(f"path must be one of {', '.join(PATHS)}, got {self.path!r}")
+        if self.path == "from-source" and self.objective != "flow":
+            raise InputError("path 'from-source' is a flow-matching path: it needs objective 'flow'")
         if not 0.0 <= self.instruction_dropout < 1.0:
             raise InputError(f"instruction_dropout must be in [0, 1), got {self.instruction_dropout}")
         if not 0.0 <= self.sigma_min < 1.0 or self.logit_normal_std <= 0:
@@ -96,6 +106,8 @@ class EditRecipe:
             raise InputError(f"recipe_options: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         self.options = EditRecipeOptions(**options)
         self.path = RectifiedFlowPath(self.options.sigma_min)
+        # The bridge starts where the exported editor's sampler will start: one number for both.
+        self.bridge = SourceBridgePath(self.editor_t_start(), self.options.sigma_min) if self.options.path == "from-source" else None
         self.diffusion = DiffusionObjective(prediction="epsilon")  # the ddpm baseline only
         self._codec = None
 
@@ -107,10 +119,15 @@ class EditRecipe:
             self._codec.requires_grad_(False)
         return self._codec
 
+    def editor_t_start(self) -> float:
+        return float(self.options.editor.get("t_start", EditorConfig.t_start))
+
     # -- what to build and train ------------------------------------------------------
     def build(self) -> Mapping[str, torch.nn.Module]:
         from diffusers import UNet2DConditionModel
 
+        if self.options.init_from is not None:
+            return self.build_from_editor(self.options.init_from)
         spec = dict(self.options.unet)
         if self.options.mask_head:
             spec["out_channels"] = spec.get("in_channels", 16) // 2 + 1
@@ -118,6 +135,18 @@ class EditRecipe:
         codec = self.codec  # frozen; the same object fills the latent cache
         text_encoder = build_component(self.options.text_encoder, "text encoder")
         return {"unet": unet, "text_encoder": text_encoder, "codec": codec.eval()}
+
+    def build_from_editor(self, name: str) -> Mapping[str, torch.nn.Module]:
+        """A trained editor's UNet and LoRA adapters, to fine-tune; its UNet must be this config's."""
+        from diffusers import UNet2DConditionModel
+
+        editor = Editor.from_pretrained(name)
+        if bool(editor.config.mask_head) != bool(self.options.mask_head):
+            raise InputError(f"init_from {name}: mask_head is {editor.config.mask_head}, the config says {self.options.mask_head}")
+        unet = UNet2DConditionModel.from_config(editor.unet.config)
+        unet.load_state_dict({key: value.float() for key, value in editor.unet.state_dict().items()})
+        text_encoder = editor.text_encoder.float() if isinstance(editor.text_encoder, torch.nn.Module) else editor.text_encoder
+        return {"unet": unet, "text_encoder": text_encoder, "codec": self.codec.eval()}
 
     def optimizer_groups(self) -> Mapping[str, list[str]]:
         return {"main": ["unet", "text_encoder"]}  # only requires_grad parameters: the text encoder's LoRA
@@ -221,12 +250,19 @@ class EditRecipe:
             output, logits = UNetNoise(unet).with_mask_logits(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
             losses = {"loss": self.diffusion.loss(output, noised) if weights is None else weighted_mse(output, noised.target, weights)}
         else:
-            sample = self.path.sample(x_0, eps, self.sample_t(x_0.shape[0]).to(device))
+            sample = self.flow_sample(x_0, x_source, eps)
             velocity, logits = UNetVelocity(unet).with_mask_logits(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
             losses = {"loss": flow_matching_loss(velocity, sample, weights)}
         if logits is not None:
             losses["mask_bce"] = mask_loss(logits, region, [text != NULL_INSTRUCTION for text in instructions])
         return losses
+
+    def flow_sample(self, x_0: torch.Tensor, x_source: torch.Tensor, eps: torch.Tensor):
+        """(x_t, v_target) on path (1), or on the bridge from the start state (4) to the target."""
+        t = self.sample_t(x_0.shape[0]).to(x_0.device)
+        if self.bridge is None:
+            return self.path.sample(x_0, eps, t)
+        return self.bridge.sample(x_0, x_source, eps, self.bridge.times(t))
 
     def sample_t(self, batch: int) -> torch.Tensor:
         """Flow times: uniform (the paper) or logit-normal (more weight mid-path)."""
