@@ -111,3 +111,17 @@ def test_the_installed_entry_point_runs_as_a_process(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == "foleyflow: error: /nonexistent.wav: no such file"
     assert "Traceback" not in done.stderr
+
+
+def test_warnings_are_one_line_on_stderr(cli, monkeypatch):
+    import warnings
+
+    import foleyflow.info as info
+
+    def noisy():
+        warnings.warn("first line\nsecond line", UserWarning)
+        return {"foleyflow": "x", "python": "3", "platform": "p", "device": "cpu", "libraries": {}, "shipped_models": {}}
+
+    monkeypatch.setattr(info, "system_info", noisy)
+    code, out, err = cli("info")
+    assert code == 0 and err.strip() == "foleyflow: warning: first line" and "foleyflow x" in out

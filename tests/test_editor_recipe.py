@@ -1,5 +1,7 @@
 """The edit recipe: which weights learn, instruction dropout, time sampling, both objectives, export."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -251,3 +253,15 @@ def test_init_from_fine_tunes_a_trained_editor(tmp_path):
     assert all(p.grad is not None for p in again["unet"].parameters())
     with pytest.raises(InputError):
         EditRecipe(**TINY, mask_head=False, init_from=str(tmp_path / "model")).build()
+
+
+def test_a_from_source_editor_records_its_t_start_and_warns_off_it(tmp_path):
+    recipe = EditRecipe(**{**TINY, "editor": {**TINY["editor"], "t_start": 0.5}}, path="from-source")
+    recipe.export(recipe.build(), tmp_path / "model", "# card\n")
+    editor = Editor.from_pretrained(tmp_path / "model")
+    assert editor.config.trained_t_start == 0.5 and editor.config.t_start == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        editor.edit(np.zeros(500, np.float32), "Add rain")  # its own t_start: silent
+    with pytest.warns(UserWarning, match="t_start 0.5"):
+        editor.edit(np.zeros(500, np.float32), "Add rain", t_start=0.1)

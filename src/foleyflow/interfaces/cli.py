@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import click
 
@@ -95,6 +96,11 @@ def spectrogram(audio_path: str, output: str, max_seconds: float) -> None:
     click.echo(f"{audio_path}: {mel.shape[0]} frames x {mel.shape[1]} mel bins -> {output}")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors (--debug keeps Python's own format)."""
+    click.echo(f"{PROG}: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"{PROG}: error: {message}", err=True)
     return code
@@ -108,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _one_line_warning
+            cli.main(args=argv, prog_name=PROG, standalone_mode=False)
         return 0
     except click.exceptions.Exit as done:
         return done.exit_code

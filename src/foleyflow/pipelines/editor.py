@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -64,6 +65,9 @@ class EditorConfig:
     mask_smooth: int = 5  # latent frames
     mask_dilate: int = 1
     mask_ramp: int = 3
+    # Set by training on the from-source bridge (diffusion.flow.SourceBridgePath): the only
+    # t_start whose start states the network has seen. None: path (1), any t_start.
+    trained_t_start: float | None = None
     distillation: dict[str, Any] | None = None  # how `foleyflow distill edit` made it (steps, teacher, ...)
 
     def __post_init__(self) -> None:
@@ -222,6 +226,9 @@ class Editor:
         steps, cfg_scale = c.steps if steps is None else steps, c.cfg_scale if cfg_scale is None else cfg_scale
         t_start, solver = c.t_start if t_start is None else t_start, c.solver if solver is None else solver
         check_edit_settings(steps, cfg_scale, t_start, solver)
+        if c.trained_t_start is not None and abs(t_start - c.trained_t_start) > 1e-6:
+            warnings.warn(f"this editor was trained to start at t_start {c.trained_t_start:g}; t_start {t_start:g} is outside "
+                          "what it has seen", stacklevel=2)
         instruction = check_instruction(instruction)
         wanted = set(methods) | ({keep} if isinstance(keep, str) else set())
         for method in wanted:

@@ -277,7 +277,7 @@ class EditRecipe:
     def export(self, modules, folder: Path, card: str) -> Path:
         config = EditorConfig(
             **{**self.options.editor, "objective": self.options.objective, "sigma_min": self.options.sigma_min,
-               "mask_head": self.options.mask_head},
+               "mask_head": self.options.mask_head, "trained_t_start": self.bridge.t_start if self.bridge else None},
             unet=dict(modules["unet"].config),
             text_encoder=self.options.text_encoder,
             codec=self.options.codec,
