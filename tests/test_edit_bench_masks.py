@@ -94,6 +94,6 @@ def test_cli_bench_runs_a_part_and_writes_its_section(cli, monkeypatch, tmp_path
     code, stdout, err = cli("bench", "edit", "--n", "3", "--model", str(folder), "--steps", "1", "--t-starts", "",
                             "--methods", "oracle", "--composite", "end", "--out", str(out))
     assert code == 0, err
-    assert "| add | 1 | oracle + end |" in stdout and "## Editor benchmark (methods oracle; composite end" in out.read_text()
+    assert "| add | 1 | oracle + end |" in stdout and f"## Editor benchmark (model {folder}; methods oracle; composite end" in out.read_text()
     code, _, err = cli("bench", "edit", "--model", str(folder), "--methods", "magic")
     assert code == 2 and "mask must be one of" in err and len(err.strip().splitlines()) == 1

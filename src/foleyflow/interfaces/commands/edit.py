@@ -127,7 +127,8 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
-        part = f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
+        # The model is in the title when it is not the shipped one, so two models keep two sections.
+        part = (f"model {model}; " if model != "default" else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 
