@@ -29,6 +29,25 @@ def _batch(size: int = 2) -> dict:
     return EditRecipe(**TINY).collate(items)
 
 
+def _zero_network_loss(recipe: EditRecipe):
+    """(loss, x_0, x_T, eps, times seen): the recipe's loss for a UNet that outputs zeros, and the
+    latents and noise it drew (same seed), so a test can compute the loss in closed form."""
+    modules, times = dict(recipe.build()), []
+
+    class Zero(torch.nn.Module):
+        def forward(self, sample, t, encoder_hidden_states, encoder_attention_mask=None):
+            times.append(t)
+            return type("O", (), {"sample": torch.zeros(sample.shape[0], 8, *sample.shape[2:])})()
+
+    modules["unet"] = Zero()
+    batch = _batch()
+    torch.manual_seed(1)
+    loss = recipe.objective_losses(modules, batch, batch["instruction"], crop=False)["loss"]
+    torch.manual_seed(1)
+    x_0, source = modules["codec"].encode(batch["target"]), modules["codec"].encode(batch["source"])
+    return loss, x_0, source, torch.randn_like(x_0), times
+
+
 @pytest.mark.parametrize("objective", ["flow", "ddpm"])
 def test_only_the_unet_and_the_lora_adapters_receive_gradients(objective):
     recipe = EditRecipe(**TINY, objective=objective)
@@ -46,20 +65,7 @@ def test_only_the_unet_and_the_lora_adapters_receive_gradients(objective):
 
 def test_flow_loss_is_the_velocity_error_at_the_sampled_point():
     """With a network that outputs zeros, (3) equals E||v_target||^2 = E||x_0 - eps||^2 (sigma_min 0)."""
-    recipe = EditRecipe(**TINY, sigma_min=0.0)
-    modules = dict(recipe.build())
-
-    class Zero(torch.nn.Module):
-        def forward(self, sample, t, encoder_hidden_states, encoder_attention_mask=None):
-            return type("O", (), {"sample": torch.zeros(sample.shape[0], 8, *sample.shape[2:])})()
-
-    modules["unet"] = Zero()
-    batch = _batch()
-    torch.manual_seed(1)
-    loss = recipe.objective_losses(modules, batch, batch["instruction"], crop=False)["loss"]
-    torch.manual_seed(1)
-    x_0 = modules["codec"].encode(batch["target"])
-    eps = torch.randn_like(x_0)
+    loss, x_0, _, eps, _ = _zero_network_loss(EditRecipe(**TINY, sigma_min=0.0))
     assert loss.item() == pytest.approx(torch.mean((x_0 - eps) ** 2).item(), rel=1e-5)
 
 
@@ -221,20 +227,8 @@ def test_the_from_source_path_trains_on_the_bridge_from_the_editors_start_state(
     """A zero network's loss is E||v||^2 with v = (x_end - x_start) / (1 - t_start), t_start the editor's."""
     recipe = EditRecipe(**{**TINY, "editor": {**TINY["editor"], "t_start": 0.5}}, sigma_min=0.0, path="from-source")
     assert recipe.bridge.t_start == 0.5
-    modules = dict(recipe.build())
-
-    class Zero(torch.nn.Module):
-        def forward(self, sample, t, encoder_hidden_states, encoder_attention_mask=None):
-            assert (t >= 0.5).all()
-            return type("O", (), {"sample": torch.zeros(sample.shape[0], 8, *sample.shape[2:])})()
-
-    modules["unet"] = Zero()
-    batch = _batch()
-    torch.manual_seed(1)
-    loss = recipe.objective_losses(modules, batch, batch["instruction"], crop=False)["loss"]
-    torch.manual_seed(1)
-    x_0, source = modules["codec"].encode(batch["target"]), modules["codec"].encode(batch["source"])
-    eps = torch.randn_like(x_0)
+    loss, x_0, source, eps, times = _zero_network_loss(recipe)
+    assert min(float(t.min()) for t in times) >= 0.5
     velocity = (x_0 - (0.5 * eps + 0.5 * source)) / 0.5
     assert loss.item() == pytest.approx(torch.mean(velocity**2).item(), rel=1e-5)
 
