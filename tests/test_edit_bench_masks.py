@@ -5,7 +5,9 @@ import pytest
 from editor_tiny import tiny_editor
 
 from foleyflow.benchmarks import write_section
-from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, run_edit_bench, shifted
+import torch
+
+from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted
 
 
 def _add_item(onset: int = 3200, samples: int = 16000) -> dict:
@@ -68,6 +70,25 @@ def test_mask_rows_come_with_the_oracle_beside_them():
     assert 0.0 < methods["oracle + end"]["mask_share"] < 1.0
     share = methods["diffedit + end"]
     assert f"{share['mask_share']:.2f} ({100 * share['empty_mask_fraction']:.0f}%)" == diffedit_line.split("|")[8].strip()
+    # region move: the unedited source is 1 by definition; every latent row reports one, in its own column
+    assert unedited["region_move"]["value"] == pytest.approx(1.0)
+    moved = methods["oracle + end"]["region_move"]
+    oracle_line = next(line for line in table.splitlines() if "| remove | 1 | oracle + end |" in line)
+    assert moved["value"] > 0 and f"{moved['value']:.3f}" in oracle_line.split("|")[9]
+
+
+def test_region_move_closed_forms():
+    source, target = torch.zeros(1, 2, 4, 3), torch.zeros(1, 2, 4, 3)
+    target[:, :, 1:3] = 2.0  # the edit changes frames 1-2
+    region = torch.tensor([0.0, 1.0, 1.0, 0.0]).view(1, 1, 4, 1)
+    assert region_move(source, source, target, region) == 1.0
+    assert region_move(target, source, target, region) == 0.0
+    assert region_move(0.5 * target, source, target, region) == pytest.approx(0.5)
+    assert region_move(-target, source, target, region) == pytest.approx(2.0)  # the wrong way: further than the source
+    outside = target.clone()
+    outside[:, :, 0] = 9.0  # what happens outside the region does not count
+    assert region_move(outside, source, target, region) == 0.0
+    assert np.isnan(region_move(target, source, source, region))  # no change to measure against
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):

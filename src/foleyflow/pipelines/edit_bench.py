@@ -33,7 +33,7 @@ from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.audio.mel import log_mel
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
-from foleyflow.pipelines.compositing import check_mode, every_step
+from foleyflow.pipelines.compositing import blend, check_mode, every_step
 from foleyflow.pipelines.editor import Editor
 from foleyflow.pipelines.masks import BENCH_METHODS, check_method, finish_mask, full_mask, ground_truth_latent_mask
 
@@ -163,13 +163,24 @@ class ItemScorer:
         identity = _l1(self.identity_mel, self.candidate_mels[best : best + 1])
         return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
 
-    def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
-        """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
+    def truth_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
+        """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``)."""
         span = edit_span_samples(item, self.source, self.target)
         span_windows, _ = windowing.split_windows(span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
-        truth = ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
+        return ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
+
+    def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
+        """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
         options = replace_options(self.editor.config.mask_options(), smooth=1)
-        return finish_mask(truth[:, 0, :, 0], 0.5, options, normalise=False)
+        return finish_mask(self.truth_mask(item)[:, 0, :, 0], 0.5, options, normalise=False)
+
+    def region_move(self, item: Mapping[str, Any], x_edited: torch.Tensor) -> float:
+        """Inside the true edit region, the edited latent's distance to the target latent over the
+        source latent's (``region_move``); NaN for "add" (the onset is free, see the module) or
+        when the edit changes no latent frame."""
+        if item["task"] == "add":
+            return float("nan")
+        return region_move(x_edited, self.x_source, self.x_target, self.truth_mask(item))
 
     def _encode_windows(self, audio: np.ndarray) -> torch.Tensor:
         windows, _ = windowing.split_windows(audio, self.editor.window_samples, self.editor.overlap_samples)
@@ -179,6 +190,21 @@ class ItemScorer:
         _, starts = windowing.split_windows(self.target, self.editor.window_samples, self.editor.overlap_samples)
         decoded = self.editor.codec.decode(latents, self.editor.window_samples).float().numpy()
         return windowing.overlap_add(decoded, starts, self.target.size).astype(np.float32)
+
+
+def region_move(x_edited: torch.Tensor, x_source: torch.Tensor, x_target: torch.Tensor, region: torch.Tensor) -> float:
+    """sum |x_edited - x_target| / sum |x_source - x_target| over ``region`` (broadcast over channels
+    and frequency): 1 = the edit left the region as far from the target as the source is (no edit,
+    or moves that help as much as they hurt), 0 = the target exactly, > 1 = further away.
+
+    Latents, not audio: the codec's error is out of it, so it says whether the *model* edits
+    where the edit is, which the audio rows cannot tell apart from compositing and decoding.
+    """
+    weights = region.expand_as(x_target)
+    reference = float((torch.abs(x_source - x_target) * weights).sum())
+    if reference <= 0:
+        return float("nan")
+    return float((torch.abs(x_edited - x_target) * weights).sum()) / reference
 
 
 def edit_span_samples(item: Mapping[str, Any], source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -246,11 +272,11 @@ def run_edit_bench(
         rows["floor"].append(scorer.floor_l1)
         # Returning the input untouched is the honest "no edit" for methods that keep the
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
-        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0)
-        for name, audio, seconds, nfe, mask_share in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
+        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source))
+        for name, audio, seconds, nfe, mask_share, moved in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
             l1, identity, floor, shift = scorer.score(audio)
             for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
-                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share)):
+                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed)
@@ -292,7 +318,10 @@ class RowPlan:
         return self._forwards["baseline" if name.startswith("ddpm") else "editor"]
 
     def rows(self, item, scorer: ItemScorer, seed: int):
-        """(row name, output audio, seconds, NFE, mask share) for every row of one item."""
+        """(row name, output audio, seconds, NFE, mask share, region move) for every row of one item.
+
+        The region move is measured on the latent the row keeps: the edited latent blended into the
+        source's with the row's mask (``end`` and ``audio`` keep the same region)."""
         source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
         sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
         t_model = self.editor.config.t_start
@@ -302,12 +331,13 @@ class RowPlan:
             main = sample(self.editor, t_start=t_model, methods=estimated)
             if "oracle" in self.masked:
                 main.masks["oracle"] = scorer.oracle_mask(item)
+        moved = lambda run, mask: scorer.region_move(item, blend(run.x_edited, run.x_source, mask))  # noqa: E731
         for t in self.t_starts:
             run = main if t == t_model else sample(self.editor, t_start=t)
-            yield (plain_name(t), *finished(self.editor, run, full_mask(run.x_source), "none"))
-        if self.baseline is not None:
+            yield (plain_name(t), *finished(self.editor, run, full_mask(run.x_source), "none"), moved(run, full_mask(run.x_source)))
+        if self.baseline is not None:  # its own codec's latents: not comparable with the scorer's
             run = sample(self.baseline)
-            yield ("ddpm (same NFE)", *finished(self.baseline, run, full_mask(run.x_source), "none"))
+            yield ("ddpm (same NFE)", *finished(self.baseline, run, full_mask(run.x_source), "none"), float("nan"))
         blended: dict[str, Any] = {}
         for composite in self.composites:
             for method in self.masked:
@@ -317,7 +347,8 @@ class RowPlan:
                     if method not in blended:
                         blended[method] = self._blended_run(sample, method, scorer, item)
                     run = blended[method]
-                yield (f"{method} + {composite}", *finished(self.editor, run, run.masks[method], composite))
+                mask = run.masks[method]
+                yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask))
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item):
@@ -403,6 +434,10 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
             if f"{name}:mask" in rows:  # the edit's reach: mean mask share, and how often it is empty
                 share = rows[f"{name}:mask"]
                 entry["methods"][name] |= {"mask_share": float(np.mean(share)), "empty_mask_fraction": float(np.mean(share < EMPTY_MASK_SHARE))}
+            moved = rows.get(f"{name}:region", np.array([]))
+            moved = moved[np.isfinite(moved)]
+            if moved.size:  # latent distance to the target inside the true region, over the source's (1 = no edit)
+                entry["methods"][name]["region_move"] = mean_ci(moved, resamples, seed).to_dict()
         report["tasks"][task] = entry
     return report
 
@@ -413,20 +448,22 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"steps {report['steps']}{_t_start_clause(report)}; L1 = log-mel L1 to the true target"
         " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
         " vs no edit = the method's L1 minus the unedited source's, per triplet (below 0: better than no edit);"
+        " region move = inside the true edit region, the kept latent's distance to the target latent over the source's"
+        " (1: as far as not editing, below 1: towards the target; not for add, whose onset is free);"
         f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
         "",
-        "| task | n | method | L1 | gap closed [95% CI] | vs no edit [95% CI] | oracle mask, same compositing | mask share (empty) | s / edit | NFE | forward s | overhead |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | n | method | L1 | gap closed [95% CI] | vs no edit [95% CI] | oracle mask, same compositing | mask share (empty) | region move | s / edit | NFE | forward s | overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, entry in report["tasks"].items():
-        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | | | |")
-        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | | | | |")
         for name, row in entry["methods"].items():
             oracle = entry["methods"].get("oracle + " + name.partition(" + ")[2]) if " + " in name else None
             lines.append(
                 f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(row['vs_unedited']) if 'vs_unedited' in row else ''} |"
                 f" {_ci(oracle['gap_closed']) if oracle else ''} |"
-                f" {_share(row)} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
+                f" {_share(row)} | {_ci(row['region_move']) if 'region_move' in row else ''} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
             )
     return "\n".join(lines)
 
