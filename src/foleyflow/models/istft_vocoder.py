@@ -170,8 +170,14 @@ class IstftVocoder(nn.Module):
             phase = phase + frame_phase_advance(phase.shape[1], phase.shape[2], self.config.n_fft, self.config.hop_length).to(phase)
         return torch.polar(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE).exp(), phase)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """log-mel (batch, frames, mels) -> waveform (batch, frames * hop)."""
+    def forward(self, mel: torch.Tensor, output: str = "audio") -> torch.Tensor:
+        """log-mel (batch, frames, mels) -> waveform (batch, frames * hop); ``output`` "magnitude" or
+        "log_magnitude" returns that method's result instead, so that training can reach it
+        through a distributed wrapper's forward (DDP synchronises gradients of forward calls)."""
+        if output != "audio":
+            if output not in ("magnitude", "log_magnitude"):
+                raise ValueError(f"output must be audio, magnitude or log_magnitude, got {output!r}")
+            return getattr(self, output)(mel)
         config = self.config
         length = mel.shape[1] * config.hop_length
         if config.phase == "griffin-lim":

@@ -19,6 +19,12 @@ import torch
 from torch.utils.data import Dataset
 
 
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a distributed wrapper (read attributes such as ``.config`` from this;
+    call the wrapper itself, so that DDP sees the forward pass)."""
+    return getattr(module, "module", module)
+
+
 class Recipe(Protocol):
     name: str
 

@@ -36,7 +36,7 @@ from foleyflow.training.config import TrainConfig, save_train_config
 from foleyflow.training.data import make_loader
 from foleyflow.training.ema import EMA
 from foleyflow.training.metrics import METRICS_NAME
-from foleyflow.training.recipe import Recipe
+from foleyflow.training.recipe import Recipe, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,6 @@ class _Position:
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
-
-
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a distributed wrapper (read attributes such as ``.config`` from this)."""
-    return getattr(module, "module", module)
 
 
 class Trainer:

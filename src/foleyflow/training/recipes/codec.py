@@ -35,6 +35,7 @@ from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log
 from foleyflow.errors import InputError
 from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
 from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, is_magnitude_vocoder, load_vocoder, save_vocoder, vocode
+from foleyflow.training.recipe import unwrap
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -345,22 +346,23 @@ class VocoderRecipe:
 
     def _magnitude_losses(self, vocoder: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The magnitude vocoder trains on its spectrum alone (Griffin-Lim has no parameters):
-        distance to the true STFT magnitude, plus the mel L1 of that magnitude against the input."""
+        distance to the true STFT magnitude, plus the mel L1 of that magnitude against the input.
+        ``vocoder`` may be a distributed wrapper: it is called, never reached into."""
         # The vocoder's STFT is the mel's own (n_fft 1024, hop 160): one STFT gives the target and
         # the input mel; the mel keeps samples // hop of its frames + 1.
         target = magnitude_spectrogram(batch, keep_last_frame=True)
         mel = magnitude_to_log_mel(target[..., :-1, :])
         if self.options.through_projection:
-            magnitude = vocoder.magnitude(mel).transpose(1, 2)  # (batch, frames + 1, bins)
+            magnitude = vocoder(mel, output="magnitude").transpose(1, 2)  # (batch, frames + 1, bins)
         else:
-            magnitude = vocoder.log_magnitude(mel).exp().transpose(1, 2)
+            magnitude = vocoder(mel, output="log_magnitude").exp().transpose(1, 2)
         distance = stft_magnitude_distance(magnitude, target)
         mel_l1 = (magnitude_to_log_mel(magnitude[..., :-1, :]) - mel).abs().mean()
         loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        if is_magnitude_vocoder(modules["generator"]):
+        if is_magnitude_vocoder(unwrap(modules["generator"])):  # under DDP the generator is wrapped
             if self.has_discriminator:
                 raise InputError('the Griffin-Lim-phase vocoder trains without a discriminator; set "discriminator": "none"')
             return self._magnitude_losses(modules["generator"], batch)
