@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+import torch
 from editor_tiny import tiny_editor
 
 from foleyflow.benchmarks import write_section
-import torch
-
 from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted
 
 

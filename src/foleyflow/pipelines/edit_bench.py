@@ -144,6 +144,7 @@ class ItemScorer:
         self.target_mel = _mel(self.target)
         self.identity_l1 = _l1(self.identity_mel, self.target_mel)
         self.floor_l1 = _l1(_mel(self._decode_windows(self.x_target)), self.target_mel)
+        self._truth: torch.Tensor | None = None  # truth_mask's, for this item
         self.aligned = item["task"] == "add" and "event_audio" in item
         if self.aligned:
             self.true_onset = int(item["event_onset"])
@@ -164,10 +165,13 @@ class ItemScorer:
         return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
 
     def truth_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
-        """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``)."""
-        span = edit_span_samples(item, self.source, self.target)
-        span_windows, _ = windowing.split_windows(span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
-        return ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
+        """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``),
+        computed once per item: the oracle and every row's region move ask for it."""
+        if self._truth is None:
+            span = edit_span_samples(item, self.source, self.target)
+            span_windows, _ = windowing.split_windows(span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
+            self._truth = ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
+        return self._truth
 
     def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
         """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
