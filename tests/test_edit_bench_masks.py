@@ -73,7 +73,21 @@ def test_mask_rows_come_with_the_oracle_beside_them():
     assert unedited["region_move"]["value"] == pytest.approx(1.0)
     moved = methods["oracle + end"]["region_move"]
     oracle_line = next(line for line in table.splitlines() if "| remove | 1 | oracle + end |" in line)
-    assert moved["value"] > 0 and f"{moved['value']:.3f}" in oracle_line.split("|")[9]
+    assert moved["value"] > 0 and f"{moved['value']:.3f}" in oracle_line.split("|")[10]
+    # mask IoU: the oracle's is 1 by construction, a mask row's lies in [0, 1], plain and unedited rows have none
+    assert methods["oracle + end"]["mask_iou"]["value"] == pytest.approx(1.0) and f"{1.0:.3f}" in oracle_line.split("|")[9]
+    assert 0.0 <= methods["diffedit + end"]["mask_iou"]["value"] <= 1.0
+    assert "mask_iou" not in methods["flow t_start=0.01"] and "mask_iou" not in unedited
+
+
+def test_mask_iou_closed_forms():
+    from foleyflow.pipelines.edit_bench import mask_iou
+
+    reference = torch.tensor([0.0, 0.5, 1.0, 1.0, 0.25]).view(1, 1, 5, 1)  # frames 1-3 count (>= 0.5)
+    assert mask_iou(reference, reference) == 1.0
+    assert mask_iou(torch.tensor([0.0, 0.0, 0.9, 0.0, 0.0]).view(1, 1, 5, 1), reference) == pytest.approx(1 / 3)
+    assert mask_iou(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0]).view(1, 1, 5, 1), reference) == 0.0
+    assert mask_iou(torch.zeros(1, 1, 5, 1), torch.zeros(1, 1, 5, 1)) == 1.0  # both empty
 
 
 def test_region_move_closed_forms():

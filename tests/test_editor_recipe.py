@@ -129,7 +129,7 @@ def test_a_short_run_of_the_shared_trainer_exports_a_working_editor(tmp_path):
     assert result.step == 3 and editor.edit(np.zeros(1024, np.float32), "Add a tone").audio.shape == (1024,)
 
 
-@pytest.mark.parametrize("name", ["edit-cpu-small", "edit-paper", "edit-cpu-small-from-source", "edit-cpu-small-memorise"])
+@pytest.mark.parametrize("name", ["edit-cpu-small", "edit-paper", "edit-cpu-small-from-source", "edit-cpu-small-memorise", "edit-cpu-small-long"])
 def test_shipped_configs_parse(name):
     from pathlib import Path
 

@@ -186,6 +186,13 @@ class ItemScorer:
             return float("nan")
         return region_move(x_edited, self.x_source, self.x_target, self.truth_mask(item))
 
+    def mask_iou(self, item: Mapping[str, Any], mask: torch.Tensor) -> float:
+        """Frames where ``mask`` >= 0.5 against the same for the oracle mask (shaped alike: dilation and
+        soft edges), intersection over union; NaN for "add", whose onset is the editor's choice."""
+        if item["task"] == "add":
+            return float("nan")
+        return mask_iou(mask, self.oracle_mask(item))
+
     def _encode_windows(self, audio: np.ndarray) -> torch.Tensor:
         windows, _ = windowing.split_windows(audio, self.editor.window_samples, self.editor.overlap_samples)
         return self.editor.codec.encode(torch.from_numpy(windows))
@@ -209,6 +216,13 @@ def region_move(x_edited: torch.Tensor, x_source: torch.Tensor, x_target: torch.
     if reference <= 0:
         return float("nan")
     return float((torch.abs(x_edited - x_target) * weights).sum()) / reference
+
+
+def mask_iou(mask: torch.Tensor, reference: torch.Tensor) -> float:
+    """Intersection over union of the frames where each mask is >= 0.5 (1 when both are empty)."""
+    a, b = mask.flatten() >= 0.5, reference.flatten() >= 0.5
+    union = int((a | b).sum())
+    return float((a & b).sum()) / union if union else 1.0
 
 
 def edit_span_samples(item: Mapping[str, Any], source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -237,7 +251,8 @@ def forward_seconds(editor: Editor, repeats: int = 3) -> float:
 
 def default_methods(editor: Editor) -> list[str]:
     """Every mask method the editor can run, the plain recipe, and the oracle."""
-    return [m for m in BENCH_METHODS if m != "learned" or editor.config.mask_head]
+    runnable = {"learned": editor.config.mask_head, "localiser": editor.localiser is not None}
+    return [m for m in BENCH_METHODS if runnable.get(m, True)]
 
 
 SOURCE_ITSELF = "no edit (the source itself, no codec)"
@@ -276,11 +291,12 @@ def run_edit_bench(
         rows["floor"].append(scorer.floor_l1)
         # Returning the input untouched is the honest "no edit" for methods that keep the
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
-        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source))
-        for name, audio, seconds, nfe, mask_share, moved in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
+        unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
+        for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
             l1, identity, floor, shift = scorer.score(audio)
             for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
-                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved)):
+                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved),
+                               (f"{name}:iou", iou)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed)
@@ -322,10 +338,11 @@ class RowPlan:
         return self._forwards["baseline" if name.startswith("ddpm") else "editor"]
 
     def rows(self, item, scorer: ItemScorer, seed: int):
-        """(row name, output audio, seconds, NFE, mask share, region move) for every row of one item.
+        """(row name, output audio, seconds, NFE, mask share, region move, mask IoU) for every row of one item.
 
         The region move is measured on the latent the row keeps: the edited latent blended into the
-        source's with the row's mask (``end`` and ``audio`` keep the same region)."""
+        source's with the row's mask (``end`` and ``audio`` keep the same region). The mask IoU
+        (``ItemScorer.mask_iou``) is for mask rows only: a plain row's mask is the whole clip."""
         source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
         sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
         t_model = self.editor.config.t_start
@@ -338,10 +355,10 @@ class RowPlan:
         moved = lambda run, mask: scorer.region_move(item, blend(run.x_edited, run.x_source, mask))  # noqa: E731
         for t in self.t_starts:
             run = main if t == t_model else sample(self.editor, t_start=t)
-            yield (plain_name(t), *finished(self.editor, run, full_mask(run.x_source), "none"), moved(run, full_mask(run.x_source)))
+            yield (plain_name(t), *finished(self.editor, run, full_mask(run.x_source), "none"), moved(run, full_mask(run.x_source)), float("nan"))
         if self.baseline is not None:  # its own codec's latents: not comparable with the scorer's
             run = sample(self.baseline)
-            yield ("ddpm (same NFE)", *finished(self.baseline, run, full_mask(run.x_source), "none"), float("nan"))
+            yield ("ddpm (same NFE)", *finished(self.baseline, run, full_mask(run.x_source), "none"), float("nan"), float("nan"))
         blended: dict[str, Any] = {}
         for composite in self.composites:
             for method in self.masked:
@@ -352,7 +369,7 @@ class RowPlan:
                         blended[method] = self._blended_run(sample, method, scorer, item)
                     run = blended[method]
                 mask = run.masks[method]
-                yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask))
+                yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask), scorer.mask_iou(item, mask))
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item):
@@ -442,6 +459,10 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
             moved = moved[np.isfinite(moved)]
             if moved.size:  # latent distance to the target inside the true region, over the source's (1 = no edit)
                 entry["methods"][name]["region_move"] = mean_ci(moved, resamples, seed).to_dict()
+            iou = rows.get(f"{name}:iou", np.array([]))
+            iou = iou[np.isfinite(iou)]
+            if iou.size:  # how well the row's mask finds the true region
+                entry["methods"][name]["mask_iou"] = mean_ci(iou, resamples, seed).to_dict()
         report["tasks"][task] = entry
     return report
 
@@ -454,20 +475,21 @@ def format_table(report: Mapping[str, Any]) -> str:
         " vs no edit = the method's L1 minus the unedited source's, per triplet (below 0: better than no edit);"
         " region move = inside the true edit region, the kept latent's distance to the target latent over the source's"
         " (1: as far as not editing, below 1: towards the target; not for add, whose onset is free);"
+        " mask IoU = frames where the row's mask is >= 0.5 against the oracle mask's, intersection over union (not for add);"
         f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
         "",
-        "| task | n | method | L1 | gap closed [95% CI] | vs no edit [95% CI] | oracle mask, same compositing | mask share (empty) | region move | s / edit | NFE | forward s | overhead |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | n | method | L1 | gap closed [95% CI] | vs no edit [95% CI] | oracle mask, same compositing | mask share (empty) | mask IoU | region move | s / edit | NFE | forward s | overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, entry in report["tasks"].items():
-        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | | | | |")
-        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | identity (source via codec) | {_ci(entry['identity_l1'])} | 0 | | | | | | | | | |")
+        lines.append(f"| {task} | {entry['n']} | floor (target via codec) | {_ci(entry['floor_l1'])} | 1 | | | | | | | | | |")
         for name, row in entry["methods"].items():
             oracle = entry["methods"].get("oracle + " + name.partition(" + ")[2]) if " + " in name else None
             lines.append(
                 f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(row['vs_unedited']) if 'vs_unedited' in row else ''} |"
                 f" {_ci(oracle['gap_closed']) if oracle else ''} |"
-                f" {_share(row)} | {_ci(row['region_move']) if 'region_move' in row else ''} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
+                f" {_share(row)} | {_ci(row['mask_iou']) if 'mask_iou' in row else ''} | {_ci(row['region_move']) if 'region_move' in row else ''} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
             )
     return "\n".join(lines)
 

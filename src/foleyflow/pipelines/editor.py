@@ -57,6 +57,9 @@ class EditorConfig:
     # The UNet has one output channel more than the latent: the logits of the edit mask
     # (pipelines.masks), trained from the data set's ground-truth edit regions.
     mask_head: bool = False
+    # A separate localiser (models.localiser, ``foleyflow train localise``): its LocaliserConfig
+    # as a dict, weights under ``localiser.*``; None: the editor has none.
+    localiser: dict[str, Any] | None = None
     # Localisation defaults (issue 9, docs/editor.md): None picks "learned" + "end" for a
     # mask-head model and the paper's plain recipe ("none" + "none") otherwise.
     mask: str | None = None  # pipelines.masks.METHODS
@@ -78,7 +81,7 @@ class EditorConfig:
             self.mask = "learned" if self.mask_head else "none"
         if self.composite is None:
             self.composite = "none" if self.mask == "none" else "end"
-        check_localisation(self.mask, self.composite, self.mask_head, self.objective)
+        check_localisation(self.mask, self.composite, self.mask_head, self.objective, self.localiser is not None)
         self.mask_options()  # checks the numbers
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
@@ -106,11 +109,13 @@ def check_edit_settings(steps: int, cfg_scale: float, t_start: float, solver: st
         raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
 
-def check_localisation(mask: str, composite: str, mask_head: bool, objective: str) -> None:
+def check_localisation(mask: str, composite: str, mask_head: bool, objective: str, has_localiser: bool = False) -> None:
     check_method(mask)
     check_mode(composite)
     if mask == "learned" and not mask_head:
         raise InputError("mask 'learned' needs a mask-head editor (its config has mask_head: true); try --mask diffedit")
+    if mask == "localiser" and not has_localiser:
+        raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise); try --mask diffedit")
     if every_step(composite) and objective != "flow":
         raise InputError(f"composite {composite!r} follows the rectified-flow path; the {objective} objective supports end and audio")
 
@@ -136,11 +141,15 @@ class EditResult:
 class Editor:
     """``Editor.from_pretrained("default").edit("park.wav", "Add a dog barking")``."""
 
-    def __init__(self, unet: torch.nn.Module, text_encoder, codec, config: EditorConfig) -> None:
+    def __init__(self, unet: torch.nn.Module, text_encoder, codec, config: EditorConfig,
+                 localiser: torch.nn.Module | None = None) -> None:
+        if (localiser is None) != (config.localiser is None):
+            raise InputError("an editor's config names a localiser exactly when it has one")
         self.unet = unet.eval()
         self.text_encoder = text_encoder
         self.codec = codec
         self.config = config
+        self.localiser = localiser.eval() if localiser is not None else None
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -187,7 +196,7 @@ class Editor:
         """
         mask = self.config.mask if mask is None else mask
         composite = self.config.composite if composite is None else composite
-        check_localisation(mask, composite, self.config.mask_head, self.config.objective)
+        check_localisation(mask, composite, self.config.mask_head, self.config.objective, self.localiser is not None)
         samples = audio_samples(audio)
         run = self.sample_clip(
             samples, instruction, steps, cfg_scale, t_start, seed, solver,
@@ -240,7 +249,11 @@ class Editor:
         noise = torch.randn(x_source.shape, generator=torch.Generator().manual_seed(seed))
         run = SampledClip(samples, instruction, starts, x_source)
         run.tokens = token_strings(self.text_encoder, instruction, int(cond[1][0].sum()))
-        evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "diffedit"} else None
+        evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "localiser", "diffedit"} else None
+        if "localiser" in wanted:
+            if self.localiser is None:
+                raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise)")
+            evidence.localised = torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
         recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
         estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731
         keep_mask = (lambda: keep) if isinstance(keep, torch.Tensor) else (lambda: estimate(keep)) if keep else None

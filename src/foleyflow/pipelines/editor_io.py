@@ -2,7 +2,8 @@
 
 config.json is ``EditorConfig``: the UNet's full diffusers config, the text encoder's spec and
 the codec's name. model.safetensors holds ``unet.*`` (every UNet weight) and ``text_encoder.*``
-(only the LoRA adapters: the base text encoder is frozen and comes from its own files).
+(only the LoRA adapters: the base text encoder is frozen and comes from its own files), and
+``localiser.*`` when the editor has a localiser (config key ``localiser``: its LocaliserConfig).
 Components named by ``{"factory": "module:callable", ...arguments}`` are built by calling
 that factory, so a user's own text encoder or codec plugs in without code changes.
 """
@@ -54,6 +55,9 @@ def save_editor(editor, folder: str | os.PathLike, card: str | None = None) -> P
     weights = {f"unet.{key}": value for key, value in editor.unet.state_dict().items()}
     if isinstance(editor.text_encoder, torch.nn.Module):
         weights.update({f"text_encoder.{key}": value for key, value in lora_state_dict(editor.text_encoder).items()})
+    if editor.localiser is not None:
+        config["localiser"] = editor.localiser.config.to_dict()
+        weights.update({f"localiser.{key}": value for key, value in editor.localiser.state_dict().items()})
     return save_model_folder(folder, weights, config, card)
 
 
@@ -72,7 +76,19 @@ def load_editor(name: str | os.PathLike = "default"):
     text_encoder = build_component(config.text_encoder or DEFAULT_TEXT_ENCODER, "text encoder")
     _load_lora(text_encoder, _with_prefix(weights, "text_encoder."), folder)
     codec = build_component(_codec_spec(config.codec, folder), "codec")
-    return Editor(unet, text_encoder, codec, config)
+    return Editor(unet, text_encoder, codec, config, _load_localiser(config.localiser, _with_prefix(weights, "localiser."), folder))
+
+
+def _load_localiser(spec: dict | None, weights: dict[str, torch.Tensor], folder: Path):
+    from foleyflow.models.localiser import EditLocaliser
+
+    if spec is None:
+        check_keys(set(), set(weights), f"{folder} (localiser)")
+        return None
+    localiser = EditLocaliser(spec)
+    check_keys(set(localiser.state_dict()), set(weights), f"{folder} (localiser)")
+    localiser.load_state_dict({key: value.float() for key, value in weights.items()})
+    return localiser
 
 
 def _codec_spec(codec: str | dict, folder: Path):

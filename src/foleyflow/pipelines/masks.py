@@ -48,6 +48,8 @@ def ground_truth_latent_mask(
 #   none       the paper's plain recipe: everything may change (an all-ones mask)
 #   learned    sigmoid of a mask-head editor's extra output channel, averaged over frequency and
 #              over the solver's calls of the conditional branch (no extra network call)
+#   localiser  sigmoid of the editor's separate localiser (models.localiser) on the source latent
+#              and the instruction, one call per window
 #   diffedit   |v(instruction) - v(null instruction)| averaged over channels, frequency and the
 #              solver's calls, from the CFG batch (DiffEdit's idea, on velocities)
 #   attention  cross-attention of the instruction's object tokens over time
@@ -55,7 +57,7 @@ def ground_truth_latent_mask(
 # A score becomes a mask by one shared recipe (``finish_mask``): smooth over time, normalise,
 # threshold, dilate, then soften the edges with a linear ramp outside the region.
 
-METHODS = ("none", "learned", "diffedit", "attention")  # what a user may choose
+METHODS = ("none", "learned", "localiser", "diffedit", "attention")  # what a user may choose
 BENCH_METHODS = METHODS + ("oracle",)
 # Words of the instruction templates (data/language.py) that name the operation, not the sound.
 FUNCTION_WORDS = frozenset(
@@ -83,7 +85,7 @@ class MaskOptions:
 
 
 # learned: a probability; diffedit and attention: scores min-max normalised per window.
-DEFAULT_THRESHOLDS = {"learned": 0.5, "diffedit": 0.5, "attention": 0.5}
+DEFAULT_THRESHOLDS = {"learned": 0.5, "localiser": 0.5, "diffedit": 0.5, "attention": 0.5}
 
 
 def check_method(method: str, allowed: tuple[str, ...] = METHODS) -> str:
@@ -161,6 +163,7 @@ class MaskEvidence:
         self._learned_calls = 0
         self._difference: torch.Tensor | None = None
         self._difference_calls = 0
+        self.localised: torch.Tensor | None = None  # (batch, frames) probability of the editor's localiser
 
     def record(self, out_cond: torch.Tensor, out_uncond: torch.Tensor | None) -> None:
         from foleyflow.pipelines.edit_network import split_mask_channel
@@ -181,6 +184,12 @@ class MaskEvidence:
         if self._learned is None:
             raise InputError("mask 'learned' needs a mask-head editor (its config has mask_head: true)")
         return self._learned / self._learned_calls
+
+    def localiser_score(self) -> torch.Tensor:
+        """(batch, frames) edit probability of the localiser (models.localiser), run once on the source."""
+        if self.localised is None:
+            raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise)")
+        return self.localised
 
     def diffedit_score(self) -> torch.Tensor:
         """(batch, frames) mean |v(instruction) - v(null)|."""
@@ -218,6 +227,8 @@ def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, at
     if method == "learned":
         # A probability needs no normalising, and smoothing would blur a head trained on sharp targets.
         return finish_mask(evidence.learned_score(), threshold, replace(options, smooth=1), normalise=False)
+    if method == "localiser":
+        return finish_mask(evidence.localiser_score(), threshold, replace(options, smooth=1), normalise=False)
     if method == "diffedit":
         return finish_mask(evidence.diffedit_score(), threshold, options, normalise=True)
     if method == "attention":

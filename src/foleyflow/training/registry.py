@@ -19,6 +19,7 @@ RECIPES: dict[str, str] = {
     "toy": "foleyflow.training.recipes.toy:ToyRecipe",
     "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
+    "localise": "foleyflow.training.recipes.localise:LocaliseRecipe",  # the editor's localiser (issue 9)
     "tagger": "foleyflow.evaluation.recipes:TaggerRecipe",  # in-world evaluation backbones
     "clap": "foleyflow.evaluation.recipes:ClapRecipe",
     "distill": "foleyflow.training.recipes.distill:DistillRecipe",

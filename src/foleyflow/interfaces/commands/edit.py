@@ -25,7 +25,7 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--solver", type=click.Choice(["euler", "heun"]), default=None, help="ODE solver (default: the model's).")
 @click.option("--attention-map", type=click.Path(dir_okay=False), default=None, help="PNG of token x time cross-attention.")
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
-@click.option("--mask", "mask_method", default=None, help="Edit mask: learned, diffedit, attention or none (default: the model's).")
+@click.option("--mask", "mask_method", default=None, help="Edit mask: learned, localiser, diffedit, attention or none (default: the model's).")
 @click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
 def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
@@ -100,7 +100,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--baseline", default=None, help="A ddpm-objective editor folder, run at the same NFE.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
-@click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, diffedit, attention, oracle (default: all the model can run).")
+@click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, localiser, diffedit, attention, oracle (default: all the model can run).")
 @click.option("--composite", "composites", default="end,every-step,audio,every-step+audio", show_default=True, help="Comma-separated compositing modes of the mask rows.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")

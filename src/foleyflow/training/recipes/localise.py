@@ -1,0 +1,96 @@
+"""Train an editor's localiser (issue 9; models.localiser): x_T + instruction -> edit region.
+
+The base editor (``recipe_options.editor``, "default" or a folder) is frozen: the localiser reads
+its instruction encoder's token states (LoRA adapters included) and the latents of its codec, so
+the triplets' latent cache that the editor's training filled is reused. Loss: binary cross-entropy
+per latent frame against the data set's ground-truth region (``ground_truth_latent_mask``, the
+same region the mask head trains on). No instruction dropout: without an instruction the region
+is unknowable. The export is the base editor with the localiser added (``mask: localiser`` is
+then selectable; the editor's default mask is unchanged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from foleyflow.models.checkpoint import resolve_model_dir
+from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
+from foleyflow.pipelines.editor import Editor
+from foleyflow.training.config import dataclass_from_dict, expand_path
+from foleyflow.training.recipes.edit import EditRecipe
+
+DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
+
+
+@dataclasses.dataclass
+class LocaliseOptions:
+    editor: str = "default"
+    localiser: dict[str, Any] = dataclasses.field(default_factory=dict)  # LocaliserConfig keys
+    data: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_DATA))
+    train_triplets: int | None = None
+    val_triplets: int | None = None
+    mask_energy_fraction: float = 0.2
+
+
+class LocaliseRecipe(EditRecipe):
+    name = "localise"
+
+    def __init__(self, options: Mapping[str, Any]):
+        from foleyflow.pipelines.editor_io import load_editor
+
+        self.localise = dataclass_from_dict(LocaliseOptions, options, "recipe_options")
+        self.base = load_editor(resolve_model_dir(expand_path(self.localise.editor), "editor"))
+        o, config = self.localise, self.base.config
+        super().__init__({"sigma_min": config.sigma_min, "unet": config.unet, "text_encoder": config.text_encoder, "data": o.data,
+                          "train_triplets": o.train_triplets, "val_triplets": o.val_triplets,
+                          "mask_energy_fraction": o.mask_energy_fraction})
+        self._codec = self.base.codec.eval()  # the cache key is this codec's hash
+        self._codec.requires_grad_(False)
+        # The editor's UNet sees x_t and x_T on channels: the latent has half its input channels.
+        self.localiser_config = LocaliserConfig.from_dict({"latent_channels": config.unet["in_channels"] // 2, **o.localiser})
+
+    def build(self) -> Mapping[str, torch.nn.Module]:
+        text_encoder = self.base.text_encoder
+        if isinstance(text_encoder, torch.nn.Module):
+            text_encoder.requires_grad_(False)
+        return {"localiser": EditLocaliser(self.localiser_config), "text_encoder": text_encoder, "codec": self.codec}
+
+    def optimizer_groups(self) -> Mapping[str, list[str]]:
+        return {"main": ["localiser"]}
+
+    def region_logits(self, modules, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, ground-truth region), both (batch, latent frames)."""
+        localiser = modules["localiser"]
+        device = next(localiser.parameters()).device
+        x_source, _, region = self.training_latents(modules, batch, device, crop=False)
+        with torch.no_grad():
+            states, mask = modules["text_encoder"].encode(batch["instruction"])
+        return localiser(x_source, states, mask), region[:, 0, :, 0]
+
+    def losses(self, modules, batch, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, region = self.region_logits(modules, batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), region)
+        return loss, {"loss": float(loss.detach())}
+
+    def validate(self, modules, batch) -> dict[str, float]:
+        with torch.no_grad():
+            logits, region = self.region_logits(modules, batch)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), region)
+        return {"val_loss": float(loss), "val_iou": float(frame_iou(torch.sigmoid(logits) >= 0.5, region > 0.5).mean())}
+
+    def export(self, modules, folder: Path, card: str) -> Path:
+        localiser = getattr(modules["localiser"], "module", modules["localiser"])
+        config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict())
+        return Editor(self.base.unet, self.base.text_encoder, self.base.codec, config, localiser).save_pretrained(folder, card)
+
+
+def frame_iou(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-row intersection over union of two (batch, frames) boolean masks (1 when both are empty)."""
+    union = (predicted | truth).sum(dim=1)
+    inter = (predicted & truth).sum(dim=1)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float32))

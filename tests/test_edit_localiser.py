@@ -1,0 +1,164 @@
+"""The editor's localiser (models.localiser, recipe ``localise``): it learns where the named sound
+is, travels with the editor's folder, and serves ``mask: localiser``."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from editor_tiny import LATENT_BINS, LATENT_CHANNELS, TEXT_DIM, tiny_editor
+
+from foleyflow.errors import InputError
+from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
+from foleyflow.pipelines.editor import Editor
+from foleyflow.training.recipes.localise import LocaliseRecipe, frame_iou
+
+SMALL = {"text_dim": TEXT_DIM, "stem_channels": 8, "width": 32, "dilations": [1, 2, 1], "film_after": 0, "attend_after": [1], "heads": 4}
+FRAMES, SAMPLES_PER_FRAME = 16, LATENT_CHANNELS * LATENT_BINS
+
+
+class ToneTriplets(torch.utils.data.Dataset):
+    """"Remove the tone": the source is noise with a loud tone in a random run of frames, the target the noise alone."""
+
+    def __init__(self, split: str = "train", count: int = 48) -> None:
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        samples = FRAMES * SAMPLES_PER_FRAME
+        self.items = []
+        for _ in range(count):
+            first, frames = int(rng.integers(0, FRAMES - 4)), int(rng.integers(2, 5))
+            start, length = first * SAMPLES_PER_FRAME, frames * SAMPLES_PER_FRAME
+            noise = 0.05 * rng.standard_normal(samples).astype(np.float32)
+            source = noise.copy()
+            source[start : start + length] += np.sin(np.arange(length) * 0.7).astype(np.float32)
+            # The recipe's region lives on the data set's 1024 mel frames of a 10.24 s window,
+            # pooled to the latent frames: 64 mel frames per latent frame here.
+            region = np.zeros(1024, dtype=bool)
+            region[64 * first : 64 * (first + frames)] = True
+            self.items.append({"source": torch.from_numpy(source), "target": torch.from_numpy(noise), "instruction": "Remove the tone",
+                               "task": "remove", "edit_mask": region})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+def _base(tmp_path):
+    torch.manual_seed(0)
+    tiny_editor(window_seconds=FRAMES * SAMPLES_PER_FRAME / 16000, overlap_seconds=0.0).save_pretrained(tmp_path / "base")
+    return str(tmp_path / "base")
+
+
+def _recipe(tmp_path, **options):
+    return LocaliseRecipe({"editor": _base(tmp_path), "localiser": SMALL, "data": {"factory": "test_edit_localiser:ToneTriplets"}, **options})
+
+
+def test_the_localiser_gives_one_logit_per_latent_frame_and_its_config_round_trips():
+    config = LocaliserConfig.from_dict({**SMALL, "latent_channels": LATENT_CHANNELS, "latent_bins": LATENT_BINS})
+    assert LocaliserConfig.from_dict(config.to_dict()) == config
+    json.dumps(config.to_dict())  # stored in the editor's config.json
+    localiser = EditLocaliser(config)
+    states, mask = torch.randn(3, 5, TEXT_DIM), torch.tensor([[1, 1, 0, 0, 0]] * 3)
+    logits = localiser(torch.randn(3, LATENT_CHANNELS, 11, LATENT_BINS), states, mask)
+    assert logits.shape == (3, 11)
+    # Padding tokens are ignored: changing them changes nothing.
+    states_b = states.clone()
+    states_b[:, 2:] = torch.randn(3, 3, TEXT_DIM)
+    x = torch.randn(1, LATENT_CHANNELS, 11, LATENT_BINS)
+    assert torch.allclose(localiser(x, states[:1], mask[:1]), localiser(x, states_b[:1], mask[:1]), atol=1e-6)
+    with pytest.raises(InputError, match="unknown keys width_typo"):
+        LocaliserConfig.from_dict({"width_typo": 3})
+    with pytest.raises(InputError, match="index"):
+        LocaliserConfig.from_dict({"dilations": [1, 2], "attend_after": [4]})
+
+
+def test_frame_iou():
+    a = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    b = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    assert frame_iou(a, b).tolist() == pytest.approx([1 / 3, 1.0, 0.0])
+
+
+def test_the_recipe_learns_where_the_named_sound_is_and_trains_only_the_localiser(tmp_path):
+    recipe = _recipe(tmp_path)
+    modules = recipe.build()
+    train, val = recipe.dataset("train"), recipe.dataset("val")
+    val_batch = recipe.collate([val[i] for i in range(len(val))])
+    before = recipe.validate(modules, val_batch)
+    params = [p for p in modules["localiser"].parameters()]
+    assert not any(p.requires_grad for p in modules["text_encoder"].parameters())
+    optimiser = torch.optim.Adam(params, lr=3e-3)
+    torch.manual_seed(0)
+    for step in range(120):
+        rows = torch.randint(len(train), (8,)).tolist()
+        loss, figures = recipe.losses(modules, recipe.collate([train[i] for i in rows]), "main", step)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    after = recipe.validate(modules, val_batch)
+    assert set(after) == {"val_loss", "val_iou"}
+    assert after["val_loss"] < 0.5 * before["val_loss"]
+    assert after["val_iou"] > 0.7 > before["val_iou"]
+
+
+def test_the_export_is_the_base_editor_plus_the_localiser_and_serves_mask_localiser(tmp_path):
+    recipe = _recipe(tmp_path)
+    modules = recipe.build()
+    folder = recipe.export(modules, tmp_path / "out", "card")
+    editor = Editor.from_pretrained(folder)
+    base = Editor.from_pretrained(tmp_path / "base")
+    assert editor.config.localiser == recipe.localiser_config.to_dict() and base.config.localiser is None
+    assert editor.config.mask == base.config.mask  # the default mask is not changed by adding a localiser
+    for (name, a), (_, b) in zip(editor.unet.state_dict().items(), base.unet.state_dict().items()):
+        assert torch.equal(a, b), name
+    audio = ToneTriplets("val")[0]["source"].numpy()
+    result = editor.edit(audio, "Remove the tone", mask="localiser", composite="end")
+    assert result.mask_method == "localiser" and result.mask.shape == (FRAMES,)
+    # The mask is the localiser's own probability on the source, thresholded at its default 0.5 and finished.
+    x_source = editor.codec.encode(torch.from_numpy(audio)[None])
+    (states, token_mask), _ = editor.encode_instruction("Remove the tone", 1)
+    with torch.no_grad():
+        probability = torch.sigmoid(editor.localiser(x_source, states, token_mask))[0]
+    core = (probability >= 0.5).numpy()
+    assert np.all(result.mask[core] == 1.0)
+    with pytest.raises(InputError, match="needs an editor with a localiser"):
+        base.edit(audio, "Remove the tone", mask="localiser")
+
+
+def test_a_folder_whose_localiser_weights_do_not_match_its_config_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    recipe = _recipe(tmp_path)
+    folder = recipe.export(recipe.build(), tmp_path / "out", "card")
+    weights = load_file(folder / "model.safetensors")
+    dropped = next(key for key in weights if key.startswith("localiser."))
+    save_file({k: v for k, v in weights.items() if k != dropped}, folder / "model.safetensors")
+    with pytest.raises(InputError, match="localiser.*missing 1 keys"):
+        Editor.from_pretrained(folder)
+    # Weights without a config entry are refused as well.
+    config = json.loads((folder / "config.json").read_text())
+    config["localiser"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="unexpected"):
+        Editor.from_pretrained(folder)
+
+
+def test_train_localise_from_the_command_line(tmp_path, cli):
+    config = tmp_path / "localise.json"
+    config.write_text(json.dumps({"recipe": "localise", "recipe_options": {"editor": _base(tmp_path), "localiser": SMALL,
+                                  "data": {"factory": "test_edit_localiser:ToneTriplets"}},
+                                  "max_steps": 2, "batch_size": 4, "val_every": 2, "val_batches": 1, "checkpoint_every": 2, "log_every": 1}))
+    code, out, err = cli("train", "localise", "--config", str(config), "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    editor = Editor.from_pretrained(tmp_path / "run" / "model")
+    assert editor.localiser is not None and "val_iou" in out
+
+
+def test_the_shipped_localiser_config_parses_and_fits_the_default_editor():
+    from pathlib import Path
+
+    from foleyflow.training.config import load_train_config
+
+    config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "localiser-cpu.json")
+    recipe = LocaliseRecipe(config.recipe_options)
+    assert config.recipe == "localise" and recipe.localiser_config.latent_channels == 8 and recipe.localiser_config.text_dim == 384
