@@ -162,3 +162,15 @@ def test_the_shipped_localiser_config_parses_and_fits_the_default_editor():
     config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "localiser-cpu.json")
     recipe = LocaliseRecipe(config.recipe_options)
     assert config.recipe == "localise" and recipe.localiser_config.latent_channels == 8 and recipe.localiser_config.text_dim == 384
+
+
+def test_a_distilled_student_keeps_its_teachers_localiser(tmp_path):
+    from foleyflow.training.recipes.distill_edit import EditDistillRecipe
+
+    recipe = _recipe(tmp_path)
+    teacher = recipe.export(recipe.build(), tmp_path / "teacher", "card")
+    distill = EditDistillRecipe({"teacher": str(teacher), "data": {"factory": "test_edit_localiser:ToneTriplets"}})
+    student = Editor.from_pretrained(distill.export(distill.build(), tmp_path / "student", "card"))
+    assert student.config.localiser == recipe.localiser_config.to_dict()
+    for (name, a), (_, b) in zip(student.localiser.state_dict().items(), Editor.from_pretrained(teacher).localiser.state_dict().items()):
+        assert torch.equal(a, b), name
