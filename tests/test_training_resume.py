@@ -119,3 +119,26 @@ def test_the_run_wall_time_adds_up_over_resumed_sessions(tmp_path):
     assert result.resumed_from == 4 and 0 < first < total
     card = (result.model_dir / "MODEL_CARD.md").read_text()
     assert "over all sessions of the run" in card
+
+
+def test_export_writes_a_checkpoints_model_without_training(tmp_path, cli):
+    """`foleyflow train export RUN --step N`: the model training would have exported at step N (EMA)."""
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "run"
+    train_in_process(toy_config(run_dir, max_steps=8, checkpoint_every=4, keep_checkpoints=2))
+    final = load_file(str(run_dir / "model" / "model.safetensors"))
+    code, out, err = cli("train", "export", str(run_dir), "--step", "8", "--out", str(tmp_path / "at8"))
+    assert code == 0, err
+    assert "checkpoint 8" in out
+    at8 = load_file(str(tmp_path / "at8" / "model.safetensors"))
+    assert at8.keys() == final.keys() and all(torch.equal(at8[k], final[k]) for k in final)  # the same EMA weights
+    code, _, err = cli("train", "export", str(run_dir), "--step", "4", "--out", str(tmp_path / "at4"))
+    assert code == 0, err
+    at4 = load_file(str(tmp_path / "at4" / "model.safetensors"))
+    assert any(not torch.equal(at4[k], final[k]) for k in final)  # an earlier step: other weights
+    assert "checkpoint step-00000004" in (tmp_path / "at4" / "MODEL_CARD.md").read_text()
+    assert len(list((run_dir / "checkpoints").iterdir())) == 2  # nothing trained, nothing checkpointed
+    code, _, err = cli("train", "export", str(run_dir), "--step", "3", "--out", str(tmp_path / "at3"))
+    assert code != 0 and "no complete checkpoint for step 3 (kept: step-00000004, step-00000008)" in err
+    assert not (tmp_path / "at3").exists()

@@ -176,6 +176,20 @@ class Trainer:
             self._writer.close()
         return TrainResult(self.run_dir, model_dir, self.position.step, resumed_from, self.val_history, time.perf_counter() - started)
 
+    def export_checkpoint(self, step: int | None, folder: str | Path) -> Path | None:
+        """Export the model of the run's checkpoint ``step`` (None: the latest) to ``folder``, as
+        training would at that step (EMA weights when the run keeps them), without training.
+        Why: a run stopped early, or an earlier step measured better, without a resume hack."""
+        root = ckpt.checkpoint_root(self.run_dir)
+        source = ckpt.latest_checkpoint(self.run_dir) if step is None else root / ckpt.checkpoint_name(step)
+        if source is None or not (source / ckpt.STATE_NAME).is_file():
+            kept = sorted(p.name for p in root.iterdir() if p.name.startswith("step-")) if root.is_dir() else []
+            raise InputError(f"{self.run_dir}: no complete checkpoint {'' if step is None else f'for step {step} '}(kept: {', '.join(kept) or 'none'})")
+        self._started = time.perf_counter()
+        self._build()
+        self.load_checkpoint(source)
+        return self._export(Path(folder), note=f"exported from checkpoint {source.name}")
+
     def train_step(self, micro_batches: list[Any]) -> dict[str, float]:
         figures: dict[str, float] = {}
         for group in self.groups:

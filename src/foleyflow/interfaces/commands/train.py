@@ -55,6 +55,26 @@ for _name in RECIPES:
     _add_command(_name)
 
 
+@train.command(name="export")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True))
+@click.option("--step", type=click.IntRange(min=0), default=None, help="Checkpoint step (default: the latest kept).")
+@click.option("--out", "output", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+def export(run_dir: str, step: int | None, output: str) -> None:
+    """Export the model of a run's checkpoint (EMA weights when the run keeps them) without training."""
+    from pathlib import Path
+
+    from foleyflow.training.config import load_train_config
+    from foleyflow.training.registry import build_recipe
+    from foleyflow.training.trainer import Trainer
+
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no config.json)")
+    config = load_train_config(config_path)
+    folder = Trainer(config, build_recipe(config.recipe, config.recipe_options), run_dir=run_dir).export_checkpoint(step, output)
+    click.echo(f"{config.recipe}: checkpoint {'latest' if step is None else step} -> {folder}")
+
+
 @train.command(name="curve")
 @click.argument("run_dir", metavar="RUN")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
