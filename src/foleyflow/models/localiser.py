@@ -12,8 +12,8 @@ region is 0.15-0.19 for remove and 0.13-0.18 for replace; a localiser of this sh
 0.41 / 0.28 after 500 steps. It runs once per window, not once per solver step.
 
 Layout: a 2-D convolutional stem over (frames, latent bins), the bins folded into channels,
-then a stack of dilated residual 1-D convolutions over time (receptive field about 5 s with the
-default dilations), conditioned on the instruction twice: a FiLM from the mean token state
+then a stack of dilated residual 1-D convolutions over time (receptive field 69 latent frames,
+about 2.8 s, with the default dilations), conditioned on the instruction twice: a FiLM from the mean token state
 and cross-attention from frames to tokens. Written by hand: diffusers and transformers have no
 text-conditioned 1-D sequence labeller of this size.
 """
