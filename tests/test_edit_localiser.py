@@ -1,6 +1,7 @@
 """The editor's localiser (models.localiser, recipe ``localise``): it learns where the named sound
 is, travels with the editor's folder, and serves ``mask: localiser``."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,8 @@ from editor_tiny import LATENT_BINS, LATENT_CHANNELS, TEXT_DIM, tiny_editor
 from foleyflow.errors import InputError
 from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
 from foleyflow.pipelines.editor import Editor
-from foleyflow.training.recipes.localise import LocaliseRecipe, frame_iou
+from foleyflow.pipelines.masks import finish_mask, frame_iou
+from foleyflow.training.recipes.localise import LocaliseRecipe
 
 SMALL = {"text_dim": TEXT_DIM, "stem_channels": 8, "width": 32, "dilations": [1, 2, 1], "film_after": 0, "attend_after": [1], "heads": 4}
 FRAMES, SAMPLES_PER_FRAME = 16, LATENT_CHANNELS * LATENT_BINS
@@ -121,6 +123,9 @@ def test_the_export_is_the_base_editor_plus_the_localiser_and_serves_mask_locali
         probability = torch.sigmoid(editor.localiser(x_source, states, token_mask))[0]
     core = (probability >= 0.5).numpy()
     assert np.all(result.mask[core] == 1.0)
+    options = dataclasses.replace(editor.config.mask_options(), smooth=1)
+    expected = finish_mask(probability[None], editor.config.mask_options().threshold or 0.5, options, normalise=False)
+    assert np.allclose(result.mask, expected.flatten().numpy(), atol=1e-6)
     with pytest.raises(InputError, match="needs an editor with a localiser"):
         base.edit(audio, "Remove the tone", mask="localiser")
 

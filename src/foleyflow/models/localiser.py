@@ -4,12 +4,12 @@ A small network beside the editor's UNet: it reads the source latent x_T and the
 token states and gives one logit per latent frame, trained with BCE against the data set's
 ground-truth edit regions (``foleyflow train localise``). The user still gives no mask.
 
-Why not the UNet's own mask channel (``mask_head``): that channel also sees the noisy latent
-x_t, and on path (1) at large t the edit region is plainly visible as |x_t - x_T|, so training
-lets it read the answer off its input; at sampling x_t is the model's own trajectory and the
-shortcut is gone. Measured (session 11, val split): the mask channel's frame IoU with the true
-region is 0.15-0.19 for remove and 0.13-0.18 for replace; a localiser of this shape reached
-0.41 / 0.28 after 500 steps. It runs once per window, not once per solver step.
+Why not the UNet's own mask channel (``mask_head``): it does not find the region (held out, the
+shipped editor: mask IoU 0.03 for remove and replace; BENCHMARKS.md "Editor benchmark, session
+11"), while this network does (0.55 / 0.25). A likely reason, not measured: the channel also sees
+the noisy latent x_t, and on path (1) at large t the edit region shows as |x_t - x_T| in training,
+a clue that sampling, where x_t is the model's own trajectory, never gives. It runs once per
+window, not once per solver step.
 
 Layout: a 2-D convolutional stem over (frames, latent bins), the bins folded into channels,
 then a stack of dilated residual 1-D convolutions over time (receptive field 69 latent frames,

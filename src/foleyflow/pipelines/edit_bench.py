@@ -35,7 +35,7 @@ from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.pipelines.compositing import blend, check_mode, every_step
 from foleyflow.pipelines.editor import Editor
-from foleyflow.pipelines.masks import BENCH_METHODS, check_method, finish_mask, full_mask, ground_truth_latent_mask
+from foleyflow.pipelines.masks import BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
 MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio")
@@ -220,9 +220,7 @@ def region_move(x_edited: torch.Tensor, x_source: torch.Tensor, x_target: torch.
 
 def mask_iou(mask: torch.Tensor, reference: torch.Tensor) -> float:
     """Intersection over union of the frames where each mask is >= 0.5 (1 when both are empty)."""
-    a, b = mask.flatten() >= 0.5, reference.flatten() >= 0.5
-    union = int((a | b).sum())
-    return float((a & b).sum()) / union if union else 1.0
+    return float(frame_iou(mask.flatten()[None] >= 0.5, reference.flatten()[None] >= 0.5)[0])
 
 
 def edit_span_samples(item: Mapping[str, Any], source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -238,6 +238,14 @@ def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, at
     raise InputError(f"mask must be one of {', '.join(METHODS)}, got {method!r}")
 
 
+def frame_iou(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-row intersection over union of two (batch, frames) boolean masks (1 when both are empty):
+    the localiser's validation figure and the benchmark's mask IoU."""
+    union = (predicted | truth).sum(dim=1)
+    inter = (predicted & truth).sum(dim=1)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float32))
+
+
 def frames_to_samples(frame_mask: np.ndarray, samples_per_frame: int, total: int) -> np.ndarray:
     """(frames,) per-latent-frame mask -> (total,) per-sample mask, linear between frame centres."""
     frame_mask = np.asarray(frame_mask, dtype=np.float64).reshape(-1)

@@ -45,13 +45,18 @@ def partial_dir(run_dir: Path, step: int) -> Path:
     return checkpoint_root(run_dir) / f".{checkpoint_name(step)}.partial"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step, or None (partial folders are ignored)."""
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's complete checkpoints, oldest first (partial folders are ignored)."""
     root = checkpoint_root(run_dir)
     if not root.is_dir():
-        return None
-    complete = [folder for folder in root.iterdir() if _STEP_DIR.match(folder.name) and (folder / STATE_NAME).is_file()]
-    return max(complete, key=lambda folder: folder.name, default=None)
+        return []
+    return sorted(folder for folder in root.iterdir() if _STEP_DIR.match(folder.name) and (folder / STATE_NAME).is_file())
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step, or None."""
+    complete = complete_checkpoints(run_dir)
+    return complete[-1] if complete else None
 
 
 def begin_checkpoint(run_dir: Path, step: int) -> Path:

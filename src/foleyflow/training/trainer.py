@@ -180,11 +180,12 @@ class Trainer:
         """Export the model of the run's checkpoint ``step`` (None: the latest) to ``folder``, as
         training would at that step (EMA weights when the run keeps them), without training.
         Why: a run stopped early, or an earlier step measured better, without a resume hack."""
-        root = ckpt.checkpoint_root(self.run_dir)
-        source = ckpt.latest_checkpoint(self.run_dir) if step is None else root / ckpt.checkpoint_name(step)
-        if source is None or not (source / ckpt.STATE_NAME).is_file():
-            kept = sorted(p.name for p in root.iterdir() if p.name.startswith("step-")) if root.is_dir() else []
-            raise InputError(f"{self.run_dir}: no complete checkpoint {'' if step is None else f'for step {step} '}(kept: {', '.join(kept) or 'none'})")
+        kept = ckpt.complete_checkpoints(self.run_dir)
+        wanted = [f for f in kept if step is None or f.name == ckpt.checkpoint_name(step)]
+        if not wanted:
+            names = ", ".join(f.name for f in kept) or "none"
+            raise InputError(f"{self.run_dir}: no complete checkpoint {'' if step is None else f'for step {step} '}(kept: {names})")
+        source = wanted[-1]
         self._started = time.perf_counter()
         self._build()
         self.load_checkpoint(source)

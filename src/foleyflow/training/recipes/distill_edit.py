@@ -42,9 +42,8 @@ from foleyflow.pipelines.edit_network import UNetVelocity, branch_kwargs
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, Editor
 from foleyflow.training.config import dataclass_from_dict, expand_path
 from foleyflow.training.recipes.distill import DEFAULT_CONFIG as GENERATOR_CONFIG, round_record
-from foleyflow.training.recipes.edit import EditRecipe
+from foleyflow.training.recipes.edit import DEFAULT_DATA, EditRecipe
 
-DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
 # `foleyflow distill edit` without --config: the generator rounds' trainer settings, the triplet
 # set `foleyflow data build` wrote, and the edit recipe's batch size (the codec runs per batch).
 DEFAULT_CONFIG: dict[str, Any] = {**GENERATOR_CONFIG, "recipe": "distill-edit", "recipe_options": {"data": dict(DEFAULT_DATA)}, "batch_size": 8}

@@ -45,6 +45,7 @@ from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, Edi
 from foleyflow.pipelines.editor_io import DEFAULT_TEXT_ENCODER, build_component
 
 TIME_SAMPLINGS = tuple(mode.value for mode in TimeSampling)
+DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}  # the triplet set `foleyflow data build` wrote
 PATHS = ("paper", "from-source")  # path (1) from noise to the target; SourceBridgePath
 
 

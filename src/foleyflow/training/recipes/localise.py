@@ -21,10 +21,9 @@ import torch.nn.functional as F
 from foleyflow.models.checkpoint import resolve_model_dir
 from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
 from foleyflow.pipelines.editor import Editor
+from foleyflow.pipelines.masks import frame_iou
 from foleyflow.training.config import dataclass_from_dict, expand_path
-from foleyflow.training.recipes.edit import EditRecipe
-
-DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}
+from foleyflow.training.recipes.edit import DEFAULT_DATA, EditRecipe
 
 
 @dataclasses.dataclass
@@ -87,10 +86,3 @@ class LocaliseRecipe(EditRecipe):
         localiser = getattr(modules["localiser"], "module", modules["localiser"])
         config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict())
         return Editor(self.base.unet, self.base.text_encoder, self.base.codec, config, localiser).save_pretrained(folder, card)
-
-
-def frame_iou(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per-row intersection over union of two (batch, frames) boolean masks (1 when both are empty)."""
-    union = (predicted | truth).sum(dim=1)
-    inter = (predicted & truth).sum(dim=1)
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float32))
