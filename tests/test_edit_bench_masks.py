@@ -6,6 +6,7 @@ import torch
 from editor_tiny import tiny_editor
 
 from foleyflow.benchmarks import write_section
+from foleyflow.errors import InputError
 from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted
 
 
@@ -80,6 +81,28 @@ def test_mask_rows_come_with_the_oracle_beside_them():
     assert "mask_iou" not in methods["flow t_start=0.01"] and "mask_iou" not in unedited
 
 
+def test_ceiling_rows_put_the_true_target_inside_each_mask():
+    """With the exact tiny codec, the oracle mask and the target's latent reproduce the target:
+    the ceiling is far below no edit, while the UNet's own row (2 untrained steps) is not."""
+    rng = np.random.default_rng(2)
+    source = (0.1 * rng.standard_normal(4096)).astype(np.float32)
+    target = source.copy()
+    target[1500:2500] *= 0.05
+    items = [{"task": "remove", "source": source, "target": target, "instruction": "remove the hiss", "edit_spans": [[1500, 2500]]}]
+    report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(), resamples=10, methods=("oracle",), composites=("end", "audio"), ceiling=True)
+    methods = report["tasks"]["remove"]["methods"]
+    assert list(methods) == [SOURCE_ITSELF, "oracle + end", "oracle + audio", "oracle + end, target latent (ceiling)", "oracle + audio, target latent (ceiling)"]
+    unedited = methods[SOURCE_ITSELF]["l1"]["value"]
+    for composite in ("end", "audio"):
+        ceiling = methods[f"oracle + {composite}, target latent (ceiling)"]
+        assert ceiling["l1"]["value"] < 0.2 * unedited and ceiling["nfe"] == 0
+        assert ceiling["region_move"]["value"] == pytest.approx(0.0, abs=1e-6)  # the kept latent is the target's inside the region
+        assert ceiling["l1"]["value"] < methods[f"oracle + {composite}"]["l1"]["value"]
+    table = format_table(report)
+    assert "| remove | 1 | oracle + audio, target latent (ceiling) |" in table
+    with pytest.raises(InputError, match="ceiling rows need"):
+        run_edit_bench(tiny_editor(steps=2), items, t_starts=(), methods=("oracle",), composites=("every-step",), ceiling=True)
+
 def test_mask_iou_closed_forms():
     from foleyflow.pipelines.edit_bench import mask_iou
 
@@ -129,5 +152,11 @@ def test_cli_bench_runs_a_part_and_writes_its_section(cli, monkeypatch, tmp_path
                             "--methods", "oracle", "--composite", "end", "--out", str(out))
     assert code == 0, err
     assert "| add | 1 | oracle + end |" in stdout and f"## Editor benchmark (model {folder}; methods oracle; composite end" in out.read_text()
+    code, stdout, err = cli("bench", "edit", "--n", "3", "--model", str(folder), "--steps", "1", "--t-starts", "",
+                            "--methods", "oracle", "--composite", "end", "--ceiling", "--out", str(out))
+    assert code == 0, err
+    assert "| remove | 1 | oracle + end, target latent (ceiling) |" in stdout and "composite end; t_starts none; n 3; ceiling)" in out.read_text()
     code, _, err = cli("bench", "edit", "--model", str(folder), "--methods", "magic")
     assert code == 2 and "mask must be one of" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("bench", "edit", "--model", str(folder), "--n", "3", "--methods", "oracle", "--composite", "every-step", "--ceiling")
+    assert code == 2 and "ceiling rows need" in err and len(err.strip().splitlines()) == 1

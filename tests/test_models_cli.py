@@ -80,6 +80,19 @@ def test_bench_codec_compares_a_second_vocoder_clip_by_clip(tmp_path, codec_fold
     assert main([*args, "--against", str(tmp_path / "missing")]) == 2
 
 
+def test_bench_codec_compares_a_second_vae_clip_by_clip(tmp_path, codec_folder, clip):
+    out = tmp_path / "rows.md"
+    args = ["bench", "codec", "--model", str(codec_folder), "--audio-folder", str(clip.parent), "--out", str(out)]
+    assert main([*args, "--against-vae", str(codec_folder / "vae")]) == 0
+    lines = out.read_text().splitlines()
+    own = next(line for line in lines if line.startswith("| VAE round trip | log-mel L1 |"))
+    theirs = next(line for line in lines if line.endswith("(the --against-vae VAE) |") and line.startswith("| VAE round trip"))
+    assert own.split("|")[3].strip() == theirs.split("|")[4].strip().split(" ")[0]  # the same VAE scores the same
+    assert "| the --against-vae VAE | VAE round trip log-mel L1 | 0.000 [0.000, 0.000] | 0% |" in lines
+    assert "| the --against-vae VAE | full chain log-mel L1 | 0.000 [0.000, 0.000] | 0% |" in lines
+    assert any(line.startswith("| 4x avg-pool + nearest | VAE round trip log-mel L1 |") for line in lines)
+    assert main([*args, "--against-vae", str(tmp_path / "missing")]) == 2
+
 def test_train_vae_config_mismatch_is_exit_2(tmp_path):
     config = tmp_path / "c.json"
     config.write_text('{"recipe": "vocoder"}')

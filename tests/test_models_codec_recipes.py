@@ -124,6 +124,35 @@ def test_decoder_bias_starts_at_the_requested_level():
     assert torch.all(VaeRecipe({"vae_overrides": TINY_VAE}).build()["vae"].decoder.conv_out.bias.abs() < 1)
 
 
+def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path, audio_folder):
+    """train "decoder": the encoder, quant_conv and scaling factor stay bit-for-bit; the decoder learns."""
+    source = VaeRecipe({"audio_folder": str(audio_folder), "vae_overrides": TINY_VAE, "segment_frames": 16, "items_per_epoch": 8, "scale_batches": 2})
+    start, _ = run_steps(source, 3, lr=1e-2)
+    source.export(start, tmp_path / "start", "# card\n")
+    before = load_vae(tmp_path / "start")
+    recipe = VaeRecipe({"audio_folder": str(audio_folder), "init_from": str(tmp_path / "start"), "train": "decoder", "segment_frames": 16, "items_per_epoch": 8})
+    modules, history = run_steps(recipe, 15, lr=1e-2)
+    assert history[-1][2]["l1"] < 0.8 * history[0][2]["l1"]
+    recipe.export(modules, tmp_path / "tuned", "# card\n")
+    after = load_vae(tmp_path / "tuned")
+    assert after.config.scaling_factor == before.config.scaling_factor
+    old, new = before.state_dict(), after.state_dict()
+    for name in old:
+        if name.startswith(("encoder.", "quant_conv.")):
+            torch.testing.assert_close(new[name], old[name], rtol=0, atol=0)
+    assert any(not torch.equal(new[name], old[name]) for name in old if name.startswith("decoder."))
+    assert "unchanged" in (tmp_path / "tuned" / "MODEL_CARD.md").read_text()
+
+
+def test_decoder_fine_tuning_options_are_checked(tmp_path):
+    with pytest.raises(InputError, match="needs init_from"):
+        VaeRecipe({"train": "decoder"})
+    with pytest.raises(InputError, match="'all' or 'decoder'"):
+        VaeRecipe({"train": "encoder", "init_from": "default"})
+    with pytest.raises(InputError, match="drop vae_overrides"):
+        VaeRecipe({"init_from": "default", "vae_overrides": TINY_VAE})
+
+
 TINY_ISTFT = {"dim": 16, "intermediate_dim": 32, "num_layers": 2}
 
 def test_the_recipe_without_a_discriminator_trains_the_generator_alone(tmp_path, audio_folder):

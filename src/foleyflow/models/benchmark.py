@@ -12,13 +12,17 @@
     paired gaps         the vocoder minus each baseline (and minus a second vocoder given as
                         ``against``, e.g. the shipped one when judging a candidate), per clip:
                         mean difference with a paired bootstrap 95% interval, and the share of
-                        clips on which the vocoder is closer.
+                        clips on which the vocoder is closer. The same for the VAE: minus the
+                        pooling baseline, and, given ``against_vae`` (a second VAE, e.g. the
+                        shipped one when judging a fine-tuned decoder), its round trip and full
+                        chain (same vocoder) minus that VAE's.
 Clips keep their own length (cropped at 10.24 s, mel padded to a multiple of 4 frames with
 the log floor); figures are means over clips.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -69,6 +73,9 @@ class CodecFigures:
     paired: list[PairedGap]
     against_mr_stft: float | None = None
     against_mel_l1: float | None = None
+    vae_paired: list[PairedGap] = dataclasses.field(default_factory=list)
+    against_vae_l1: float | None = None
+    against_vae_chain_mel_l1: float | None = None
 
 
 def _mel_l1(audio: torch.Tensor, reference_mel: torch.Tensor) -> float:
@@ -104,12 +111,30 @@ def paired_gaps(per_clip: dict[str, list[float]], resamples: int = PAIRED_RESAMP
     return gaps
 
 
+# (our per-clip key, the baseline's per-clip key, the baseline's name, the figure's name)
+VAE_BASELINES = (
+    ("vae_l1", "baseline_l1", "4x avg-pool + nearest", "VAE round trip log-mel L1"),
+    ("vae_l1", "against_vae_l1", "the --against-vae VAE", "VAE round trip log-mel L1"),
+    ("chain_mel_l1", "against_vae_chain_mel_l1", "the --against-vae VAE", "full chain log-mel L1"),
+)
+
+
+def vae_paired_gaps(per_clip: dict[str, list[float]], resamples: int = PAIRED_RESAMPLES) -> list[PairedGap]:
+    """The VAE's figures minus each baseline measured, clip by clip."""
+    gaps = []
+    for ours, theirs, name, label in VAE_BASELINES:
+        if ours in per_clip and theirs in per_clip:
+            difference = np.asarray(per_clip[ours]) - np.asarray(per_clip[theirs])
+            gaps.append(PairedGap(name, label, mean_ci(difference, resamples=resamples), float(np.mean(difference < 0))))
+    return gaps
+
+
 def _resynthesis_figures(name: str, audio: torch.Tensor, reference: torch.Tensor, mel: torch.Tensor) -> dict[str, float]:
     return {f"{name}_mr_stft": float(multi_resolution_stft_distance(audio, reference)), f"{name}_mel_l1": _mel_l1(audio, mel)}
 
 
 @torch.no_grad()
-def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Module | None = None) -> CodecFigures:
+def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Module | None = None, against_vae: torch.nn.Module | None = None) -> CodecFigures:
     no_network = untrained_magnitude_vocoder(codec.vocoder)
     per_clip: dict[str, list[float]] = {}
     chain_seconds = []
@@ -127,6 +152,10 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         chain_audio = codec.mel_to_audio(rebuilt_mel)[..., : audio.shape[-1]]
         chain_seconds.append((time.perf_counter() - started) * TANGO_NUM_SAMPLES / audio.shape[-1])
         figures["chain_mel_l1"] = _mel_l1(chain_audio, mel)
+        if against_vae is not None:
+            their_mel = decode(against_vae, encode(against_vae, mel4))
+            figures["against_vae_l1"] = float((their_mel - mel4).abs().mean())
+            figures["against_vae_chain_mel_l1"] = _mel_l1(codec.mel_to_audio(their_mel)[..., : audio.shape[-1]], mel)
         reference = audio[..., : frames * 160]
         figures |= _resynthesis_figures("griffin_lim", griffin_lim(mel, GRIFFIN_LIM_ITERATIONS), reference, mel)
         figures |= _resynthesis_figures("no_network", vocode(no_network, mel), reference, mel)
@@ -156,6 +185,9 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         paired=paired_gaps(per_clip),
         against_mr_stft=means.get("against_mr_stft"),
         against_mel_l1=means.get("against_mel_l1"),
+        vae_paired=vae_paired_gaps(per_clip),
+        against_vae_l1=means.get("against_vae_l1"),
+        against_vae_chain_mel_l1=means.get("against_vae_chain_mel_l1"),
     )
 
 
@@ -169,6 +201,10 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
         "| benchmark | figure | ours | baseline |",
         "|---|---|---|---|",
         f"| VAE round trip | log-mel L1 | {number(figures.vae_l1)} | {number(figures.baseline_l1)} (4x avg-pool + nearest) |",
+    ]
+    if figures.against_vae_l1 is not None:
+        lines.append(f"| VAE round trip | log-mel L1 | | {number(figures.against_vae_l1)} (the --against-vae VAE) |")
+    lines += [
         f"| vocoder | MR-STFT distance | {number(figures.vocoder_mr_stft)} | {number(figures.griffin_lim_mr_stft)} (Griffin-Lim 32 it.) |",
         f"| vocoder | log-mel L1 | {number(figures.vocoder_mel_l1)} | {number(figures.griffin_lim_mel_l1)} (Griffin-Lim 32 it.) |",
         f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.no_network_mr_stft)} / {number(figures.no_network_mel_l1)} (no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |",
@@ -180,6 +216,8 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
         f"| full chain (audio -> mel -> VAE -> vocoder) | log-mel L1 | {number(figures.chain_mel_l1)} | |",
         f"| full chain | seconds per 10.24 s clip | {number(figures.chain_seconds_per_clip, 2)} | |",
     ]
+    if figures.against_vae_chain_mel_l1 is not None:
+        lines.insert(-1, f"| full chain | log-mel L1 | | {number(figures.against_vae_chain_mel_l1)} (the --against-vae VAE, same vocoder) |")
     if figures.paired:
         lines += [
             "",
@@ -189,4 +227,13 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
             "|---|---|---|---|",
         ]
         lines += [f"| {gap.baseline} | {gap.figure} | {gap.difference.format()} | {gap.fraction_closer:.0%} |" for gap in figures.paired]
+    if figures.vae_paired:
+        lines += [
+            "",
+            f"Paired over the {figures.clips} clips (VAE minus baseline, clip by clip; bootstrap 95% interval, {PAIRED_RESAMPLES} resamples):",
+            "",
+            "| baseline | figure | mean difference [95% CI] | clips where the VAE is closer |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {gap.baseline} | {gap.figure} | {gap.difference.format()} | {gap.fraction_closer:.0%} |" for gap in figures.vae_paired]
     return "\n".join(lines) + "\n"

@@ -15,10 +15,17 @@ forward, and overhead = time per edit / (NFE x forward).
 "add" is scored against the best-aligned target: the onset of an added event cannot be
 inferred from the source, so the true event is re-placed on a 0.1 s grid and the output is
 compared with the nearest such target (identity with the same one).
+
+With ``ceiling``, each mask row compositing at the end (``end``, ``audio``) gets a twin whose
+content is the true target's latent instead of the UNet's: what a perfect editor would score
+with that mask, that compositing and this codec. It separates the three limits of an edit:
+the content (method row vs its ceiling), the mask (a method's ceiling vs the oracle's) and the
+codec (the oracle's ceiling vs no edit).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
@@ -271,14 +278,15 @@ def run_edit_bench(
     methods: Sequence[str] | None = ("none",),
     composites: Sequence[str] = MASKED_COMPOSITES,
     progress: bool = False,
+    ceiling: bool = False,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
-    the editor can run (``default_methods``)."""
+    the editor can run (``default_methods``); ``ceiling``: the target-latent twins (module doc)."""
     editor = _load(model)
     methods = default_methods(editor) if methods is None else list(methods)
     plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
-                   list(t_starts), methods, list(composites), seed)
+                   list(t_starts), methods, list(composites), seed, ceiling)
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     aligned = False
     for index, item in enumerate(tqdm(triplets, disable=not progress, desc="bench edit", unit="triplet")):
@@ -313,7 +321,7 @@ class RowPlan:
     sampling with all the recording that run does) plus its own compositing and decoding.
     """
 
-    def __init__(self, editor, baseline, steps, t_starts, methods, composites, seed) -> None:
+    def __init__(self, editor, baseline, steps, t_starts, methods, composites, seed, ceiling: bool = False) -> None:
         for method in methods:
             check_method(method, BENCH_METHODS)
         for composite in composites:
@@ -329,6 +337,10 @@ class RowPlan:
         self.t_starts = t_starts
         self.names = [plain_name(t) for t in t_starts] + (["ddpm (same NFE)"] if baseline is not None else [])
         self.names += [f"{method} + {composite}" for composite in self.composites for method in self.masked]
+        self.ceilings = [c for c in self.composites if not every_step(c)] if ceiling else []
+        if ceiling and not self.ceilings:
+            raise InputError("ceiling rows need a mask method and a compositing mode applied at the end (end or audio)")
+        self.names += [ceiling_name(method, composite) for composite in self.ceilings for method in self.masked]
 
     def forward(self, name: str) -> float:
         if not hasattr(self, "_forwards"):
@@ -368,6 +380,12 @@ class RowPlan:
                     run = blended[method]
                 mask = run.masks[method]
                 yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask), scorer.mask_iou(item, mask))
+        if self.ceilings:
+            perfect = dataclasses.replace(main, x_edited=scorer.x_target, seconds=0.0, nfe=0)
+            for composite in self.ceilings:
+                for method in self.masked:
+                    mask = main.masks[method]
+                    yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite), moved(perfect, mask), scorer.mask_iou(item, mask))
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item):
@@ -378,6 +396,10 @@ class RowPlan:
         run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle)
         run.masks["oracle"] = oracle
         return run
+
+
+def ceiling_name(method: str, composite: str) -> str:
+    return f"{method} + {composite}, target latent (ceiling)"
 
 
 def plain_name(t_start: float) -> str:

@@ -115,8 +115,10 @@ for _name in CODEC_RECIPES:
 @click.option("--max-clips", default=100, show_default=True, type=click.IntRange(min=1), help="At most this many clips (the first ones).")
 @click.option("--against", "against", default=None, metavar="VOCODER",
               help='A second vocoder (a model folder, or "default" for the shipped one) to compare with clip by clip.')
+@click.option("--against-vae", "against_vae", default=None, metavar="VAE",
+              help='A second VAE (a model folder, or "default" for the shipped one) to compare with clip by clip, round trip and full chain.')
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file to write the rows to.")
-def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: str | None, max_clips: int, against: str | None, output: str | None) -> None:
+def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: str | None, max_clips: int, against: str | None, against_vae: str | None, output: str | None) -> None:
     """VAE vs 4x avg-pool, vocoder vs Griffin-Lim (32 it.), and the full chain, on held-out clips."""
     import shlex
     import sys
@@ -126,6 +128,7 @@ def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: st
     from foleyflow.atomic import atomic_path
     from foleyflow.models.benchmark import benchmark_codec, markdown_rows
     from foleyflow.models.codec import Codec
+    from foleyflow.models.vae import load_vae
     from foleyflow.models.vocoder import load_vocoder
     from foleyflow.training.recipes.codec import corpus_clips, folder_clips
 
@@ -133,7 +136,8 @@ def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: st
     if not clips:
         raise InputError(f"no {split} clips to measure on")
     against_vocoder = load_vocoder(against) if against else None
-    figures = benchmark_codec(Codec.from_pretrained(model), clips[:max_clips], against=against_vocoder)
+    second_vae = load_vae(against_vae) if against_vae else None
+    figures = benchmark_codec(Codec.from_pretrained(model), clips[:max_clips], against=against_vocoder, against_vae=second_vae)
     command = "foleyflow " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]) if sys.argv[0].endswith(("foleyflow", "__main__.py")) else f"foleyflow bench codec --model {model} --split {split}"
     rows = markdown_rows(figures, command, torch.get_num_threads())
     click.echo(rows, nl=False)

@@ -105,9 +105,10 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ceiling", is_flag=True, help="Add, for each mask row composited at the end, its twin with the true target's latent as content: what a perfect editor would score.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, as_json, output) -> None:
+def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
     import sys
@@ -122,13 +123,13 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     composite_list = [check_mode(c) for c in _names(composites, "--composite")]
     triplets = test_triplets(split, count, seed, data_dir)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
-                            methods=method_list, composites=composite_list, progress=True)
+                            methods=method_list, composites=composite_list, progress=True, ceiling=ceiling)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}"
+        part = (f"model {model}; " if model != "default" else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from foleyflow.audio.mel import log_mel, magnitude_spectrogram, magnitude_to_log_mel, to_vae_layout
 from foleyflow.errors import InputError
-from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, save_vae
+from foleyflow.models.vae import COMPRESSION, build_vae, latent_scaling_factor, load_vae, save_vae
 from foleyflow.models.vocoder import HOP, build_discriminator, build_vocoder, is_magnitude_vocoder, load_vocoder, save_vocoder, vocode
 from foleyflow.training.recipe import unwrap
 
@@ -171,6 +171,12 @@ class VaeOptions:
     # silence sits at log(1e-5) = -11.5): Adam moves a bias ~lr per step, so from 0 it
     # would spend thousands of steps just reaching the right level.
     decoder_bias_init: float | None = None
+    # Start from a trained VAE (a folder, or "default" for the shipped one) instead of random weights.
+    init_from: str | None = None
+    # "all" trains encoder and decoder; "decoder" freezes the encoder (and quant_conv), so the
+    # latent space, its scaling factor and every UNet trained on it stay valid while the
+    # reconstruction improves (the decoder-only fine-tuning Stable Diffusion's ft-MSE VAE used).
+    train: str = "all"
 
 
 def reconstruction_l1(mel: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -182,6 +188,14 @@ def kl_per_mel_element(mean: torch.Tensor, logvar: torch.Tensor, mel_elements: i
     divided by the mel elements per item (see the module docstring)."""
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
     return kl.flatten(1).sum(1).mean() / mel_elements
+
+
+def encoder_parts(vae: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules that define the latent space: the encoder and the moments projection."""
+    parts = [vae.encoder]
+    if getattr(vae, "quant_conv", None) is not None:
+        parts.append(vae.quant_conv)
+    return parts
 
 
 def avg_pool_baseline(mel: torch.Tensor, factor: int = COMPRESSION) -> torch.Tensor:
@@ -197,13 +211,29 @@ class VaeRecipe:
         self.options = _options(VaeOptions, options)
         if self.options.segment_frames % COMPRESSION:
             raise InputError(f"segment_frames must be a multiple of {COMPRESSION}")
+        if self.options.train not in ("all", "decoder"):
+            raise InputError(f"recipe_options.train must be 'all' or 'decoder', not {self.options.train!r}")
+        if self.options.train == "decoder" and self.options.init_from is None:
+            raise InputError("train 'decoder' needs init_from (the VAE whose latent space to keep)")
+        if self.options.init_from is not None and (self.options.vae_overrides or self.options.decoder_bias_init is not None):
+            raise InputError("init_from takes the trained VAE as it is: drop vae_overrides and decoder_bias_init")
         self._train_data: AudioClips | None = None
 
+    @property
+    def decoder_only(self) -> bool:
+        return self.options.train == "decoder"
+
     def build(self) -> dict[str, torch.nn.Module]:
-        vae = build_vae(self.options.preset, **self.options.vae_overrides)
+        if self.options.init_from is not None:
+            vae = load_vae(self.options.init_from).float().train()
+        else:
+            vae = build_vae(self.options.preset, **self.options.vae_overrides)
         if self.options.decoder_bias_init is not None:
             with torch.no_grad():
                 vae.decoder.conv_out.bias.fill_(self.options.decoder_bias_init)
+        if self.decoder_only:
+            for part in encoder_parts(vae):
+                part.requires_grad_(False)
         return {"vae": vae}
 
     def optimizer_groups(self) -> dict[str, list[str]]:
@@ -224,11 +254,15 @@ class VaeRecipe:
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         mel = self._mel(batch)
-        posterior = modules["vae"].encode(mel).latent_dist
+        with torch.set_grad_enabled(not self.decoder_only):
+            posterior = modules["vae"].encode(mel).latent_dist
+        # Decoding a posterior sample (not its mean), also when only the decoder trains: the
+        # UNets' latents are samples, and the decoder must stay smooth around the means.
         reconstruction = modules["vae"].decode(posterior.sample()).sample
         l1 = reconstruction_l1(mel, reconstruction)
         kl = kl_per_mel_element(posterior.mean, posterior.logvar, mel[0].numel())
-        return l1 + self.options.kl_weight * kl, {"l1": float(l1.detach()), "kl": float(kl.detach() * mel[0].numel())}
+        loss = l1 if self.decoder_only else l1 + self.options.kl_weight * kl
+        return loss, {"l1": float(l1.detach()), "kl": float(kl.detach() * mel[0].numel())}
 
     def validate(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor) -> dict[str, float]:
         mel = self._mel(batch)
@@ -251,6 +285,11 @@ class VaeRecipe:
 
     def export(self, modules: Mapping[str, torch.nn.Module], folder: Path, card: str) -> Path:
         vae = modules["vae"]
+        if self.decoder_only:
+            # The encoder is the source's, so is the latent space: its scaling factor is kept
+            # exactly (re-measuring would round differently and shift every UNet's inputs).
+            card += f"\nDecoder fine-tuned from {self.options.init_from}; encoder and latent scaling factor ({vae.config.scaling_factor:.6f}) unchanged.\n"
+            return save_vae(vae, folder, card=card)
         was_training = vae.training
         vae.eval()
         factor = self.measure_scaling_factor(vae)
