@@ -116,6 +116,12 @@ def test_train_vae_runs_and_exports(tmp_path, clip):
     )
     assert main(["train", "vae", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    # the codec recipes are the registry's like the others: `train export` re-exports their checkpoints
+    assert main(["train", "export", str(tmp_path / "run"), "--step", "2", "--out", str(tmp_path / "again")]) == 0
+    from foleyflow.models.vae import load_vae
+
+    first, again = load_vae(tmp_path / "run" / "model").state_dict(), load_vae(tmp_path / "again").state_dict()
+    assert all(torch.equal(first[name], again[name]) for name in first)
 
 
 def test_roundtrip_of_a_folder_with_an_empty_file_is_one_line_exit_2(tmp_path, codec_folder, clip, capsys):

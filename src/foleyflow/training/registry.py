@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # the Recipe module imports torch; the CLI must start without
     from foleyflow.training.recipe import Recipe
 
 RECIPES: dict[str, str] = {
+    "vae": "foleyflow.training.recipes.codec:VaeRecipe",  # the codec (issue 4)
+    "vocoder": "foleyflow.training.recipes.codec:VocoderRecipe",
     "toy": "foleyflow.training.recipes.toy:ToyRecipe",
     "tta": "foleyflow.training.recipes.tta:TTARecipe",
     "edit": "foleyflow.training.recipes.edit:EditRecipe",
