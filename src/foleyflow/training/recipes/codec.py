@@ -7,7 +7,8 @@ VAE loss:      L1(log-mel, reconstruction) + kl_weight * KL(q(z|x) || N(0, I)) /
                The KL is summed over latent elements and divided by the number of mel
                elements, so ``kl_weight`` has the meaning it has in LDM/AudioLDM, whose
                losses are sums over elements (1e-6 there). No adversarial or perceptual term:
-               neither is shown to help here yet.
+               neither is shown to help here yet. With ``train: "decoder"`` (from ``init_from``)
+               the encoder and quant_conv are frozen and the loss is the L1 alone.
 Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x2) and
                log-mel L1 (x45), optionally + a multi-resolution STFT term (stft_weight) and
                a mel-only warm-up (adversarial_start); the discriminator step uses the detached generator output
@@ -256,8 +257,8 @@ class VaeRecipe:
         mel = self._mel(batch)
         with torch.set_grad_enabled(not self.decoder_only):
             posterior = modules["vae"].encode(mel).latent_dist
-        # Decoding a posterior sample (not its mean), also when only the decoder trains: the
-        # UNets' latents are samples, and the decoder must stay smooth around the means.
+        # Decoding a posterior sample (not its mean), also when only the decoder trains: a UNet's
+        # output is never exactly a posterior mean, so the decoder must stay accurate around them.
         reconstruction = modules["vae"].decode(posterior.sample()).sample
         l1 = reconstruction_l1(mel, reconstruction)
         kl = kl_per_mel_element(posterior.mean, posterior.logvar, mel[0].numel())
