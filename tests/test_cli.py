@@ -23,6 +23,19 @@ def test_info_lists_versions_device_and_models(cli):
     code, out, _ = cli("info")
     assert code == 0
     assert "torch" in out and "device: " in out and "shipped model" in out
+    # every shipped model says what it is (no "?"): the editor by its objective and localiser
+    assert "?" not in "".join(line for line in out.splitlines() if line.startswith("shipped model"))
+    assert "Editor (flow, localiser)" in out and "InworldClap" in out
+
+
+def test_model_class_reads_each_config_kind():
+    from foleyflow.info import model_class
+
+    assert model_class({"_class_name": "AutoencoderKL", "class": "x"}) == "AutoencoderKL"
+    assert model_class({"model_type": "t5"}) == "t5"
+    assert model_class({"class": "InworldTagger"}) == "InworldTagger"
+    assert model_class({"objective": "ddpm", "mask": "none"}) == "Editor (ddpm)"
+    assert model_class({}) == "?"
 
 
 def test_demo_writes_a_png_per_example_without_an_editor(cli, tmp_path, monkeypatch):

@@ -30,6 +30,17 @@ def compute_device() -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def model_class(config: dict) -> str:
+    """What a model folder holds: diffusers' ``_class_name``, transformers' ``model_type``, our
+    in-world backbones' ``class``; an editor folder (no class key) by its objective and localiser."""
+    for key in ("_class_name", "model_type", "class"):
+        if config.get(key):
+            return str(config[key])
+    if "objective" in config and "mask" in config:
+        return f"Editor ({config['objective']}" + (", localiser" if config.get("localiser") else "") + ")"
+    return "?"
+
+
 def shipped_models() -> dict[str, dict]:
     """component -> {path, size_mb, parameters, config summary} for each shipped model."""
     models = {}
@@ -38,7 +49,7 @@ def shipped_models() -> dict[str, dict]:
         models[component] = {
             "path": str(folder),
             "size_mb": round((folder / WEIGHTS_NAME).stat().st_size / 2**20, 2),
-            "class": config.get("_class_name", config.get("model_type", "?")),
+            "class": model_class(config),
         }
     return models
 
