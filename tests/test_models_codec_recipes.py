@@ -133,6 +133,8 @@ def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path, audio_folder):
     recipe = VaeRecipe({"audio_folder": str(audio_folder), "init_from": str(tmp_path / "start"), "train": "decoder", "segment_frames": 16, "items_per_epoch": 8})
     modules, history = run_steps(recipe, 15, lr=1e-2)
     assert history[-1][2]["l1"] < 0.8 * history[0][2]["l1"]
+    frozen = [*modules["vae"].encoder.parameters(), *modules["vae"].quant_conv.parameters()]
+    assert not any(p.requires_grad or p.grad is not None for p in frozen)  # no graph through the encoder
     recipe.export(modules, tmp_path / "tuned", "# card\n")
     after = load_vae(tmp_path / "tuned")
     assert after.config.scaling_factor == before.config.scaling_factor

@@ -33,7 +33,7 @@ from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.pipelines.compositing import blend, blend_audio, check_mode, every_step, in_audio, latent_end
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
-from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, check_method, estimated_mask, frames_to_samples
+from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, NO_LOCALISER, check_method, estimated_mask, frames_to_samples
 
 OBJECTIVES = ("flow", "ddpm")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
@@ -115,7 +115,7 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
     if mask == "learned" and not mask_head:
         raise InputError("mask 'learned' needs a mask-head editor (its config has mask_head: true); try --mask diffedit")
     if mask == "localiser" and not has_localiser:
-        raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise); try --mask diffedit")
+        raise InputError(f"{NO_LOCALISER}; try --mask diffedit")
     if every_step(composite) and objective != "flow":
         raise InputError(f"composite {composite!r} follows the rectified-flow path; the {objective} objective supports end and audio")
 
@@ -252,7 +252,7 @@ class Editor:
         evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "localiser", "diffedit"} else None
         if "localiser" in wanted:
             if self.localiser is None:
-                raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise)")
+                raise InputError(NO_LOCALISER)
             evidence.localised = torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
         recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
         estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731

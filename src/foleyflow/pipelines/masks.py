@@ -84,6 +84,8 @@ class MaskOptions:
                 raise InputError(f"mask {name} must be a whole number of frames (>= {1 if name == 'smooth' else 0}), got {value}")
 
 
+NO_LOCALISER = "mask 'localiser' needs an editor with a localiser (foleyflow train localise)"
+
 # learned: a probability; diffedit and attention: scores min-max normalised per window.
 DEFAULT_THRESHOLDS = {"learned": 0.5, "localiser": 0.5, "diffedit": 0.5, "attention": 0.5}
 
@@ -188,7 +190,7 @@ class MaskEvidence:
     def localiser_score(self) -> torch.Tensor:
         """(batch, frames) edit probability of the localiser (models.localiser), run once on the source."""
         if self.localised is None:
-            raise InputError("mask 'localiser' needs an editor with a localiser (foleyflow train localise)")
+            raise InputError(NO_LOCALISER)
         return self.localised
 
     def diffedit_score(self) -> torch.Tensor:

@@ -255,8 +255,7 @@ class VaeRecipe:
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         mel = self._mel(batch)
-        with torch.set_grad_enabled(not self.decoder_only):
-            posterior = modules["vae"].encode(mel).latent_dist
+        posterior = modules["vae"].encode(mel).latent_dist  # no graph when build() froze the encoder
         # Decoding a posterior sample (not its mean), also when only the decoder trains: a UNet's
         # output is never exactly a posterior mean, so the decoder must stay accurate around them.
         reconstruction = modules["vae"].decode(posterior.sample()).sample
