@@ -12,6 +12,7 @@ from foleyflow.errors import InputError
 from foleyflow.models.vae import load_vae
 from foleyflow.models.vocoder import build_vocoder, load_vocoder
 from foleyflow.training.recipes.codec import (
+    TRAINING_MAGNITUDE_FLOOR,
     VaeRecipe,
     VocoderRecipe,
     avg_pool_baseline,
@@ -70,6 +71,20 @@ def test_stft_magnitude_distance_matches_its_closed_form():
     assert float(stft_magnitude_distance(reference, reference)) == pytest.approx(0.0, abs=1e-7)
     assert float(stft_magnitude_distance(2 * reference, reference)) == pytest.approx(1 + np.log(2), rel=1e-5)
     assert float(stft_magnitude_distance(torch.zeros(3), torch.full((3,), 1e-9))) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_stft_magnitude_distance_floors_power_like_parallel_wavegan():
+    """Parallel WaveGAN's magnitude is sqrt(max(re^2 + im^2, 1e-7)); the figure must equal its
+    SC + log-L1 on that magnitude, and differences below the floor must not count."""
+    torch.manual_seed(0)
+    spectra = [torch.randn(2, 33, 20, dtype=torch.complex64) * scale for scale in (1.0, 1e-3)]
+    pwg = [torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=1e-7)) for z in spectra]
+    estimate, reference = pwg
+    expected = torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference) + (reference.log() - estimate.log()).abs().mean()
+    assert float(stft_magnitude_distance(spectra[0].abs(), spectra[1].abs())) == pytest.approx(float(expected), rel=1e-5)
+    faint, fainter = torch.full((4,), 1e-4), torch.full((4,), 1e-6)  # both below sqrt(1e-7)
+    assert float(stft_magnitude_distance(fainter, faint)) == pytest.approx(0.0, abs=1e-7)
+    assert float(stft_magnitude_distance(fainter, faint, floor=TRAINING_MAGNITUDE_FLOOR)) > 1.0
 
 
 def test_mr_stft_distance_is_zero_for_identical_audio():

@@ -395,7 +395,7 @@ class VocoderRecipe:
             magnitude = vocoder(mel, output="magnitude").transpose(1, 2)  # (batch, frames + 1, bins)
         else:
             magnitude = vocoder(mel, output="log_magnitude").exp().transpose(1, 2)
-        distance = stft_magnitude_distance(magnitude, target)
+        distance = stft_magnitude_distance(magnitude, target, floor=TRAINING_MAGNITUDE_FLOOR)
         mel_l1 = (magnitude_to_log_mel(magnitude[..., :-1, :]) - mel).abs().mean()
         loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
@@ -442,7 +442,17 @@ class VocoderRecipe:
 # ----------------------------------------------------------------------------- shared figure
 
 
-def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = 1e-7) -> torch.Tensor:
+# Parallel WaveGAN clamps the STFT *power* at 1e-7 before the square root: magnitudes below
+# sqrt(1e-7) ~ 3.2e-4 count as equal. That is about the level of 16-bit quantisation noise in one
+# bin of these (unnormalised) STFTs, 110-125 dB below a full-scale sine's peak. Until session 13
+# the figure clamped the magnitude at 1e-7 instead, so its log term also scored differences down
+# to ~190 dB below full scale (digital silence against faint noise). The vocoder's training loss
+# keeps that floor, which its shipped weights were trained with.
+PWG_MAGNITUDE_FLOOR = 1e-7**0.5
+TRAINING_MAGNITUDE_FLOOR = 1e-7
+
+
+def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = PWG_MAGNITUDE_FLOOR) -> torch.Tensor:
     """Spectral convergence ||R - E|| / ||R|| + mean |log R - log E| of two STFT magnitudes,
     both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss)."""
     estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
