@@ -103,6 +103,28 @@ def test_ceiling_rows_put_the_true_target_inside_each_mask():
     with pytest.raises(InputError, match="ceiling rows need"):
         run_edit_bench(tiny_editor(steps=2), items, t_starts=(), methods=("oracle",), composites=("every-step",), ceiling=True)
 
+def test_per_triplet_rows_pair_two_runs():
+    """--per-triplet: each row's L1 per triplet, in the triplets' order, whose mean is the row's
+    figure and whose difference from "no edit" is the vs-no-edit column's; ids name the triplets."""
+    rng = np.random.default_rng(3)
+    items = []
+    for k in range(3):
+        source = (0.1 * rng.standard_normal(4096)).astype(np.float32)
+        target = source.copy()
+        target[1000 + 200 * k : 2000 + 200 * k] *= 0.05
+        items.append({"task": "remove", "triplet_id": f"t{k}", "source": source, "target": target,
+                      "instruction": "remove the hiss", "edit_spans": [[1000 + 200 * k, 2000 + 200 * k]]})
+    report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(), resamples=10, methods=("oracle",), composites=("audio",), per_triplet=True)
+    task = report["tasks"]["remove"]
+    assert task["triplet_ids"] == ["t0", "t1", "t2"]
+    row, unedited = task["methods"]["oracle + audio"], task["methods"][SOURCE_ITSELF]
+    assert len(row["per_triplet_l1"]) == 3 and np.mean(row["per_triplet_l1"]) == pytest.approx(row["l1"]["value"])
+    difference = np.subtract(row["per_triplet_l1"], unedited["per_triplet_l1"])
+    assert float(np.mean(difference)) == pytest.approx(row["vs_unedited"]["value"])
+    plain = run_edit_bench(tiny_editor(steps=2), items[:1], t_starts=(), resamples=10, methods=("oracle",), composites=("audio",))
+    assert "triplet_ids" not in plain["tasks"]["remove"] and "per_triplet_l1" not in plain["tasks"]["remove"]["methods"]["oracle + audio"]
+
+
 def test_mask_iou_closed_forms():
     from foleyflow.pipelines.edit_bench import mask_iou
 

@@ -279,10 +279,13 @@ def run_edit_bench(
     composites: Sequence[str] = MASKED_COMPOSITES,
     progress: bool = False,
     ceiling: bool = False,
+    per_triplet: bool = False,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
-    the editor can run (``default_methods``); ``ceiling``: the target-latent twins (module doc)."""
+    the editor can run (``default_methods``); ``ceiling``: the target-latent twins (module doc);
+    ``per_triplet``: each row's L1 triplet by triplet too, with the triplets' ids, so that two
+    runs on the same triplets (same split, n and seed) can be paired."""
     editor = _load(model)
     methods = default_methods(editor) if methods is None else list(methods)
     plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
@@ -293,6 +296,7 @@ def run_edit_bench(
         scorer = ItemScorer(editor, item)
         aligned |= scorer.aligned
         rows = scores[item["task"]]
+        rows["triplet_id"].append(item.get("triplet_id", str(index)))
         rows["identity"].append(scorer.identity_l1)
         rows["floor"].append(scorer.floor_l1)
         # Returning the input untouched is the honest "no edit" for methods that keep the
@@ -305,7 +309,7 @@ def run_edit_bench(
                                (f"{name}:iou", iou)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
-    report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed)
+    report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
     report["add_scoring"] = f"best-aligned target (event onset on a {ADD_GRID_SECONDS:g} s grid)" if aligned else "true target"
     report["t_start"] = editor.config.t_start
     return report
@@ -440,14 +444,16 @@ def compare_editors(
     return summarise(scores, list(editors), forwards, steps, resamples, seed)
 
 
-def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int | str, resamples: int, seed: int) -> dict[str, Any]:
+def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: int | str, resamples: int, seed: int,
+              per_triplet: bool = False) -> dict[str, Any]:
     from foleyflow.evaluation.bootstrap import bootstrap_ci, mean_ci
 
     report: dict[str, Any] = {"steps": steps, "methods": methods, "tasks": {}}
     for task in TASKS:
         if task not in scores:
             continue
-        rows = {key: np.asarray(values, np.float64) for key, values in scores[task].items()}
+        ids = list(scores[task].get("triplet_id", []))
+        rows = {key: np.asarray(values, np.float64) for key, values in scores[task].items() if key != "triplet_id"}
         identity, floor = rows["identity"], rows["floor"]
         entry = {
             "n": int(identity.size),
@@ -455,6 +461,8 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
             "floor_l1": mean_ci(floor, resamples, seed).to_dict(),
             "methods": {},
         }
+        if per_triplet:
+            entry["triplet_ids"] = ids
         for name in methods:
             seconds = float(np.mean(rows[f"{name}:seconds"]))
             nfe = int(np.max(rows[f"{name}:nfe"]))
@@ -469,6 +477,8 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
                 "forward_seconds": forwards[name],
                 "overhead": seconds / (nfe * forwards[name]) if nfe else float("nan"),
             }
+            if per_triplet:
+                entry["methods"][name]["per_triplet_l1"] = rows[name].tolist()
             if SOURCE_ITSELF in rows and name != SOURCE_ITSELF:
                 # Paired, per triplet: does the method beat leaving the recording alone? (< 0: yes)
                 entry["methods"][name]["vs_unedited"] = mean_ci(rows[name] - rows[SOURCE_ITSELF], resamples, seed).to_dict()

@@ -107,8 +107,9 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ceiling", is_flag=True, help="Add, for each mask row composited at the end, its twin with the true target's latent as content: what a perfect editor would score.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, output) -> None:
+def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
     import sys
@@ -123,7 +124,7 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     composite_list = [check_mode(c) for c in _names(composites, "--composite")]
     triplets = test_triplets(split, count, seed, data_dir)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
-                            methods=method_list, composites=composite_list, progress=True, ceiling=ceiling)
+                            methods=method_list, composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
