@@ -182,3 +182,19 @@ def test_cli_bench_runs_a_part_and_writes_its_section(cli, monkeypatch, tmp_path
     assert code == 2 and "mask must be one of" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("bench", "edit", "--model", str(folder), "--n", "3", "--methods", "oracle", "--composite", "every-step", "--ceiling")
     assert code == 2 and "ceiling rows need" in err and len(err.strip().splitlines()) == 1
+
+
+def test_region_rows_mark_the_true_span():
+    """The region row is what a user marking the event's time would get: the span itself, so it
+    covers at least the oracle's frames (the span's frames that really change)."""
+    rng = np.random.default_rng(4)
+    source = (0.1 * rng.standard_normal(4096)).astype(np.float32)
+    target = source.copy()
+    target[1500:2500] *= 0.05
+    items = [{"task": "remove", "source": source, "target": target, "instruction": "remove the hiss", "edit_spans": [[1200, 2800]]}]
+    report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(), resamples=10, methods=("region", "oracle"), composites=("audio", "every-step+audio"))
+    methods = report["tasks"]["remove"]["methods"]
+    for composite in ("audio", "every-step+audio"):
+        region, oracle = methods[f"region + {composite}"], methods[f"oracle + {composite}"]
+        assert region["mask_share"] > oracle["mask_share"] > 0
+        assert 0 < region["mask_iou"]["value"] < 1 and oracle["mask_iou"]["value"] == 1.0

@@ -234,3 +234,77 @@ def test_cli_bad_mask_or_composite_is_one_line(cli, tmp_path, model_dir, args, m
     sf.write(clip, _noise(800), 16000)
     code, _, stderr = cli("edit", str(clip), "Add a dog", "-o", str(out), "--model", str(model_dir), *args)
     assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+# -- a region the user marks (--region) ----------------------------------------------------------
+def test_region_samples_closed_forms():
+    from foleyflow.pipelines.masks import region_samples
+
+    region = region_samples([(0.1, 0.2), (0.35, 9.0)], 400, 1000)  # the second range is cut at the clip's end
+    assert region.sum() == 100 + 50 and region[100:200].all() and region[350:].all() and not region[200:350].any()
+    for ranges, message in [([], "at least one"), ([(0.3, 0.2)], "0 <= start < end"), ([(-0.1, 0.2)], "0 <= start < end"),
+                            ([(0.5, 0.6)], "starts after the clip ends")]:
+        with pytest.raises(InputError, match=message):
+            region_samples(ranges, 400, 1000)
+
+
+@pytest.mark.parametrize("composite", ["end", "audio", "every-step", "every-step+audio"])
+def test_region_edit_changes_only_the_marked_time(composite):
+    """Outside the region (and its dilation and soft edges) the output is the source itself with
+    audio compositing; the mask reported is the region's."""
+    editor, audio = tiny_editor(), _noise(3000)
+    result = editor.edit(audio, "Remove the dog", region=[(0.08, 0.12)], composite=composite)
+    assert result.mask_method == "region" and result.composite == composite and result.audio.shape == (3000,)
+    frame = 128  # samples per latent frame of the tiny codec
+    assert np.all(result.mask[int(0.08 * 16000) // frame + 1 : int(0.12 * 16000) // frame]) == 1.0
+    assert result.mask[:5].max() == 0.0 and result.mask[-3:].max() == 0.0
+    outside = frames_to_samples(result.mask, frame, 3000) == 0
+    if composite.endswith("audio"):
+        assert np.array_equal(result.audio[outside], audio[outside])
+    assert not np.allclose(result.audio[~outside], audio[~outside], atol=1e-3)
+
+
+def test_region_every_step_keeps_the_source_path_outside():
+    from foleyflow.pipelines.masks import region_samples
+
+    editor, audio = tiny_editor(), _noise(1024)
+    region = region_samples([(0.0, 0.008)], 1024, 16000)  # frame 0; dilation and soft edges reach frame 4
+    run = editor.sample_clip(audio, "Add a dog", keep="region", region=region)
+    mask = run.masks["region"]
+    outside = (mask.expand_as(run.x_source) == 0)
+    noise = torch.randn(run.x_source.shape, generator=torch.Generator().manual_seed(0))
+    expected = RectifiedFlowPath(editor.config.sigma_min).x_t(run.x_source, noise, 1.0)
+    assert outside.any() and (~outside).any()
+    torch.testing.assert_close(run.x_edited[outside], expected[outside])
+
+
+def test_region_errors():
+    editor, audio = tiny_editor(), _noise(1024)
+    with pytest.raises(InputError, match="not both"):
+        editor.edit(audio, "Add a dog", region=[(0.01, 0.02)], mask="diffedit")
+    with pytest.raises(InputError, match="needs compositing"):
+        editor.edit(audio, "Add a dog", region=[(0.01, 0.02)], composite="none")
+    with pytest.raises(InputError, match="needs the region"):
+        editor.sample_clip(audio, "Add a dog", keep="region")
+    with pytest.raises(InputError, match="samples, the clip"):
+        editor.sample_clip(audio, "Add a dog", region=np.ones(10, bool))
+
+
+def test_cli_region_edits_and_rejects_bad_ranges(cli, tmp_path, model_dir):
+    import soundfile as sf
+
+    clip, out, png = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "mask.png"
+    source = _noise(1600)
+    sf.write(clip, source, 16000)
+    code, _, stderr = cli("edit", str(clip), "Remove the dog", "-o", str(out), "--model", str(model_dir), "--steps", "2",
+                          "--region", "0.08-0.1", "--composite", "audio", "--mask-out", str(png))
+    assert code == 0, stderr
+    edited, _ = sf.read(out, dtype="float32")
+    assert edited.shape == (1600,) and png.read_bytes()[:8] == PNG
+    # frames 10-12 marked, dilated to 9, soft edges down to frame 6: samples before frame 5 are the source's (to 16-bit WAV precision)
+    assert np.allclose(edited[:500], source[:500], atol=1e-4) and not np.allclose(edited[1300:], source[1300:], atol=1e-3)
+    out.unlink()
+    for args, message in [(["--region", "soon"], "START-END"), (["--region", "0.5-0.9"], "starts after the clip ends"),
+                          (["--region", "0.01-0.02", "--mask", "diffedit"], "not both")]:
+        code, _, stderr = cli("edit", str(clip), "Remove the dog", "-o", str(out), "--model", str(model_dir), *args)
+        assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists(), stderr

@@ -42,7 +42,7 @@ from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.pipelines.compositing import blend, check_mode, every_step
 from foleyflow.pipelines.editor import Editor
-from foleyflow.pipelines.masks import BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
+from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
 MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio")
@@ -360,10 +360,12 @@ class RowPlan:
         source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
         sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
         t_model = self.editor.config.t_start
-        estimated = [m for m in self.masked if m != "oracle"]
+        estimated = [m for m in self.masked if m not in ("oracle", REGION)]
+        # The region row marks the true event's span, as a user would with --region.
+        region = edit_span_samples(item, scorer.source, scorer.target) if REGION in self.masked else None
         main = None
         if t_model in self.t_starts or any(not every_step(c) for c in self.composites):
-            main = sample(self.editor, t_start=t_model, methods=estimated)
+            main = sample(self.editor, t_start=t_model, methods=estimated, region=region)
             if "oracle" in self.masked:
                 main.masks["oracle"] = scorer.oracle_mask(item)
         moved = lambda run, mask: scorer.region_move(item, blend(run.x_edited, run.x_source, mask))  # noqa: E731
@@ -380,7 +382,7 @@ class RowPlan:
                     run = main
                 else:
                     if method not in blended:
-                        blended[method] = self._blended_run(sample, method, scorer, item)
+                        blended[method] = self._blended_run(sample, method, scorer, item, region)
                     run = blended[method]
                 mask = run.masks[method]
                 yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask), scorer.mask_iou(item, mask))
@@ -392,8 +394,10 @@ class RowPlan:
                     yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite), moved(perfect, mask), scorer.mask_iou(item, mask))
 
 
-    def _blended_run(self, sample, method: str, scorer: ItemScorer, item):
-        """An every-step run: an estimated mask is used as it accumulates, the oracle as given."""
+    def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
+        """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given."""
+        if method == REGION:
+            return sample(self.editor, t_start=self.editor.config.t_start, keep=REGION, region=region)
         if method != "oracle":
             return sample(self.editor, t_start=self.editor.config.t_start, keep=method)
         oracle = scorer.oracle_mask(item)

@@ -33,7 +33,17 @@ from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.pipelines.compositing import blend, blend_audio, check_mode, every_step, in_audio, latent_end
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
-from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, NO_LOCALISER, check_method, estimated_mask, frames_to_samples
+from foleyflow.pipelines.masks import (
+    REGION,
+    MaskEvidence,
+    MaskOptions,
+    NO_LOCALISER,
+    check_method,
+    estimated_mask,
+    frames_to_samples,
+    region_mask,
+    region_samples,
+)
 
 OBJECTIVES = ("flow", "ddpm")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
@@ -116,7 +126,11 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
         raise InputError("mask 'learned' needs a mask-head editor (its config has mask_head: true); try --mask diffedit")
     if mask == "localiser" and not has_localiser:
         raise InputError(f"{NO_LOCALISER}; try --mask diffedit")
-    if every_step(composite) and objective != "flow":
+    check_compositing(composite, objective)
+
+
+def check_compositing(composite: str, objective: str) -> None:
+    if every_step(check_mode(composite)) and objective != "flow":
         raise InputError(f"composite {composite!r} follows the rectified-flow path; the {objective} objective supports end and audio")
 
 
@@ -187,20 +201,32 @@ class Editor:
         attention: bool = False,
         mask: str | None = None,
         composite: str | None = None,
+        region: Sequence[tuple[float, float]] | None = None,
     ) -> EditResult:
         """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says.
 
-        ``mask`` ("learned", "diffedit", "attention", "none") finds the edit region and
+        ``mask`` ("learned", "localiser", "diffedit", "attention", "none") finds the edit region and
         ``composite`` ("end", "every-step", "audio", "every-step+audio", "none") keeps the
-        source outside it; both default to the model's config (docs/editor.md).
+        source outside it; both default to the model's config (docs/editor.md). ``region``, time
+        ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one.
         """
-        mask = self.config.mask if mask is None else mask
-        composite = self.config.composite if composite is None else composite
-        check_localisation(mask, composite, self.config.mask_head, self.config.objective, self.localiser is not None)
         samples = audio_samples(audio)
+        if region is not None:
+            if mask is not None:
+                raise InputError("give a region or a mask method, not both")
+            composite = self.config.composite if composite is None else composite
+            check_compositing(composite, self.config.objective)
+            if composite == "none":
+                raise InputError("a region needs compositing (end, every-step, audio or every-step+audio), not 'none'")
+            mask, region = REGION, region_samples(region, samples.size, SAMPLE_RATE)
+        else:
+            mask = self.config.mask if mask is None else mask
+            composite = self.config.composite if composite is None else composite
+            check_localisation(mask, composite, self.config.mask_head, self.config.objective, self.localiser is not None)
         run = self.sample_clip(
             samples, instruction, steps, cfg_scale, t_start, seed, solver,
-            methods=(mask,), keep=mask if every_step(composite) else None, attention=attention,
+            methods=() if mask == REGION else (mask,), keep=mask if every_step(composite) else None, attention=attention,
+            region=region,
         )
         start = time.perf_counter()
         out = self.finish(run, run.masks[mask], composite)
@@ -224,12 +250,14 @@ class Editor:
         methods: Sequence[str] = (),
         keep: str | torch.Tensor | None = None,
         attention: bool = False,
+        region: np.ndarray | None = None,
     ) -> "SampledClip":
         """Sample the edited latents of every window, estimating the masks of ``methods`` on the way.
 
-        ``keep`` turns on every-step compositing with a method's running mask or a given
-        (windows, 1, frames, 1) mask (the benchmark's oracle). Decoding is ``finish``'s job,
-        so that one sampling run can be composited with several masks.
+        ``keep`` turns on every-step compositing with a method's running mask, ``"region"`` (the
+        mask of ``region``, a (samples,) 0/1 array over the clip) or a given (windows, 1, frames, 1)
+        mask (the benchmark's oracle). Decoding is ``finish``'s job, so that one sampling run can be
+        composited with several masks; ``run.masks`` holds each method's mask, and ``"region"``'s.
         """
         c = self.config
         steps, cfg_scale = c.steps if steps is None else steps, c.cfg_scale if cfg_scale is None else cfg_scale
@@ -239,7 +267,9 @@ class Editor:
             warnings.warn(f"this editor was trained to start at t_start {c.trained_t_start:g}; t_start {t_start:g} is outside "
                           "what it has seen", stacklevel=2)
         instruction = check_instruction(instruction)
-        wanted = set(methods) | ({keep} if isinstance(keep, str) else set())
+        if keep == REGION and region is None:
+            raise InputError("keep 'region' needs the region")
+        wanted = set(methods) | ({keep} if isinstance(keep, str) and keep != REGION else set())
         for method in wanted:
             check_method(method)
         start = time.perf_counter()
@@ -249,6 +279,12 @@ class Editor:
         noise = torch.randn(x_source.shape, generator=torch.Generator().manual_seed(seed))
         run = SampledClip(samples, instruction, starts, x_source)
         run.tokens = token_strings(self.text_encoder, instruction, int(cond[1][0].sum()))
+        given = {}
+        if region is not None:
+            if np.shape(region) != samples.shape:
+                raise InputError(f"the region has {np.size(region)} samples, the clip {samples.size}")
+            region_windows, _ = windowing.split_windows(np.asarray(region, np.float32), self.window_samples, self.overlap_samples)
+            given[REGION] = region_mask(region_windows, x_source.shape[2], self.config.mask_options())
         evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "localiser", "diffedit"} else None
         if "localiser" in wanted:
             if self.localiser is None:
@@ -256,7 +292,12 @@ class Editor:
             evidence.localised = torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
         recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
         estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731
-        keep_mask = (lambda: keep) if isinstance(keep, torch.Tensor) else (lambda: estimate(keep)) if keep else None
+        if isinstance(keep, torch.Tensor):
+            keep_mask = lambda: keep  # noqa: E731
+        elif keep == REGION:
+            keep_mask = lambda: given[REGION]  # noqa: E731
+        else:
+            keep_mask = (lambda: estimate(keep)) if keep else None
         with recorder:
             run.x_edited, run.nfe = self.sample(
                 x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
@@ -264,7 +305,7 @@ class Editor:
             )
         if isinstance(recorder, AttentionRecorder):
             run.attention = self._cond_attention(recorder, run)
-        run.masks = {method: estimate(method) for method in wanted}
+        run.masks = {method: estimate(method) for method in wanted} | given
         run.seconds = time.perf_counter() - start
         return run
 

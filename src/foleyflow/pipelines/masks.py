@@ -58,7 +58,10 @@ def ground_truth_latent_mask(
 # threshold, dilate, then soften the edges with a linear ramp outside the region.
 
 METHODS = ("none", "learned", "localiser", "diffedit", "attention")  # what a user may choose
-BENCH_METHODS = METHODS + ("oracle",)
+# A time region the user marks (``Editor.edit(region=...)``, ``foleyflow edit --region``) is not
+# estimated; the benchmark scores it with the true event's span, as a user marking it would.
+REGION = "region"
+BENCH_METHODS = METHODS + (REGION, "oracle")
 # Words of the instruction templates (data/language.py) that name the operation, not the sound.
 FUNCTION_WORDS = frozenset(
     "add insert mix in to recording remove take out delete get rid replace swap for change into with "
@@ -148,6 +151,31 @@ def finish_mask(score: torch.Tensor, threshold: float, options: MaskOptions, nor
         score = min_max(score)
     binary = (score >= threshold).float()
     return as_mask(soft_edges(dilate(binary, options.dilate), options.ramp))
+
+
+def region_samples(ranges, total_samples: int, sample_rate: int) -> np.ndarray:
+    """(samples,) bool: the time ranges [(start s, end s), ...] of a clip ``total_samples`` long.
+    A range may run past the end (it is cut there); one that is empty or starts outside the clip
+    is an error, not an edit of nothing."""
+    ranges = list(ranges)
+    if not ranges:
+        raise InputError("a region needs at least one time range")
+    duration = total_samples / sample_rate
+    region = np.zeros(total_samples, dtype=bool)
+    for start, end in ranges:
+        if not (np.isfinite(start) and np.isfinite(end)) or start < 0 or end <= start:
+            raise InputError(f"a region's range must have 0 <= start < end (seconds), got {start:g}-{end:g}")
+        if start >= duration:
+            raise InputError(f"region {start:g}-{end:g} s starts after the clip ends ({duration:.2f} s)")
+        region[int(round(start * sample_rate)) : int(round(min(end, duration) * sample_rate))] = True
+    return region
+
+
+def region_mask(sample_windows: np.ndarray, latent_frames: int, options: MaskOptions) -> torch.Tensor:
+    """(windows, samples) 0/1 region -> (windows, 1, latent frames, 1) mask: a latent frame is in
+    when any of its samples is; then the dilation and soft edges every mask gets."""
+    frames = pool_frame_mask(torch.from_numpy(np.asarray(sample_windows)) > 0.5, latent_frames)
+    return finish_mask(frames, 0.5, replace(options, smooth=1), normalise=False)
 
 
 class MaskEvidence:

@@ -27,9 +27,11 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
 @click.option("--mask", "mask_method", default=None, help="Edit mask: learned, localiser, diffedit, attention or none (default: the model's).")
 @click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
+@click.option("--region", "regions", multiple=True, metavar="START-END",
+              help="Edit only this time range (seconds, e.g. 1.2-2.0; repeatable) instead of a mask the editor estimates.")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
 def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
-         mask_method, composite, mask_out) -> None:
+         mask_method, composite, regions, mask_out) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
     from foleyflow.audio.io import load_audio, write_wav
     from foleyflow.pipelines.compositing import check_mode
@@ -38,21 +40,29 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 
     if mask_method is not None:
         check_method(mask_method)
+    if regions and mask_method is not None:
+        raise click.UsageError("give --region or --mask, not both")
+    ranges = [_time_range(text) for text in regions] or None
     if composite is not None:
         check_mode(composite)
     options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite}
     if manifest is not None:
-        if audio_path or instruction or output or attention_map or spectrogram or mask_out:
-            raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o and the PNG options; give --out-dir DIR")
+        if audio_path or instruction or output or attention_map or spectrogram or mask_out or regions:
+            raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o, --region and the PNG options; give --out-dir DIR")
         _edit_batch(manifest, out_dir, model, seed, options)
         return
     if audio_path is None or instruction is None or output is None:
         raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
     check_instruction(instruction)
     source = load_audio(audio_path)  # bad input fails here, before any model is loaded
+    if ranges:
+        from foleyflow.audio.io import SAMPLE_RATE
+        from foleyflow.pipelines.masks import region_samples
+
+        region_samples(ranges, source.size, SAMPLE_RATE)  # a range outside the clip, too
     editor = Editor.from_pretrained(model)
     result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
-                         mask=mask_method, composite=composite)
+                         mask=mask_method, composite=composite, region=ranges)
     write_wav(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
@@ -63,6 +73,17 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
+
+
+def _time_range(text: str) -> tuple[float, float]:
+    """'1.2-2.0' -> (1.2, 2.0) seconds."""
+    start, sep, end = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        return float(start), float(end)
+    except ValueError:
+        raise InputError(f"--region expects START-END in seconds (e.g. 1.2-2.0), got {text!r}") from None
 
 
 def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
