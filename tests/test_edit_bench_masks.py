@@ -192,7 +192,9 @@ def test_region_rows_mark_the_true_span():
     target = source.copy()
     target[1500:2500] *= 0.05
     items = [{"task": "remove", "source": source, "target": target, "instruction": "remove the hiss", "edit_spans": [[1200, 2800]]}]
-    report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(), resamples=10, methods=("region", "oracle"), composites=("audio", "every-step+audio"))
+    report = run_edit_bench(tiny_editor(steps=2, t_start=0.5), items, t_starts=(), resamples=10, methods=("region", "oracle"), composites=("audio", "every-step+audio"))
+    assert report["t_start"] == 0.5 and report["region_t_start"] == 0.01  # region rows are sampled as the editor samples a region
+    assert "t_start 0.5 for the mask rows (0.01 for the region rows)" in format_table(report)
     methods = report["tasks"]["remove"]["methods"]
     for composite in ("audio", "every-step+audio"):
         region, oracle = methods[f"region + {composite}"], methods[f"oracle + {composite}"]

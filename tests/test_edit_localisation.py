@@ -278,6 +278,15 @@ def test_region_every_step_keeps_the_source_path_outside():
     torch.testing.assert_close(run.x_edited[outside], expected[outside])
 
 
+def test_parse_time_ranges():
+    from foleyflow.pipelines.masks import parse_time_ranges
+
+    assert parse_time_ranges("1.2-2.0, 3-3.5") == [(1.2, 2.0), (3.0, 3.5)] and parse_time_ranges(" ") == []
+    for text in ("1.2", "a-b", "1-2-3"):
+        with pytest.raises(InputError, match="START-END"):
+            parse_time_ranges(text)
+
+
 def test_region_errors():
     editor, audio = tiny_editor(), _noise(1024)
     with pytest.raises(InputError, match="not both"):
@@ -304,7 +313,7 @@ def test_cli_region_edits_and_rejects_bad_ranges(cli, tmp_path, model_dir):
     # frames 10-12 marked, dilated to 9, soft edges down to frame 6: samples before frame 5 are the source's (to 16-bit WAV precision)
     assert np.allclose(edited[:500], source[:500], atol=1e-4) and not np.allclose(edited[1300:], source[1300:], atol=1e-3)
     out.unlink()
-    for args, message in [(["--region", "soon"], "START-END"), (["--region", "0.5-0.9"], "starts after the clip ends"),
+    for args, message in [(["--region", "soon"], "START-END"), (["--region", ","], "at least one time range"), (["--region", "0.5-0.9"], "starts after the clip ends"),
                           (["--region", "0.01-0.02", "--mask", "diffedit"], "not both")]:
         code, _, stderr = cli("edit", str(clip), "Remove the dog", "-o", str(out), "--model", str(model_dir), *args)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists(), stderr

@@ -96,6 +96,25 @@ def spectrogram(audio_path: str, output: str, max_seconds: float) -> None:
     click.echo(f"{audio_path}: {mel.shape[0]} frames x {mel.shape[1]} mel bins -> {output}")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="Port (0: any free one).")
+@click.option("--editor", "editor_model", default="default", show_default=True, help="'default' or an editor model folder.")
+@click.option("--generator", "generator_model", default="default", show_default=True, help="'default' or a generator model folder.")
+def serve(host: str, port: int, editor_model: str, generator_model: str) -> None:
+    """A web page to edit recordings and generate sound in the browser (Ctrl-C stops it)."""
+    from foleyflow.interfaces.web import Studio, make_server
+
+    server = make_server(Studio(editor_model, generator_model), host, port)
+    click.echo(f"{PROG}: serving on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo(f"{PROG}: stopped")
+    finally:
+        server.server_close()
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line on stderr, like errors (--debug keeps Python's own format)."""
     click.echo(f"{PROG}: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)

@@ -312,6 +312,8 @@ def run_edit_bench(
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
     report["add_scoring"] = f"best-aligned target (event onset on a {ADD_GRID_SECONDS:g} s grid)" if aligned else "true target"
     report["t_start"] = editor.config.t_start
+    if REGION in methods:
+        report["region_t_start"] = editor.config.region_t_start
     return report
 
 
@@ -359,15 +361,20 @@ class RowPlan:
         (``ItemScorer.mask_iou``) is for mask rows only: a plain row's mask is the whole clip."""
         source, instruction = np.asarray(item["source"], np.float32), item["instruction"]
         sample = lambda editor, **kw: editor.sample_clip(source, instruction, self.steps, seed=seed, **kw)  # noqa: E731
-        t_model = self.editor.config.t_start
+        t_model, t_region = self.editor.config.t_start, self.editor.config.region_t_start
         estimated = [m for m in self.masked if m not in ("oracle", REGION)]
-        # The region row marks the true event's span, as a user would with --region.
+        # The region row marks the true event's span, as a user would with --region, and is
+        # sampled as the editor samples a marked region (from its region_t_start).
         region = edit_span_samples(item, scorer.source, scorer.target) if REGION in self.masked else None
-        main = None
-        if t_model in self.t_starts or any(not every_step(c) for c in self.composites):
-            main = sample(self.editor, t_start=t_model, methods=estimated, region=region)
+        main = region_main = None
+        at_end = any(not every_step(c) for c in self.composites)
+        if t_model in self.t_starts or at_end:
+            main = sample(self.editor, t_start=t_model, methods=estimated, region=region if t_region == t_model else None)
             if "oracle" in self.masked:
                 main.masks["oracle"] = scorer.oracle_mask(item)
+        if region is not None and at_end:
+            region_main = main if t_region == t_model else sample(self.editor, t_start=t_region, region=region)
+        end_run = lambda method: region_main if method == REGION else main  # noqa: E731
         moved = lambda run, mask: scorer.region_move(item, blend(run.x_edited, run.x_source, mask))  # noqa: E731
         for t in self.t_starts:
             run = main if t == t_model else sample(self.editor, t_start=t)
@@ -379,7 +386,7 @@ class RowPlan:
         for composite in self.composites:
             for method in self.masked:
                 if not every_step(composite):
-                    run = main
+                    run = end_run(method)
                 else:
                     if method not in blended:
                         blended[method] = self._blended_run(sample, method, scorer, item, region)
@@ -390,14 +397,14 @@ class RowPlan:
             perfect = dataclasses.replace(main, x_edited=scorer.x_target, seconds=0.0, nfe=0)
             for composite in self.ceilings:
                 for method in self.masked:
-                    mask = main.masks[method]
+                    mask = end_run(method).masks[method]
                     yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite), moved(perfect, mask), scorer.mask_iou(item, mask))
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
         """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given."""
         if method == REGION:
-            return sample(self.editor, t_start=self.editor.config.t_start, keep=REGION, region=region)
+            return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region)
         if method != "oracle":
             return sample(self.editor, t_start=self.editor.config.t_start, keep=method)
         oracle = scorer.oracle_mask(item)
@@ -535,7 +542,10 @@ def _share(row: Mapping[str, Any]) -> str:
 
 def _t_start_clause(report: Mapping[str, Any]) -> str:
     """", t_start 0.5 for the mask rows" when the report has mask rows at one t_start; else nothing."""
-    return f", t_start {report['t_start']} for the mask rows" if report.get("t_start") not in (None, "") else ""
+    if report.get("t_start") in (None, ""):
+        return ""
+    region = f" ({report['region_t_start']} for the region rows)" if report.get("region_t_start") not in (None, report["t_start"]) else ""
+    return f", t_start {report['t_start']} for the mask rows{region}"
 
 
 def _ci(estimate: Mapping[str, float]) -> str:

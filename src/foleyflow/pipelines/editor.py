@@ -75,6 +75,12 @@ class EditorConfig:
     mask: str | None = None  # pipelines.masks.METHODS
     composite: str | None = None  # pipelines.compositing.MODES
     mask_threshold: float | None = None  # None: the method's own (masks.DEFAULT_THRESHOLDS)
+    # A region the user marks (``edit(region=...)``) is regenerated inside from (almost) pure noise
+    # with the source's own path kept outside at every step: inpainting, which matches what
+    # path (1) trains (docs/editor.md, "A region you mark"). None: every-step+audio for the flow
+    # objective, audio for ddpm.
+    region_t_start: float = 0.01
+    region_composite: str | None = None
     mask_smooth: int = 5  # latent frames
     mask_dilate: int = 1
     mask_ramp: int = 3
@@ -92,6 +98,10 @@ class EditorConfig:
         if self.composite is None:
             self.composite = "none" if self.mask == "none" else "end"
         check_localisation(self.mask, self.composite, self.mask_head, self.objective, self.localiser is not None)
+        if self.region_composite is None:
+            self.region_composite = "every-step+audio" if self.objective == "flow" else "audio"
+        check_region_settings(self.region_composite, self.objective)
+        check_edit_settings(self.steps, self.cfg_scale, self.region_t_start, self.solver)
         self.mask_options()  # checks the numbers
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
@@ -127,6 +137,12 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
     if mask == "localiser" and not has_localiser:
         raise InputError(f"{NO_LOCALISER}; try --mask diffedit")
     check_compositing(composite, objective)
+
+
+def check_region_settings(composite: str, objective: str) -> None:
+    check_compositing(composite, objective)
+    if composite == "none":
+        raise InputError("a region needs compositing (end, every-step, audio or every-step+audio), not 'none'")
 
 
 def check_compositing(composite: str, objective: str) -> None:
@@ -208,16 +224,16 @@ class Editor:
         ``mask`` ("learned", "localiser", "diffedit", "attention", "none") finds the edit region and
         ``composite`` ("end", "every-step", "audio", "every-step+audio", "none") keeps the
         source outside it; both default to the model's config (docs/editor.md). ``region``, time
-        ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one.
+        ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one,
+        edited with the config's ``region_t_start`` and ``region_composite`` unless given.
         """
         samples = audio_samples(audio)
         if region is not None:
             if mask is not None:
                 raise InputError("give a region or a mask method, not both")
-            composite = self.config.composite if composite is None else composite
-            check_compositing(composite, self.config.objective)
-            if composite == "none":
-                raise InputError("a region needs compositing (end, every-step, audio or every-step+audio), not 'none'")
+            composite = self.config.region_composite if composite is None else composite
+            t_start = self.config.region_t_start if t_start is None else t_start
+            check_region_settings(composite, self.config.objective)
             mask, region = REGION, region_samples(region, samples.size, SAMPLE_RATE)
         else:
             mask = self.config.mask if mask is None else mask

@@ -153,6 +153,22 @@ def finish_mask(score: torch.Tensor, threshold: float, options: MaskOptions, nor
     return as_mask(soft_edges(dilate(binary, options.dilate), options.ramp))
 
 
+def parse_time_ranges(text: str) -> list[tuple[float, float]]:
+    """'1.2-2.0, 3-3.5' -> [(1.2, 2.0), (3.0, 3.5)] seconds (the form --region and the web page take)."""
+    ranges = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        start, sep, end = part.partition("-")
+        try:
+            if not sep:
+                raise ValueError
+            ranges.append((float(start), float(end)))
+        except ValueError:
+            raise InputError(f"a region is START-END in seconds (e.g. 1.2-2.0), got {part!r}") from None
+    return ranges
+
+
 def region_samples(ranges, total_samples: int, sample_rate: int) -> np.ndarray:
     """(samples,) bool: the time ranges [(start s, end s), ...] of a clip ``total_samples`` long.
     A range may run past the end (it is cut there); one that is empty or starts outside the clip

@@ -36,13 +36,13 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     from foleyflow.audio.io import load_audio, write_wav
     from foleyflow.pipelines.compositing import check_mode
     from foleyflow.pipelines.editor import Editor, check_instruction
-    from foleyflow.pipelines.masks import check_method
+    from foleyflow.pipelines.masks import check_method, parse_time_ranges
 
     if mask_method is not None:
         check_method(mask_method)
     if regions and mask_method is not None:
         raise click.UsageError("give --region or --mask, not both")
-    ranges = [_time_range(text) for text in regions] or None
+    ranges = [r for text in regions for r in parse_time_ranges(text)] if regions else None
     if composite is not None:
         check_mode(composite)
     options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite}
@@ -55,7 +55,7 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
         raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
     check_instruction(instruction)
     source = load_audio(audio_path)  # bad input fails here, before any model is loaded
-    if ranges:
+    if ranges is not None:
         from foleyflow.audio.io import SAMPLE_RATE
         from foleyflow.pipelines.masks import region_samples
 
@@ -73,17 +73,6 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
-
-
-def _time_range(text: str) -> tuple[float, float]:
-    """'1.2-2.0' -> (1.2, 2.0) seconds."""
-    start, sep, end = text.partition("-")
-    try:
-        if not sep:
-            raise ValueError
-        return float(start), float(end)
-    except ValueError:
-        raise InputError(f"--region expects START-END in seconds (e.g. 1.2-2.0), got {text!r}") from None
 
 
 def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
