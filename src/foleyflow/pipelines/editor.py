@@ -285,6 +285,8 @@ class Editor:
         instruction = check_instruction(instruction)
         if keep == REGION and region is None:
             raise InputError("keep 'region' needs the region")
+        if region is not None and np.shape(region) != samples.shape:
+            raise InputError(f"the region has {np.size(region)} samples, the clip {samples.size}")
         wanted = set(methods) | ({keep} if isinstance(keep, str) and keep != REGION else set())
         for method in wanted:
             check_method(method)
@@ -297,8 +299,6 @@ class Editor:
         run.tokens = token_strings(self.text_encoder, instruction, int(cond[1][0].sum()))
         given = {}
         if region is not None:
-            if np.shape(region) != samples.shape:
-                raise InputError(f"the region has {np.size(region)} samples, the clip {samples.size}")
             region_windows, _ = windowing.split_windows(np.asarray(region, np.float32), self.window_samples, self.overlap_samples)
             given[REGION] = region_mask(region_windows, x_source.shape[2], self.config.mask_options())
         evidence = MaskEvidence(x_source.shape[1]) if wanted & {"learned", "localiser", "diffedit"} else None
