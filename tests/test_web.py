@@ -89,7 +89,7 @@ def test_edit_a_marked_region_returns_the_input_length_and_keeps_the_rest(server
 
 def test_edit_resamples_a_stereo_upload(server):
     stereo = (0.1 * np.random.default_rng(1).standard_normal((2205, 2))).astype(np.float32)  # 0.05 s at 44.1 kHz
-    status, page = _post(server + "/edit", {"audio": ("take.wav", _wav(stereo, 44100)), "instruction": "Add a dog", "steps": "2"})
+    status, page = _post(server + "/edit", {"audio": ("take.wav", _wav(stereo, 44100)), "instruction": "Add a dog", "steps": "2", "region": " "})
     assert status == 200, page
     assert _page_audio(page).shape == (800,)
 

@@ -75,7 +75,7 @@ class Studio:
         mask = form_text(form, "mask") or None
         if mask is not None:
             check_method(mask)
-        region_text = form_text(form, "region")
+        region_text = form_text(form, "region").strip()
         region = parse_time_ranges(region_text) if region_text else None
         if region is not None and mask is not None:
             raise InputError("give a region or a mask method, not both")
