@@ -79,7 +79,7 @@ class Studio:
         region = parse_time_ranges(region_text) if region_text else None
         if region is not None and mask is not None:
             raise InputError("give a region or a mask method, not both")
-        steps, seed = form_int(form, "steps"), form_int(form, "seed") or 0
+        steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
         source = decode_upload(upload)  # the costly check last
         result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region)
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
@@ -94,7 +94,7 @@ class Studio:
         prompt = form_text(form, "prompt").strip()
         if not prompt:
             raise InputError("write a prompt to generate from")
-        duration, steps, seed = form_float(form, "duration"), form_int(form, "steps"), form_int(form, "seed") or 0
+        duration, steps, seed = form_number(form, "duration"), form_number(form, "steps", int), form_number(form, "seed", int) or 0
         started = time.perf_counter()
         audio = self.generator().generate(prompt, steps=steps, seed=seed, duration=duration)[0]
         png = spectrogram_png([(prompt, log_mel(audio)[0].numpy())])
@@ -127,20 +127,13 @@ def form_text(form: dict[str, FormField], name: str) -> str:
     return form[name].data.decode("utf-8", errors="replace") if name in form else ""
 
 
-def form_int(form: dict[str, FormField], name: str) -> int | None:
+def form_number(form: dict[str, FormField], name: str, kind: type = float) -> int | float | None:
+    """The field as ``kind`` (int or float); None when it is left blank."""
     text = form_text(form, name).strip()
     try:
-        return int(text) if text else None
+        return kind(text) if text else None
     except ValueError:
-        raise InputError(f"{name} must be a whole number, got {text!r}") from None
-
-
-def form_float(form: dict[str, FormField], name: str) -> float | None:
-    text = form_text(form, name).strip()
-    try:
-        return float(text) if text else None
-    except ValueError:
-        raise InputError(f"{name} must be a number, got {text!r}") from None
+        raise InputError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
 
 
 def decode_upload(upload: FormField) -> np.ndarray:

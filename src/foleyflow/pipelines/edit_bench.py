@@ -151,6 +151,8 @@ class ItemScorer:
         self.target_mel = _mel(self.target)
         self.identity_l1 = _l1(self.identity_mel, self.target_mel)
         self.floor_l1 = _l1(_mel(self._decode_windows(self.x_target)), self.target_mel)
+        # (samples,) bool: the edited event's spans, what the oracle refines and a region row marks
+        self.span = edit_span_samples(item, self.source, self.target)
         self._truth: torch.Tensor | None = None  # truth_mask's, for this item
         self.aligned = item["task"] == "add" and "event_audio" in item
         if self.aligned:
@@ -171,19 +173,18 @@ class ItemScorer:
         identity = _l1(self.identity_mel, self.candidate_mels[best : best + 1])
         return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
 
-    def truth_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
+    def truth_mask(self) -> torch.Tensor:
         """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``),
         computed once per item: the oracle and every row's region move ask for it."""
         if self._truth is None:
-            span = edit_span_samples(item, self.source, self.target)
-            span_windows, _ = windowing.split_windows(span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
+            span_windows, _ = windowing.split_windows(self.span.astype(np.float32), self.editor.window_samples, self.editor.overlap_samples)
             self._truth = ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
         return self._truth
 
     def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
         """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
         options = replace_options(self.editor.config.mask_options(), smooth=1)
-        return finish_mask(self.truth_mask(item)[:, 0, :, 0], 0.5, options, normalise=False)
+        return finish_mask(self.truth_mask()[:, 0, :, 0], 0.5, options, normalise=False)
 
     def region_move(self, item: Mapping[str, Any], x_edited: torch.Tensor) -> float:
         """Inside the true edit region, the edited latent's distance to the target latent over the
@@ -191,7 +192,7 @@ class ItemScorer:
         when the edit changes no latent frame."""
         if item["task"] == "add":
             return float("nan")
-        return region_move(x_edited, self.x_source, self.x_target, self.truth_mask(item))
+        return region_move(x_edited, self.x_source, self.x_target, self.truth_mask())
 
     def mask_iou(self, item: Mapping[str, Any], mask: torch.Tensor) -> float:
         """Frames where ``mask`` >= 0.5 against the same for the oracle mask (shaped alike: dilation and
@@ -365,7 +366,7 @@ class RowPlan:
         estimated = [m for m in self.masked if m not in ("oracle", REGION)]
         # The region row marks the true event's span, as a user would with --region, and is
         # sampled as the editor samples a marked region (from its region_t_start).
-        region = edit_span_samples(item, scorer.source, scorer.target) if REGION in self.masked else None
+        region = scorer.span if REGION in self.masked else None
         main = region_main = None
         at_end = any(not every_step(c) for c in self.composites)
         if t_model in self.t_starts or at_end:
