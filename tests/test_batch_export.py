@@ -196,7 +196,7 @@ def test_export_edits_command_writes_the_benchmark_triplets(cli, tmp_path, monke
               "source": (0.1 * rng.standard_normal(800)).astype(np.float32), "target": (0.1 * rng.standard_normal(800)).astype(np.float32)}
              for k, task in enumerate(("add", "remove", "replace"))]
     seen = {}
-    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: seen.update(split=split, count=count, seed=seed) or items)
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, *tasks: seen.update(split=split, count=count, seed=seed) or items)
     code, stdout, stderr = cli("data", "export-edits", "--n", "3", "--seed", "4", "--out", str(tmp_path / "edits"))
     assert code == 0, stderr
     assert seen == {"split": "test", "count": 3, "seed": 4} and "3 test triplets" in stdout

@@ -218,3 +218,18 @@ def test_build_filters_with_the_shipped_clap_by_default_and_records_every_score(
 
     assert main(args + ["--clap-threshold", "calibrated"]) == 2
     assert "has no measured threshold" in capsys.readouterr().err
+
+
+def test_bench_triplets_of_a_task_subset_are_the_full_draws(built):
+    """`bench edit --tasks`: a task's triplets do not depend on which other tasks are drawn."""
+    from foleyflow.errors import InputError
+    from foleyflow.pipelines.edit_bench import test_triplets
+
+    full = test_triplets("test", 6, 0, str(built))
+    ids = lambda items: [(t["task"], t["triplet_id"]) for t in items]  # noqa: E731
+    for subset in (["add"], ["remove"], ["replace", "add"]):
+        part = test_triplets("test", 2 * len(subset), 0, str(built), subset)
+        assert ids(part) == [pair for pair in ids(full) if pair[0] in subset]
+    assert "event_audio" in test_triplets("test", 1, 0, str(built), ["add"])[0]
+    with pytest.raises(InputError, match="tasks must be among"):
+        test_triplets("test", 3, 0, str(built), ["move"])

@@ -76,3 +76,13 @@ def test_llm_hook_failure_is_one_line_error(monkeypatch):
     monkeypatch.setenv("FOLEYFLOW_LLM_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(FoleyflowError, match="event-counting LLM"):
         count_events("A dog barks")
+
+
+def test_instruction_task_reads_the_leading_verb():
+    from foleyflow.data.language import TEMPLATES, instruction_task
+
+    for task, templates in TEMPLATES.items():
+        for template in templates:
+            assert instruction_task(template.format(a="a dog barking", the_a="the dog barking", b="rain")) == task
+    assert instruction_task("  get RID of the beeps") == "remove" and instruction_task("Put a bell here") == "add"
+    assert instruction_task("Make it louder") is None and instruction_task("Addition of rain") is None and instruction_task("") is None

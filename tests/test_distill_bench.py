@@ -74,7 +74,7 @@ def test_editor_table_compares_teacher_step_counts_with_the_students(tmp_path, c
     items = [{"task": task, "source": (0.1 * rng.standard_normal(1024)).astype(np.float32), "instruction": f"{task} it"} for task in ("add", "remove", "replace")]
     for item in items:
         item["target"] = item["source"] * 0.5
-    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: items)
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, *tasks: items)
     code, out, err = cli("bench", "distill", "--edit-teacher", str(tmp_path / "teacher"), "--edit-student", str(tmp_path / "students"),
                          "--edit-teacher-steps", "4,2", "--edit-student-steps", "2,1", "--edit-n", "3", "--benchmarks", str(tmp_path / "B.md"))
     assert code == 0, err

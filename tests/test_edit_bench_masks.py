@@ -168,7 +168,7 @@ def test_cli_bench_runs_a_part_and_writes_its_section(cli, monkeypatch, tmp_path
     items = [{"task": task, "source": (0.1 * rng.standard_normal(1024)).astype(np.float32), "instruction": f"{task} it"} for task in ("add", "remove", "replace")]
     for item in items:
         item["target"] = item["source"] * 0.5
-    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root: items)
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, *tasks: items)
     out = tmp_path / "BENCHMARKS.md"
     code, stdout, err = cli("bench", "edit", "--n", "3", "--model", str(folder), "--steps", "1", "--t-starts", "",
                             "--methods", "oracle", "--composite", "end", "--out", str(out))
@@ -200,3 +200,38 @@ def test_region_rows_mark_the_true_span():
         region, oracle = methods[f"region + {composite}"], methods[f"oracle + {composite}"]
         assert region["mask_share"] > oracle["mask_share"] > 0
         assert 0 < region["mask_iou"]["value"] < 1 and oracle["mask_iou"]["value"] == 1.0
+
+
+def _report(ids, rows):
+    return {"tasks": {"add": {"triplet_ids": ids, "methods": {name: {"per_triplet_l1": values} for name, values in rows.items()}}}}
+
+
+def test_pair_rows_closed_form_and_errors():
+    from foleyflow.pipelines.edit_bench import pair_rows
+
+    a = _report(["t1", "t2", "t3", "t4"], {"x": [1.0, 2.0, 3.0, 4.0], "y": [1.5, 1.5, 3.5, 3.5]})
+    paired = pair_rows(a, "x", a, "y", resamples=100)["add"]
+    assert paired["n"] == 4 and paired["difference"]["value"] == 0.0 and paired["share_lower"] == 0.5
+    shifted = _report(["t1", "t2", "t3", "t4"], {"x": [0.9, 1.9, 2.9, 3.9]})
+    exact = pair_rows(shifted, "x", a, "x", resamples=100)["add"]["difference"]
+    assert exact["value"] == pytest.approx(-0.1) and exact["ci95_low"] == pytest.approx(-0.1) and exact["ci95_high"] == pytest.approx(-0.1)
+    for other, row, message in [(_report(["t1", "t2", "t4", "t3"], {"x": [0, 0, 0, 0]}), "x", "different add triplets"),
+                                (a, "z", "no row 'z'"), ({"tasks": {}}, "x", "no add triplets"),
+                                ({"tasks": {"add": {"methods": {}}}}, "x", "--per-triplet")]:
+        with pytest.raises(InputError, match=message):
+            pair_rows(a, "x", other, row)
+
+
+def test_cli_bench_pair(cli, tmp_path):
+    import json
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(_report(["t1", "t2"], {"x": [1.0, 2.0], "y": [2.0, 4.0]})))
+    code, out, err = cli("bench", "pair", str(path), "x", str(path), "y")
+    assert code == 0, err
+    assert out.strip() == "add: n 2, x minus y: -1.500 [-2.000, -1.000], lower on 100% of triplets"
+    code, out, _ = cli("bench", "pair", str(path), "x", str(path), "--json")
+    assert code == 0 and json.loads(out)["add"]["difference"]["value"] == 0.0
+    (tmp_path / "bad.json").write_text("{")
+    code, _, err = cli("bench", "pair", str(tmp_path / "bad.json"), "x", str(path))
+    assert code == 2 and "not a bench edit JSON report" in err and len(err.strip().splitlines()) == 1

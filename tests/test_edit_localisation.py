@@ -10,7 +10,7 @@ from editor_tiny import LATENT_CHANNELS, ReshapeCodec, TinyTextEncoder, tiny_edi
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.diffusion.ode import solve_euler
 from foleyflow.errors import InputError
-from foleyflow.pipelines.compositing import blend, blend_audio, blended_flow_solve
+from foleyflow.pipelines.compositing import blend, blend_audio, blend_spectral, blended_flow_solve, keep_bins, spectral_rule
 from foleyflow.pipelines.editor import Editor, EditorConfig
 from foleyflow.pipelines.masks import (
     MaskOptions,
@@ -151,6 +151,7 @@ def test_editor_end_compositing_zero_mask_gives_the_source_and_one_mask_the_plai
     zero = torch.zeros_like(run.masks["none"])
     np.testing.assert_allclose(editor.finish(run, zero, "end"), audio, atol=1e-6)  # ReshapeCodec is exact
     assert np.array_equal(editor.finish(run, zero, "audio"), audio)  # the source itself, bit for bit
+    assert np.array_equal(editor.finish(run, zero, "spectral"), audio)
     assert np.array_equal(editor.edit(audio, "Add a dog", mask="none", composite="end").audio, tiny_editor().edit(audio, "Add a dog").audio)
 
 
@@ -195,7 +196,72 @@ def test_audio_compositing_keeps_the_source_outside():
     assert out.tolist() == [0, 0, 0.5, 1, 1, 0] and out.dtype == np.float32
 
 
-@pytest.mark.parametrize("composite", ["end", "every-step", "audio", "every-step+audio"])
+def _tone(freq: float, samples: int = 4000, level: float = 1.0) -> np.ndarray:
+    return (level * np.sin(2 * np.pi * freq * np.arange(samples) / 16000)).astype(np.float64)
+
+
+def _band_level(audio: np.ndarray, freq: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio[1000:3000] * np.hanning(2000)))
+    return float(spectrum[int(round(freq * 2000 / 16000))])
+
+
+def test_keep_bins_louder_keeps_both_sounds_and_quieter_neither_excess():
+    """Source: a 1 kHz tone; edit: a 3 kHz tone. "louder" (add) keeps each where it is the louder,
+    so both tones; "quieter" (remove) keeps, bin by bin, the quieter: neither tone survives."""
+    source, edit = _tone(1000), _tone(3000)
+    louder, quieter = keep_bins(edit, source, "louder"), keep_bins(edit, source, "quieter")
+    for freq in (1000, 3000):
+        assert _band_level(louder, freq) == pytest.approx(_band_level(source if freq == 1000 else edit, freq), rel=1e-3)
+        assert _band_level(quieter, freq) < 1e-2 * _band_level(louder, freq)
+
+
+def test_keep_bins_closed_forms():
+    """Equal inputs come back unchanged (an exact STFT round trip); a scaled copy keeps the louder or quieter copy."""
+    source = np.random.default_rng(0).standard_normal(3000)
+    np.testing.assert_allclose(keep_bins(source, source, "louder"), source, atol=1e-9)
+    np.testing.assert_allclose(keep_bins(0.5 * source, source, "louder"), source, atol=1e-9)
+    np.testing.assert_allclose(keep_bins(0.5 * source, source, "quieter"), 0.5 * source, atol=1e-9)
+    with pytest.raises(ValueError, match="louder"):
+        keep_bins(source, source, "middle")
+
+
+def test_spectral_compositing_bounds_add_and_remove_and_keeps_the_source_outside():
+    source, edit = _tone(1000), 0.2 * _tone(1000) + _tone(3000)
+    mask = np.zeros(4000)
+    mask[500:3500] = 1.0
+    assert spectral_rule("add") == "louder" and spectral_rule("remove") == "quieter" and spectral_rule("replace") is None and spectral_rule(None) is None
+    added = blend_spectral(edit, source, mask, "louder")
+    removed = blend_spectral(edit, source, mask, "quieter")
+    plain = blend_spectral(edit, source, mask, None)
+    np.testing.assert_array_equal(plain, blend_audio(edit, source, mask))
+    for out in (added, removed, plain):
+        assert out.dtype == np.float32 and np.array_equal(out[mask == 0], source[mask == 0].astype(np.float32))
+    # add: the source's tone stays at its level although the edit turned it down; the new tone comes in.
+    assert _band_level(added, 1000) == pytest.approx(_band_level(source, 1000), rel=1e-2) and _band_level(added, 3000) > 0.9 * _band_level(edit, 3000)
+    # remove: the edit's quieter 1 kHz passes, its new 3 kHz tone (louder than the source there) does not.
+    assert _band_level(removed, 1000) == pytest.approx(_band_level(edit, 1000), rel=1e-2) and _band_level(removed, 3000) < 1e-2 * _band_level(edit, 3000)
+
+
+@pytest.mark.parametrize("instruction, rule", [("Add a dog barking", "louder"), ("Remove the dog", "quieter"), ("Replace the dog with rain", None)])
+def test_editor_spectral_mode_follows_the_instruction(instruction, rule):
+    """The editor's spectral mode is its audio mode with the instruction's bin rule applied first."""
+    editor, audio = tiny_editor(), _noise(2000)
+    run = editor.sample_clip(audio, instruction, 2, region=np.ones(2000, bool))
+    mask = run.masks["region"]
+    out = editor.finish(run, mask, "spectral")
+    plain = editor.finish(run, mask, "audio")
+    sample_mask = frames_to_samples(editor.clip_frames(mask, run), 128, 2000)
+    edited = editor.finish(run, torch.ones_like(mask), "none")
+    np.testing.assert_allclose(out, blend_spectral(edited, audio, sample_mask, rule), atol=1e-6)
+    assert np.array_equal(out, plain) == (rule is None)
+
+
+def test_region_compositing_defaults_to_spectral():
+    assert tiny_editor().config.region_composite == "every-step+spectral" and tiny_editor("ddpm").config.region_composite == "spectral"
+    assert tiny_editor().edit(_noise(2000), "Add a dog", region=[(0.02, 0.06)]).composite == "every-step+spectral"
+
+
+@pytest.mark.parametrize("composite", ["end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral"])
 def test_edit_reports_the_mask_over_the_whole_clip(composite):
     result = mask_head_editor().edit(_noise(3000), "Add a dog barking", composite=composite)
     assert result.mask.shape == (-(-3000 // 128),) and result.mask_method == "learned" and result.composite == composite
@@ -248,7 +314,7 @@ def test_region_samples_closed_forms():
             region_samples(ranges, 400, 1000)
 
 
-@pytest.mark.parametrize("composite", ["end", "audio", "every-step", "every-step+audio"])
+@pytest.mark.parametrize("composite", ["end", "audio", "every-step", "every-step+audio", "every-step+spectral"])
 def test_region_edit_changes_only_the_marked_time(composite):
     """Outside the region (and its dilation and soft edges) the output is the source itself with
     audio compositing; the mask reported is the region's."""
@@ -259,7 +325,7 @@ def test_region_edit_changes_only_the_marked_time(composite):
     assert np.all(result.mask[int(0.08 * 16000) // frame + 1 : int(0.12 * 16000) // frame]) == 1.0
     assert result.mask[:5].max() == 0.0 and result.mask[-3:].max() == 0.0
     outside = frames_to_samples(result.mask, frame, 3000) == 0
-    if composite.endswith("audio"):
+    if composite.endswith(("audio", "spectral")):
         assert np.array_equal(result.audio[outside], audio[outside])
     assert not np.allclose(result.audio[~outside], audio[~outside], atol=1e-3)
 

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from foleyflow.errors import InputError
 from foleyflow.pipelines.edit_network import split_mask_channel
 from foleyflow.pipelines.masks import ground_truth_latent_mask, pool_frame_mask
 
@@ -34,3 +36,31 @@ def test_split_mask_channel():
     assert torch.equal(prediction, output[:, :8]) and torch.equal(logits, output[:, 8:])
     same, none = split_mask_channel(output[:, :8], 8)
     assert none is None and torch.equal(same, output[:, :8])
+
+
+def test_expected_span_closed_forms():
+    """One run as long as the probabilities' sum, placed where their mean is highest; per row."""
+    from foleyflow.pipelines.masks import expected_span
+
+    probability = torch.full((2, 20), 0.1)
+    probability[0, 12:14] = 0.6  # sum 2 + 1.0 = 3.0 -> 3 frames, the best 3-frame window is 12..14 or 11..13
+    probability[1] = 0.0
+    probability[1, 3] = 0.4  # sum 0.4 -> at least one frame, at the peak
+    spans = expected_span(probability)
+    assert spans[0].sum() == 3 and spans[0, 12:14].all() and spans[1].tolist() == [0, 0, 0, 1] + [0] * 16
+    assert expected_span(torch.ones(1, 7)).sum() == 7
+
+
+def test_localiser_add_span_applies_to_add_instructions_only():
+    from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, estimated_mask
+
+    evidence = MaskEvidence(4)
+    evidence.localised = torch.full((1, 30), 0.2)  # nowhere above 0.5; sum 6
+    evidence.localised[0, 20] = 0.3
+    expected = MaskOptions(dilate=0, ramp=0, add_span="expected")
+    add = estimated_mask("localiser", evidence, expected, task="add")[0, 0, :, 0]
+    assert add.sum() == 6 and add[20] == 1
+    for options, task in ((expected, "remove"), (expected, None), (MaskOptions(dilate=0, ramp=0), "add")):
+        assert estimated_mask("localiser", evidence, options, task=task).sum() == 0
+    with pytest.raises(InputError, match="add_span"):
+        MaskOptions(add_span="anywhere")

@@ -15,6 +15,11 @@ REMOVE_TEMPLATES = ("Remove {the_a}", "Remove the sound of {a}", "Take out {the_
 REPLACE_TEMPLATES = ("Replace {the_a} with {b}", "Swap {the_a} for {b}", "Change {the_a} into {b}",
                      "Replace the sound of {a} with the sound of {b}")
 TEMPLATES = {"add": ADD_TEMPLATES, "remove": REMOVE_TEMPLATES, "replace": REPLACE_TEMPLATES}
+# The leading verbs of the phrasings above (and a few a user would type), longest first.
+TASK_VERBS = (("get rid of", "remove"), ("take out", "remove"), ("take away", "remove"), ("mix in", "add"),
+              ("remove", "remove"), ("delete", "remove"), ("erase", "remove"), ("mute", "remove"),
+              ("replace", "replace"), ("swap", "replace"), ("change", "replace"),
+              ("add", "add"), ("insert", "add"), ("put", "add"), ("include", "add"))
 
 
 def lower_first(text: str) -> str:
@@ -59,3 +64,13 @@ def instruction(task: str, phrase_a: str, phrase_b: str | None, rng: np.random.G
     template = TEMPLATES[task][int(rng.integers(len(TEMPLATES[task])))]
     text = template.format(a=phrase_a, the_a=definite(phrase_a), b=phrase_b or "")
     return text[:1].upper() + text[1:]
+
+
+def instruction_task(text: str) -> str | None:
+    """"add", "remove" or "replace" from an instruction's leading verb ("Get rid of the beeps" ->
+    "remove"); None when it starts with none of them."""
+    words = " ".join(text.lower().split())
+    for verb, task in TASK_VERBS:
+        if words == verb or words.startswith(verb + " "):
+            return task
+    return None

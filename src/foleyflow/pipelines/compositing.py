@@ -11,6 +11,15 @@ Modes (``Editor.edit(composite=...)``):
                       the mask interpolated to samples; the codec round trip never touches the
                       unedited region (a source passed through the codec is not the source)
     every-step+audio  both
+    spectral          audio, but inside the mask an "add" keeps, in every STFT bin, the louder of the
+                      edit and the source, and a "remove" the quieter (``spectral_rule``); other
+                      instructions are composited as ``audio``
+    every-step+spectral  every-step and spectral
+Why spectral: a mixture's STFT magnitude is (up to phase) at least each of its parts', so the true
+result of adding a sound is nowhere quieter than the source and that of removing one nowhere
+louder. Keeping the louder (add) or quieter (remove) bin moves the edit towards the target in every
+bin where the edit broke that bound and changes nothing elsewhere: for "remove" it is the bounded
+(at most 1) time-frequency mask of source separation, applied to the recording.
 Masks are (batch, 1, latent frames, 1) in [0, 1] (``pipelines.masks``) and broadcast over
 channels and frequency.
 """
@@ -25,7 +34,13 @@ import torch
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.errors import InputError
 
-MODES = ("none", "end", "every-step", "audio", "every-step+audio")
+MODES = ("none", "end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
+
+# The instruction's task -> which bin the spectral mode keeps; any other task (replace, unknown) has no bound.
+SPECTRAL_RULES = {"add": "louder", "remove": "quieter"}
+# Resynthesis STFT: the front-end's 1024-point Hann window (audio.mel), hop 256 so that the squared
+# windows overlap-add to a constant (torch.istft's condition for an exact round trip).
+SPECTRAL_N_FFT, SPECTRAL_HOP = 1024, 256
 
 
 def check_mode(mode: str) -> str:
@@ -43,7 +58,17 @@ def every_step(mode: str) -> bool:
 
 
 def in_audio(mode: str) -> bool:
-    return mode.endswith("audio")
+    """Composited on waveforms (``audio`` and ``spectral`` modes)."""
+    return mode.endswith("audio") or mode.endswith("spectral")
+
+
+def spectral(mode: str) -> bool:
+    return mode.endswith("spectral")
+
+
+def spectral_rule(task: str | None) -> str | None:
+    """"louder", "quieter" or None (no bound) for an instruction's task (``data.language.instruction_task``)."""
+    return SPECTRAL_RULES.get(task or "")
 
 
 def blend(edited: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -77,3 +102,25 @@ def blend_audio(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray)
     """Waveform compositing: (samples,) edit inside the per-sample mask, the source itself outside."""
     sample_mask = np.asarray(sample_mask, dtype=np.float64)
     return (sample_mask * edited + (1.0 - sample_mask) * source).astype(np.float32)
+
+
+def keep_bins(edited: np.ndarray, source: np.ndarray, rule: str) -> np.ndarray:
+    """(samples,) edit whose STFT keeps, bin by bin, the louder or the quieter of edit and source
+    (complex values: magnitude and phase come from the same signal), resynthesised."""
+    if rule not in ("louder", "quieter"):
+        raise ValueError(f"rule must be 'louder' or 'quieter', got {rule!r}")
+    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
+    pair = torch.from_numpy(np.stack([edited, source]).astype(np.float64))
+    stft = torch.stft(pair, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    edit_louder = stft[0].abs() > stft[1].abs()
+    take_edit = edit_louder if rule == "louder" else ~edit_louder
+    kept = torch.where(take_edit, stft[0], stft[1])
+    out = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=edited.shape[-1])
+    return out.numpy()
+
+
+def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None) -> np.ndarray:
+    """``blend_audio`` of the bin-bounded edit (``keep_bins``); with no rule, ``blend_audio`` itself."""
+    if rule is not None:
+        edited = keep_bins(np.asarray(edited, np.float64), np.asarray(source, np.float64), rule)
+    return blend_audio(edited, source, sample_mask)

@@ -45,7 +45,7 @@ from foleyflow.pipelines.editor import Editor
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
-MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio")
+MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
 ADD_GRID_SECONDS = 0.1
 
 
@@ -70,22 +70,32 @@ def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> f
     return float("nan") if gap <= 0 else (float(np.mean(identity)) - float(np.mean(edited))) / gap
 
 
-def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None) -> list[Mapping[str, Any]]:
-    """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over add/remove/replace, seeded.
+def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None,
+                  tasks: Sequence[str] = TASKS) -> list[Mapping[str, Any]]:
+    """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over
+    ``tasks`` (default add/remove/replace), seeded. A task's triplets depend on the seed and the
+    per-task count only, not on which other tasks are chosen, so runs over a subset pair with a
+    full run of the same per-task count.
 
     "add" items also carry the added event alone (``event_audio``, placed at onset 0) and its
     ``event_onset``, so that the add target can be re-rendered with the event elsewhere.
     """
     from foleyflow.data.datasets import TripletDataset
 
-    per_task = count // len(TASKS)
+    for task in tasks:
+        if task not in TASKS:
+            raise InputError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
+    per_task = count // len(tasks)
     rng = np.random.default_rng(seed)
     chosen = []
     for task in TASKS:
         dataset = TripletDataset(split, root=root, tasks=(task,))
+        order = rng.permutation(len(dataset))  # drawn for every task, so each task's draw stays the same
+        if task not in tasks:
+            continue
         if len(dataset) < per_task:
             raise InputError(f"the {split} split has {len(dataset)} {task} triplets; {per_task} requested")
-        for index in rng.permutation(len(dataset))[:per_task]:
+        for index in order[:per_task]:
             item = dataset[int(index)]
             if task == "add":
                 item["event_audio"], item["event_onset"] = added_event(dataset, int(index))
@@ -324,7 +334,7 @@ class RowPlan:
     One run at the model's t_start records every estimated mask and gives the plain row at
     that t_start and every ``end`` and ``audio`` row (they differ only after sampling);
     every-step needs its mask while sampling, so it runs once per mask method (shared by
-    ``every-step`` and ``every-step+audio``). A row's time is its run's full time (encoding,
+    ``every-step``, ``every-step+audio`` and ``every-step+spectral``). A row's time is its run's full time (encoding,
     sampling with all the recording that run does) plus its own compositing and decoding.
     """
 
@@ -555,3 +565,32 @@ def _ci(estimate: Mapping[str, float]) -> str:
 
 def _load(model) -> Editor:
     return model if isinstance(model, Editor) else Editor.from_pretrained(model)
+
+
+def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, Any], row_b: str,
+              resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Row ``row_a`` of one ``--per-triplet`` report minus row ``row_b`` of another (or the same),
+    triplet by triplet, per task the first report has: the mean difference with its paired bootstrap
+    95% CI and the share of triplets where A is lower. Both must hold the same triplets in the same
+    order (same split, seed and per-task count), which their ids prove."""
+    from foleyflow.evaluation.bootstrap import mean_ci
+
+    paired = {}
+    for task, rows_a in report_a["tasks"].items():
+        rows_b = report_b["tasks"].get(task)
+        if rows_b is None:
+            raise InputError(f"the second report has no {task} triplets")
+        if "triplet_ids" not in rows_a or "triplet_ids" not in rows_b:
+            raise InputError("pairing needs reports written with --json --per-triplet")
+        if rows_a["triplet_ids"] != rows_b["triplet_ids"]:
+            raise InputError(f"the reports hold different {task} triplets (same split, seed and per-task count needed)")
+        differences = _per_triplet(rows_a, row_a) - _per_triplet(rows_b, row_b)
+        paired[task] = {"n": int(differences.size), "difference": mean_ci(differences, resamples, seed).to_dict(),
+                        "share_lower": float(np.mean(differences < 0))}
+    return paired
+
+
+def _per_triplet(rows: Mapping[str, Any], name: str) -> np.ndarray:
+    if name not in rows["methods"]:
+        raise InputError(f"no row {name!r}; rows: {', '.join(rows['methods'])}")
+    return np.asarray(rows["methods"][name]["per_triplet_l1"], np.float64)

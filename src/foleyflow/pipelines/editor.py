@@ -31,7 +31,10 @@ from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
-from foleyflow.pipelines.compositing import blend, blend_audio, check_mode, every_step, in_audio, latent_end
+from foleyflow.data.language import instruction_task
+from foleyflow.pipelines.compositing import (
+    MODES, blend, blend_audio, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
+)
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
 from foleyflow.pipelines.masks import (
     REGION,
@@ -77,13 +80,14 @@ class EditorConfig:
     mask_threshold: float | None = None  # None: the method's own (masks.DEFAULT_THRESHOLDS)
     # A region the user marks (``edit(region=...)``) is regenerated inside from (almost) pure noise
     # with the source's own path kept outside at every step: inpainting, which matches what
-    # path (1) trains (docs/editor.md, "A region you mark"). None: every-step+audio for the flow
-    # objective, audio for ddpm.
+    # path (1) trains (docs/editor.md, "A region you mark"). None: every-step+spectral for the flow
+    # objective, spectral for ddpm.
     region_t_start: float = 0.01
     region_composite: str | None = None
     mask_smooth: int = 5  # latent frames
     mask_dilate: int = 1
     mask_ramp: int = 3
+    mask_add_span: str = "threshold"  # masks.MaskOptions.add_span: how the localiser marks an "add"
     # Set by training on the from-source bridge (diffusion.flow.SourceBridgePath): the only
     # t_start whose start states the network has seen. None: path (1), any t_start.
     trained_t_start: float | None = None
@@ -99,7 +103,7 @@ class EditorConfig:
             self.composite = "none" if self.mask == "none" else "end"
         check_localisation(self.mask, self.composite, self.mask_head, self.objective, self.localiser is not None)
         if self.region_composite is None:
-            self.region_composite = "every-step+audio" if self.objective == "flow" else "audio"
+            self.region_composite = "every-step+spectral" if self.objective == "flow" else "spectral"
         check_region_settings(self.region_composite, self.objective)
         check_edit_settings(self.steps, self.cfg_scale, self.region_t_start, self.solver)
         self.mask_options()  # checks the numbers
@@ -107,7 +111,7 @@ class EditorConfig:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
 
     def mask_options(self) -> MaskOptions:
-        return MaskOptions(self.mask_threshold, self.mask_smooth, self.mask_dilate, self.mask_ramp)
+        return MaskOptions(self.mask_threshold, self.mask_smooth, self.mask_dilate, self.mask_ramp, self.mask_add_span)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EditorConfig":
@@ -142,7 +146,7 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
 def check_region_settings(composite: str, objective: str) -> None:
     check_compositing(composite, objective)
     if composite == "none":
-        raise InputError("a region needs compositing (end, every-step, audio or every-step+audio), not 'none'")
+        raise InputError(f"a region needs compositing ({', '.join(m for m in MODES if m != 'none')}), not 'none'")
 
 
 def check_compositing(composite: str, objective: str) -> None:
@@ -222,7 +226,7 @@ class Editor:
         """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says.
 
         ``mask`` ("learned", "localiser", "diffedit", "attention", "none") finds the edit region and
-        ``composite`` ("end", "every-step", "audio", "every-step+audio", "none") keeps the
+        ``composite`` (``compositing.MODES``: "end", "every-step", "audio", "spectral", ...) keeps the
         source outside it; both default to the model's config (docs/editor.md). ``region``, time
         ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one,
         edited with the config's ``region_t_start`` and ``region_composite`` unless given.
@@ -327,7 +331,8 @@ class Editor:
 
     def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
         attention = self._cond_attention(recorder, run) if method == "attention" else None
-        return estimated_mask(method, evidence, self.config.mask_options(), attention, run.tokens, like=run.x_source)
+        return estimated_mask(method, evidence, self.config.mask_options(), attention, run.tokens, like=run.x_source,
+                              task=instruction_task(run.instruction))
 
     @staticmethod
     def _cond_attention(recorder, run: "SampledClip") -> torch.Tensor:
@@ -342,7 +347,10 @@ class Editor:
         out = windowing.overlap_add(edited, run.starts, run.samples.size).astype(np.float32)
         if in_audio(composite):
             per_frame = self.codec.samples_per_latent_frame
-            out = blend_audio(out, run.samples, frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size))
+            sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
+            if spectral(composite):
+                return blend_spectral(out, run.samples, sample_mask, spectral_rule(instruction_task(run.instruction)))
+            out = blend_audio(out, run.samples, sample_mask)
         return out
 
     def encode_instruction(self, instruction: str, copies: int):

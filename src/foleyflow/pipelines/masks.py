@@ -77,8 +77,12 @@ class MaskOptions:
     smooth: int = 5  # moving-average width of the score before thresholding (diffedit, attention)
     dilate: int = 1  # frames added on each side of the thresholded region
     ramp: int = 3  # frames of linear fall-off outside the region (soft edges)
+    # How the localiser marks an "add": "threshold" as any other task, or "expected" (``expected_span``).
+    add_span: str = "threshold"
 
     def __post_init__(self) -> None:
+        if self.add_span not in ADD_SPANS:
+            raise InputError(f"mask add_span must be one of {', '.join(ADD_SPANS)}, got {self.add_span!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise InputError(f"mask threshold must lie in [0, 1], got {self.threshold}")
         for name in ("smooth", "dilate", "ramp"):
@@ -86,6 +90,8 @@ class MaskOptions:
             if int(value) != value or value < (1 if name == "smooth" else 0):
                 raise InputError(f"mask {name} must be a whole number of frames (>= {1 if name == 'smooth' else 0}), got {value}")
 
+
+ADD_SPANS = ("threshold", "expected")
 
 NO_LOCALISER = "mask 'localiser' needs an editor with a localiser (foleyflow train localise)"
 
@@ -151,6 +157,24 @@ def finish_mask(score: torch.Tensor, threshold: float, options: MaskOptions, nor
         score = min_max(score)
     binary = (score >= threshold).float()
     return as_mask(soft_edges(dilate(binary, options.dilate), options.ramp))
+
+
+def expected_span(probability: torch.Tensor) -> torch.Tensor:
+    """(batch, frames) edit probability -> (batch, frames) 0/1: one run of frames as long as the
+    expected number of edited frames (the probabilities' sum), where their mean is highest.
+
+    Why, for "add": where an added sound starts cannot be read from the recording, so a localiser
+    trained on true masks spreads its probability (rarely above 0.5: the thresholded mask of an add
+    is mostly empty) while its sum still tracks how long the sound is. Any placement is as right as
+    the instruction; this one is where the localiser leans, at the expected length.
+    """
+    frames = probability.shape[1]
+    spans = torch.zeros_like(probability)
+    for row, frame_probability in enumerate(probability.float()):
+        length = int(min(max(round(float(frame_probability.sum())), 1), frames))
+        start = int(torch.argmax(F.avg_pool1d(frame_probability[None, None], length, stride=1)))
+        spans[row, start : start + length] = 1.0
+    return spans
 
 
 def parse_time_ranges(text: str) -> list[tuple[float, float]]:
@@ -265,8 +289,9 @@ def attention_score(token_frame: torch.Tensor, tokens: list[str]) -> torch.Tenso
 
 
 def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, attention: torch.Tensor | None = None,
-                   tokens: list[str] | None = None, like: torch.Tensor | None = None) -> torch.Tensor:
-    """The (batch, 1, frames, 1) mask of ``method`` from what the sampler recorded."""
+                   tokens: list[str] | None = None, like: torch.Tensor | None = None, task: str | None = None) -> torch.Tensor:
+    """The (batch, 1, frames, 1) mask of ``method`` from what the sampler recorded; ``task`` is the
+    instruction's (``data.language.instruction_task``), for the localiser's ``add_span``."""
     threshold = options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS.get(method, 0.5)
     if method == "none":
         return full_mask(like)
@@ -274,6 +299,8 @@ def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, at
         # A probability needs no normalising, and smoothing would blur a head trained on sharp targets.
         return finish_mask(evidence.learned_score(), threshold, replace(options, smooth=1), normalise=False)
     if method == "localiser":
+        if task == "add" and options.add_span == "expected":
+            return as_mask(soft_edges(dilate(expected_span(evidence.localiser_score()), options.dilate), options.ramp))
         return finish_mask(evidence.localiser_score(), threshold, replace(options, smooth=1), normalise=False)
     if method == "diffedit":
         return finish_mask(evidence.diffedit_score(), threshold, options, normalise=True)

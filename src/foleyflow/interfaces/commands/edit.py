@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -26,7 +27,7 @@ from foleyflow.interfaces.cli import bench, cli
 @click.option("--attention-map", type=click.Path(dir_okay=False), default=None, help="PNG of token x time cross-attention.")
 @click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
 @click.option("--mask", "mask_method", default=None, help="Edit mask: learned, localiser, diffedit, attention or none (default: the model's).")
-@click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio or none (default: the model's).")
+@click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio, spectral, every-step+spectral or none (default: the model's).")
 @click.option("--region", "regions", multiple=True, metavar="START-END",
               help="Edit only this time range (seconds, e.g. 1.2-2.0; repeatable) instead of a mask the editor estimates.")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
@@ -105,13 +106,14 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 
 
 @bench.command("edit")
-@click.option("--n", "count", type=click.IntRange(min=3), default=300, show_default=True, help="Held-out triplets, balanced over tasks.")
+@click.option("--n", "count", type=click.IntRange(min=1), default=300, show_default=True, help="Held-out triplets, balanced over tasks.")
+@click.option("--tasks", default="add,remove,replace", show_default=True, help="Comma-separated tasks to measure (a task's triplets are the same whichever others run, at the same per-task count).")
 @click.option("--model", default="default", show_default=True, help="The editor to measure.")
 @click.option("--baseline", default=None, help="A ddpm-objective editor folder, run at the same NFE.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
 @click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, localiser, diffedit, attention, oracle (default: all the model can run).")
-@click.option("--composite", "composites", default="end,every-step,audio,every-step+audio", show_default=True, help="Comma-separated compositing modes of the mask rows.")
+@click.option("--composite", "composites", default="end,every-step,audio,every-step+audio,spectral,every-step+spectral", show_default=True, help="Comma-separated compositing modes of the mask rows.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -119,7 +121,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, per_triplet, output) -> None:
+def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
     import sys
@@ -132,7 +134,10 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     values = _parse_t_starts(t_starts)
     method_list = None if methods is None else [check_method(m, BENCH_METHODS) for m in _names(methods, "--methods")]
     composite_list = [check_mode(c) for c in _names(composites, "--composite")]
-    triplets = test_triplets(split, count, seed, data_dir)
+    task_list = _names(tasks, "--tasks")
+    if count < len(task_list):
+        raise InputError(f"--n {count} is less than one triplet per task ({len(task_list)} tasks)")
+    triplets = test_triplets(split, count, seed, data_dir, task_list)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
                             methods=method_list, composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet)
     table = format_table(report)
@@ -140,8 +145,36 @@ def bench_edit(count, model, baseline, steps, t_starts, methods, composites, spl
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
+        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if task_list != ["add", "remove", "replace"] else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
+
+
+@bench.command("pair")
+@click.argument("report_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("row_a")
+@click.argument("report_b", type=click.Path(exists=True, dir_okay=False))
+@click.argument("row_b", required=False)
+@click.option("--resamples", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench_pair(report_a, row_a, report_b, row_b, resamples, as_json) -> None:
+    """Pair two `bench edit --json --per-triplet` rows triplet by triplet: ROW_A of REPORT_A minus
+    ROW_B (default: the same name) of REPORT_B, per task, with a paired bootstrap 95% CI."""
+    from foleyflow.pipelines.edit_bench import pair_rows
+
+    reports = []
+    for path in (report_a, report_b):
+        try:
+            reports.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path}: not a bench edit JSON report ({error})") from None
+    paired = pair_rows(reports[0], row_a, reports[1], row_b or row_a, resamples)
+    if as_json:
+        click.echo(json.dumps(paired, indent=2))
+        return
+    for task, entry in paired.items():
+        d = entry["difference"]
+        click.echo(f"{task}: n {entry['n']}, {row_a} minus {row_b or row_a}: {d['value']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}], "
+                   f"lower on {entry['share_lower']:.0%} of triplets")
 
 
 def _names(text: str, option: str) -> list[str]:
