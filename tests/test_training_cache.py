@@ -92,3 +92,31 @@ def test_a_corrupt_entry_is_recomputed_and_a_missing_one_is_an_input_error(tmp_p
 def test_text_and_mixture_hashes_are_content_hashes():
     assert hash_text("rain falls") == hash_text("rain falls") != hash_text("rain falls ")
     assert hash_parts("a", "b") != hash_parts("b", "a") and hash_parts("ab") != hash_parts("a", "b")
+
+
+def test_latent_encoder_hash_ignores_the_decoder_and_vocoder_only():
+    """Fine-tuning the decoder or the vocoder keeps cached latents; the encoder, its config or the mel settings do not."""
+    import dataclasses
+
+    from foleyflow.models.codec import Codec
+    from foleyflow.models.vae import build_vae
+    from foleyflow.models.vocoder import build_vocoder
+    from foleyflow.training.cache import hash_latent_encoder
+
+    torch.manual_seed(0)
+    tiny = dict(block_out_channels=[8, 8, 8], norm_num_groups=4)
+    codec = Codec(build_vae("cpu", **tiny), build_vocoder("cpu", upsample_initial_channel=32))
+    key = hash_latent_encoder(codec, {"prep": "tango"})
+    with torch.no_grad():
+        codec.vae.decoder.conv_out.weight.add_(1.0)
+        codec.vae.post_quant_conv.weight.add_(1.0)
+        next(codec.vocoder.parameters()).add_(1.0)
+    assert hash_latent_encoder(codec, {"prep": "tango"}) == key
+    assert hash_latent_encoder(codec, {"prep": "other"}) != key
+    codec.mel_config = dataclasses.replace(codec.mel_config, clamp_min=1e-6)
+    assert hash_latent_encoder(codec, {"prep": "tango"}) != key
+    codec.mel_config = dataclasses.replace(codec.mel_config, clamp_min=1e-5)
+    assert hash_latent_encoder(codec, {"prep": "tango"}) == key
+    with torch.no_grad():
+        codec.vae.quant_conv.weight.add_(1.0)
+    assert hash_latent_encoder(codec, {"prep": "tango"}) != key

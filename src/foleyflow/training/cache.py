@@ -4,7 +4,8 @@ Frozen encoders give the same output for the same input every epoch, so the reci
 clip and caption once and train from the cache. An entry is found by two hashes:
 
     encoder hash  SHA-256 of the encoder's class, config and every weight, plus the settings
-                  of the preprocessing that feeds it (sample rate, clip length, mel, ...)
+                  of the preprocessing that feeds it (sample rate, clip length, mel, ...); for a
+                  codec's latents, of its encoder half only (``hash_latent_encoder``)
     content hash  SHA-256 of the input: an audio file's bytes, a caption's UTF-8 text, or the
                   content hashes of the clips a mixture is made of
 
@@ -17,6 +18,7 @@ hash makes old entries easy to remove by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -78,6 +80,21 @@ def hash_module(module: torch.nn.Module, settings: Mapping[str, Any] | None = No
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
         digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()
+
+
+def hash_latent_encoder(codec: torch.nn.Module, settings: Mapping[str, Any] | None = None) -> str:
+    """The encoder hash of a codec's latents: its mel front-end settings, the VAE's config and the
+    tensors of the VAE's encoder half (``encoder``, ``quant_conv``), plus ``settings``.
+
+    The decoder and the vocoder are left out on purpose: they never touch a latent, and hashing
+    them made fine-tuning the decoder (session 12) re-encode the whole editing set for nothing.
+    A codec without a VAE (a test's stand-in) is hashed whole."""
+    vae = getattr(codec, "vae", None)
+    if vae is None or not hasattr(codec, "mel_config"):
+        return hash_module(codec, settings)
+    halves = torch.nn.ModuleDict({name: getattr(vae, name) for name in ("encoder", "quant_conv") if getattr(vae, name, None) is not None})
+    mel = dataclasses.asdict(codec.mel_config) if dataclasses.is_dataclass(codec.mel_config) else dict(codec.mel_config)
+    return hash_module(halves, {**dict(settings or {}), "vae": dict(vae.config), "mel": mel})
 
 
 class FeatureCache:

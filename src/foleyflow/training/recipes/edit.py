@@ -163,10 +163,9 @@ class EditRecipe:
         return self._cached_dataset(triplets)
 
     def latent_encoder_hash(self) -> str:
-        from foleyflow.audio.mel import MelConfig
-        from foleyflow.training.cache import hash_module
+        from foleyflow.training.cache import hash_latent_encoder
 
-        return hash_module(self.codec, {"prep": "tango", "mel": dataclasses.asdict(MelConfig()), "posterior": "mode"})
+        return hash_latent_encoder(self.codec, {"prep": "tango", "posterior": "mode"})
 
     def _cached_dataset(self, triplets):
         """Latents of every source and target mix, encoded once (see the module docstring)."""

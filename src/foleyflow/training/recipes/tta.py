@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
-from foleyflow.audio.mel import MelConfig, pad_or_crop, tango_waveform_prep
+from foleyflow.audio.mel import pad_or_crop, tango_waveform_prep
 from foleyflow.audio.mixing import join_captions, pressure_level_mix
 from foleyflow.data.manifest import numbered_jsonl
 from foleyflow.diffusion import DDPMSchedule, DiffusionObjective, drop_condition, sample_indices
@@ -43,7 +43,7 @@ from foleyflow.generator import GENERATOR_CLASS
 from foleyflow.models.checkpoint import save_model_folder
 from foleyflow.models.vae import COMPRESSION
 from foleyflow.models.vocoder import HOP
-from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_file, hash_module, hash_parts, hash_text
+from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_file, hash_latent_encoder, hash_module, hash_parts, hash_text
 from foleyflow.training.config import dataclass_from_dict, expand_path
 
 
@@ -231,9 +231,9 @@ class TTARecipe:
         return [row[: int(length)] for row, length in zip(states, mask.sum(1).tolist())]
 
     def encoder_hashes(self) -> dict[str, str]:
-        latent_settings = {"prep": "tango", "num_samples": self.options.num_samples, "mel": dataclasses.asdict(MelConfig()), "posterior": "mode"}
+        latent_settings = {"prep": "tango", "num_samples": self.options.num_samples, "posterior": "mode"}
         return {
-            "latent": hash_module(self.codec.vae, latent_settings),
+            "latent": hash_latent_encoder(self.codec, latent_settings),
             "text": hash_module(self.text_encoder, {"source": self.options.text_encoder, "max_length": self.options.text_max_length}),
         }
 
