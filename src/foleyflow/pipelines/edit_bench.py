@@ -164,6 +164,7 @@ class ItemScorer:
         # (samples,) bool: the edited event's spans, what the oracle refines and a region row marks
         self.span = edit_span_samples(item, self.source, self.target)
         self._truth: torch.Tensor | None = None  # truth_mask's, for this item
+        self._oracle: torch.Tensor | None = None  # oracle_mask's
         self.aligned = item["task"] == "add" and "event_audio" in item
         if self.aligned:
             self.true_onset = int(item["event_onset"])
@@ -191,10 +192,13 @@ class ItemScorer:
             self._truth = ground_truth_latent_mask(torch.from_numpy(span_windows) > 0.5, self.x_target, self.x_source)
         return self._truth
 
-    def oracle_mask(self, item: Mapping[str, Any]) -> torch.Tensor:
-        """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated ones."""
-        options = replace_options(self.editor.config.mask_options(), smooth=1)
-        return finish_mask(self.truth_mask()[:, 0, :, 0], 0.5, options, normalise=False)
+    def oracle_mask(self) -> torch.Tensor:
+        """The ground-truth mask per window, shaped (dilation, soft edges) exactly like the estimated
+        ones; computed once per item (the oracle rows and every row's mask IoU ask for it)."""
+        if self._oracle is None:
+            options = replace_options(self.editor.config.mask_options(), smooth=1)
+            self._oracle = finish_mask(self.truth_mask()[:, 0, :, 0], 0.5, options, normalise=False)
+        return self._oracle
 
     def region_move(self, item: Mapping[str, Any], x_edited: torch.Tensor) -> float:
         """Inside the true edit region, the edited latent's distance to the target latent over the
@@ -209,7 +213,7 @@ class ItemScorer:
         soft edges), intersection over union; NaN for "add", whose onset is the editor's choice."""
         if item["task"] == "add":
             return float("nan")
-        return mask_iou(mask, self.oracle_mask(item))
+        return mask_iou(mask, self.oracle_mask())
 
     def _encode_windows(self, audio: np.ndarray) -> torch.Tensor:
         windows, _ = windowing.split_windows(audio, self.editor.window_samples, self.editor.overlap_samples)
@@ -382,7 +386,7 @@ class RowPlan:
         if t_model in self.t_starts or at_end:
             main = sample(self.editor, t_start=t_model, methods=estimated, region=region if t_region == t_model else None)
             if "oracle" in self.masked:
-                main.masks["oracle"] = scorer.oracle_mask(item)
+                main.masks["oracle"] = scorer.oracle_mask()
         if region is not None and at_end:
             region_main = main if t_region == t_model else sample(self.editor, t_start=t_region, region=region)
         end_run = lambda method: region_main if method == REGION else main  # noqa: E731
@@ -418,7 +422,7 @@ class RowPlan:
             return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region)
         if method != "oracle":
             return sample(self.editor, t_start=self.editor.config.t_start, keep=method)
-        oracle = scorer.oracle_mask(item)
+        oracle = scorer.oracle_mask()
         run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle)
         run.masks["oracle"] = oracle
         return run
