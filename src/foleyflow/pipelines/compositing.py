@@ -59,7 +59,7 @@ def every_step(mode: str) -> bool:
 
 def in_audio(mode: str) -> bool:
     """Composited on waveforms (``audio`` and ``spectral`` modes)."""
-    return mode.endswith("audio") or mode.endswith("spectral")
+    return mode.endswith(("audio", "spectral"))
 
 
 def spectral(mode: str) -> bool:
@@ -122,5 +122,5 @@ def keep_bins(edited: np.ndarray, source: np.ndarray, rule: str) -> np.ndarray:
 def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None) -> np.ndarray:
     """``blend_audio`` of the bin-bounded edit (``keep_bins``); with no rule, ``blend_audio`` itself."""
     if rule is not None:
-        edited = keep_bins(np.asarray(edited, np.float64), np.asarray(source, np.float64), rule)
+        edited = keep_bins(edited, source, rule)
     return blend_audio(edited, source, sample_mask)

@@ -332,7 +332,7 @@ class Editor:
     def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
         attention = self._cond_attention(recorder, run) if method == "attention" else None
         return estimated_mask(method, evidence, self.config.mask_options(), attention, run.tokens, like=run.x_source,
-                              task=instruction_task(run.instruction))
+                              task=run.task)
 
     @staticmethod
     def _cond_attention(recorder, run: "SampledClip") -> torch.Tensor:
@@ -349,7 +349,7 @@ class Editor:
             per_frame = self.codec.samples_per_latent_frame
             sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
             if spectral(composite):
-                return blend_spectral(out, run.samples, sample_mask, spectral_rule(instruction_task(run.instruction)))
+                return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task))
             out = blend_audio(out, run.samples, sample_mask)
         return out
 
@@ -399,6 +399,11 @@ class SampledClip:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (windows, 1, frames, 1)
     attention: torch.Tensor | None = None  # (windows, tokens, frames), conditional branch
     tokens: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str | None:
+        """"add", "remove", "replace" or None, read from the instruction (mask and compositing rules use it)."""
+        return instruction_task(self.instruction)
 
 
 def token_strings(text_encoder, instruction: str, count: int) -> list[str]:

@@ -93,8 +93,7 @@ def hash_latent_encoder(codec: torch.nn.Module, settings: Mapping[str, Any] | No
     if vae is None or not hasattr(codec, "mel_config"):
         return hash_module(codec, settings)
     halves = torch.nn.ModuleDict({name: getattr(vae, name) for name in ("encoder", "quant_conv") if getattr(vae, name, None) is not None})
-    mel = dataclasses.asdict(codec.mel_config) if dataclasses.is_dataclass(codec.mel_config) else dict(codec.mel_config)
-    return hash_module(halves, {**dict(settings or {}), "vae": dict(vae.config), "mel": mel})
+    return hash_module(halves, {**dict(settings or {}), "vae": dict(vae.config), "mel": dataclasses.asdict(codec.mel_config)})
 
 
 class FeatureCache:

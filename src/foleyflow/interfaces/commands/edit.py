@@ -107,13 +107,13 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 
 @bench.command("edit")
 @click.option("--n", "count", type=click.IntRange(min=1), default=300, show_default=True, help="Held-out triplets, balanced over tasks.")
-@click.option("--tasks", default="add,remove,replace", show_default=True, help="Comma-separated tasks to measure (a task's triplets are the same whichever others run, at the same per-task count).")
+@click.option("--tasks", default=None, help="Comma-separated tasks to measure (default: add, remove and replace; a task's triplets are the same whichever others run, at the same per-task count).")
 @click.option("--model", default="default", show_default=True, help="The editor to measure.")
 @click.option("--baseline", default=None, help="A ddpm-objective editor folder, run at the same NFE.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
 @click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, localiser, diffedit, attention, oracle (default: all the model can run).")
-@click.option("--composite", "composites", default="end,every-step,audio,every-step+audio,spectral,every-step+spectral", show_default=True, help="Comma-separated compositing modes of the mask rows.")
+@click.option("--composite", "composites", default=None, help="Comma-separated compositing modes of the mask rows (default: every mode but none).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -127,14 +127,14 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     import sys
 
     from foleyflow.benchmarks import machine_description, write_section
-    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench, test_triplets
+    from foleyflow.pipelines.edit_bench import MASKED_COMPOSITES, TASKS, format_table, run_edit_bench, test_triplets
     from foleyflow.pipelines.masks import BENCH_METHODS, check_method
     from foleyflow.pipelines.compositing import check_mode
 
     values = _parse_t_starts(t_starts)
     method_list = None if methods is None else [check_method(m, BENCH_METHODS) for m in _names(methods, "--methods")]
-    composite_list = [check_mode(c) for c in _names(composites, "--composite")]
-    task_list = _names(tasks, "--tasks")
+    composite_list = list(MASKED_COMPOSITES) if composites is None else [check_mode(c) for c in _names(composites, "--composite")]
+    task_list = list(TASKS) if tasks is None else _names(tasks, "--tasks")
     if count < len(task_list):
         raise InputError(f"--n {count} is less than one triplet per task ({len(task_list)} tasks)")
     triplets = test_triplets(split, count, seed, data_dir, task_list)
@@ -145,7 +145,7 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if task_list != ["add", "remove", "replace"] else "") + f"methods {methods or 'all'}; composite {composites}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
+        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 
@@ -167,13 +167,14 @@ def bench_pair(report_a, row_a, report_b, row_b, resamples, as_json) -> None:
             reports.append(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as error:
             raise InputError(f"{path}: not a bench edit JSON report ({error})") from None
-    paired = pair_rows(reports[0], row_a, reports[1], row_b or row_a, resamples)
+    row_b = row_b or row_a
+    paired = pair_rows(reports[0], row_a, reports[1], row_b, resamples)
     if as_json:
         click.echo(json.dumps(paired, indent=2))
         return
     for task, entry in paired.items():
         d = entry["difference"]
-        click.echo(f"{task}: n {entry['n']}, {row_a} minus {row_b or row_a}: {d['value']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}], "
+        click.echo(f"{task}: n {entry['n']}, {row_a} minus {row_b}: {d['value']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}], "
                    f"lower on {entry['share_lower']:.0%} of triplets")
 
 
