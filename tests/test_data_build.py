@@ -233,3 +233,19 @@ def test_bench_triplets_of_a_task_subset_are_the_full_draws(built):
     assert "event_audio" in test_triplets("test", 1, 0, str(built), ["add"])[0]
     with pytest.raises(InputError, match="tasks must be among"):
         test_triplets("test", 3, 0, str(built), ["move"])
+
+
+def test_a_replace_target_is_its_base_plus_the_new_event_at_its_onset(built):
+    """`bench edit --replace-onset aligned` re-places the new event on the bare scene: at the true
+    onset that must be the data set's own target, sample for sample."""
+    from foleyflow.errors import InputError
+    from foleyflow.pipelines.edit_bench import shifted, test_triplets
+
+    item = test_triplets("test", 1, 0, str(built), ["replace"])[0]
+    rebuilt = item["base_audio"] + shifted(item["event_audio"], item["event_onset"], item["target"].size)
+    assert np.array_equal(rebuilt, item["target"]) and not np.array_equal(item["base_audio"], item["source"])
+    assert item["event_onset"] in [start for start, _ in item["edit_spans"]]
+    true = test_triplets("test", 1, 0, str(built), ["replace"], replace_onset="true")[0]
+    assert "event_audio" not in true and "base_audio" not in true and true["triplet_id"] == item["triplet_id"]
+    with pytest.raises(InputError, match="replace_onset must be one of aligned, true"):
+        test_triplets("test", 1, 0, str(built), ["replace"], replace_onset="free")

@@ -38,6 +38,42 @@ def test_best_aligned_scoring_picks_the_known_shift():
     assert scorer.score(item["target"])[3] == 0  # the true target aligns with itself
 
 
+def test_replace_is_scored_with_its_new_event_aligned_on_the_bare_scene():
+    rng = np.random.default_rng(2)
+    base = (0.05 * rng.standard_normal(16000)).astype(np.float32)
+    old, new = np.zeros(16000, np.float32), np.zeros(16000, np.float32)
+    old[:3200] = 0.5 * np.sign(np.sin(np.arange(3200) * 0.05))  # a square wave at onset 0, then placed at 1600
+    new[:3200] = 0.5 * np.sin(np.arange(3200) * 0.2)
+    source, target = base + shifted(old, 1600, 16000), base + shifted(new, 8000, 16000)
+    item = {"task": "replace", "source": source, "target": target, "instruction": "Replace the buzz with a tone",
+            "event_audio": new, "event_onset": 8000, "base_audio": base, "edit_spans": [[1600, 4800], [8000, 11200]]}
+    scorer = ItemScorer(tiny_editor(), item)
+    where_the_old_was = base + shifted(new, 1600, 16000)  # the tone put where the buzz was: a right edit
+    l1, identity, _, shift = scorer.score(where_the_old_was)
+    assert shift == 1600 - 8000 and l1 == pytest.approx(0.0, abs=1e-5)
+    assert identity == pytest.approx(log_mel_l1(source, where_the_old_was), abs=1e-4) and identity > 0.01
+    # scored against the data set's target (no new event carried), the same output is far from it
+    true = ItemScorer(tiny_editor(), {key: value for key, value in item.items() if key not in ("event_audio", "base_audio")})
+    assert not true.aligned and true.score(where_the_old_was)[0] > 0.01 and true.score(where_the_old_was)[3] == 0
+    assert scorer.true_target_l1(where_the_old_was) == pytest.approx(true.score(where_the_old_was)[0])
+    # the report says how replace was scored and keeps the data set's target's figure beside it
+    report = run_edit_bench(tiny_editor(steps=2), [item], t_starts=(0.01,), resamples=10, methods=("none",), composites=())
+    assert report["replace_scoring"].startswith("best-aligned") and report["add_scoring"] == "true target"
+    row = report["tasks"]["replace"]["methods"]["flow t_start=0.01"]
+    assert row["vs_unedited_true_target"]["value"] != pytest.approx(row["vs_unedited"]["value"])
+    assert "best-aligned" in format_table(report).split("**replace** against the")[1][:20]
+
+
+def test_pairing_refuses_reports_scored_differently():
+    from foleyflow.pipelines.edit_bench import pair_rows
+
+    rows = {"n": 1, "triplet_ids": ["a"], "methods": {"m": {"per_triplet_l1": [0.1]}}}
+    aligned = {"replace_scoring": "best-aligned", "tasks": {"replace": rows}}
+    assert pair_rows(aligned, "m", aligned, "m", resamples=10)["replace"]["difference"]["value"] == 0.0
+    with pytest.raises(InputError, match="score replace differently"):
+        pair_rows(aligned, "m", {"tasks": {"replace": rows}}, "m", resamples=10)
+
+
 def test_mask_rows_come_with_the_oracle_beside_them():
     pytest.importorskip("foleyflow.evaluation.bootstrap")
     rng = np.random.default_rng(1)

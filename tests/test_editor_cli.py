@@ -77,10 +77,10 @@ def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
     for item in items:
         item["target"] = item["source"] * 0.5
     seen = {}
-    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, tasks: seen.update(split=split, count=count, root=root, tasks=tasks) or items)
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, tasks, replace_onset: seen.update(split=split, count=count, root=root, tasks=tasks, replace_onset=replace_onset) or items)
     code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0.1", "--data", "/some/set")
     assert code == 0, err
-    assert seen == {"split": "test", "count": 3, "root": "/some/set", "tasks": ["add", "remove", "replace"]}
+    assert seen == {"split": "test", "count": 3, "root": "/some/set", "tasks": ["add", "remove", "replace"], "replace_onset": "aligned"}
     assert "| replace | 1 | flow t_start=0.1 |" in out
     code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0", "--json")
     import json
@@ -96,3 +96,8 @@ def test_bench_edit_rejects_bad_t_starts(cli, model_dir):
 def test_bench_edit_rejects_fewer_triplets_than_tasks(cli, model_dir):
     code, _, err = cli("bench", "edit", "--model", str(model_dir), "--n", "1", "--tasks", "add,remove")
     assert code == 2 and "less than one triplet per task" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_edit_rejects_an_unknown_replace_scoring(cli, model_dir):
+    code, _, err = cli("bench", "edit", "--model", str(model_dir), "--n", "3", "--replace-onset", "free")
+    assert code == 2 and "replace_onset must be one of aligned, true" in err and len(err.strip().splitlines()) == 1

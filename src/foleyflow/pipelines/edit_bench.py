@@ -14,7 +14,11 @@ forward, and overhead = time per edit / (NFE x forward).
 
 "add" is scored against the best-aligned target: the onset of an added event cannot be
 inferred from the source, so the true event is re-placed on a 0.1 s grid and the output is
-compared with the nearest such target (identity with the same one).
+compared with the nearest such target (identity with the same one). "replace" has the same
+freedom for its new event (the data set draws B's onset independently of A's, so nothing in
+the source or the instruction says where B goes): by default (``replace_onset="aligned"``) the
+target is the scene without the replaced event plus the new event on that grid; ``"true"``
+keeps the data set's own target (the scoring before session 15).
 
 With ``ceiling``, each mask row compositing at the end (``end``, ``audio``) gets a twin whose
 content is the true target's latent instead of the UNet's: what a perfect editor would score
@@ -45,8 +49,10 @@ from foleyflow.pipelines.editor import Editor
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
+REPLACE_ONSETS = ("aligned", "true")  # how "replace" is scored: its new event's onset free, or the data set's
 MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
 ADD_GRID_SECONDS = 0.1
+ALIGNED_SCORING = f"best-aligned target (new event's onset on a {ADD_GRID_SECONDS:g} s grid)"
 
 
 def log_mel_l1(audio: np.ndarray, reference: np.ndarray) -> float:
@@ -71,17 +77,21 @@ def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> f
 
 
 def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None,
-                  tasks: Sequence[str] = TASKS) -> list[Mapping[str, Any]]:
+                  tasks: Sequence[str] = TASKS, replace_onset: str = "aligned") -> list[Mapping[str, Any]]:
     """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over
     ``tasks`` (default add/remove/replace), seeded. A task's triplets depend on the seed and the
     per-task count only, not on which other tasks are chosen, so runs over a subset pair with a
     full run of the same per-task count.
 
     "add" items also carry the added event alone (``event_audio``, placed at onset 0) and its
-    ``event_onset``, so that the add target can be re-rendered with the event elsewhere.
+    ``event_onset``, so that the add target can be re-rendered with the event elsewhere;
+    "replace" items do too when ``replace_onset`` is "aligned", with the scene lacking both
+    events (``base_audio``: the target is ``base_audio`` + the new event).
     """
     from foleyflow.data.datasets import TripletDataset
 
+    if replace_onset not in REPLACE_ONSETS:
+        raise InputError(f"replace_onset must be one of {', '.join(REPLACE_ONSETS)}, got {replace_onset!r}")
     for task in tasks:
         if task not in TASKS:
             raise InputError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
@@ -97,18 +107,22 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
             raise InputError(f"the {split} split has {len(dataset)} {task} triplets; {per_task} requested")
         for index in order[:per_task]:
             item = dataset[int(index)]
-            if task == "add":
+            if task == "add" or (task == "replace" and replace_onset == "aligned"):
                 item["event_audio"], item["event_onset"] = added_event(dataset, int(index))
+            if task == "replace" and replace_onset == "aligned":
+                item["base_audio"] = dataset.render(item["scene_id"], "X")
             chosen.append(item)
     return chosen
 
 
 def added_event(dataset, index: int) -> tuple[np.ndarray, int]:
-    """The event an "add" triplet adds, rendered alone at onset 0 (frame length), and its true onset.
+    """The event a triplet's target gains (an add's event, a replace's new one), rendered alone at
+    onset 0 (frame length), and its true onset.
 
     Rendering adds parts in order in float32 and the added event comes last, so
-    ``source + shifted(event, onset)`` *is* the scene's recipe re-rendered with the event at
-    ``onset`` (the frame cuts what runs past its end, as rendering does).
+    ``base + shifted(event, onset)`` *is* the scene's recipe re-rendered with the event at
+    ``onset`` (the frame cuts what runs past its end, as rendering does), where the base is the
+    source for an add and the scene's bare mix "X" for a replace.
     """
     from dataclasses import replace
 
@@ -144,9 +158,10 @@ def audible_length(event_at_zero: np.ndarray) -> int:
 class ItemScorer:
     """Log-mel L1 of outputs to one triplet's target, with the identity and floor beside it.
 
-    For "add" items that carry their event, every output is scored against the best-aligned
-    target: the true event placed at the onset (on a 0.1 s grid through the true onset) whose
-    target is nearest the output; identity is then measured against that same target. The
+    For items that carry the event their target gains (every "add"; "replace" scored with its
+    new event's onset free), every output is scored against the best-aligned target: the true
+    event placed at the onset (on a 0.1 s grid through the true onset) whose target is nearest
+    the output; identity is then measured against that same target. The
     floor stays the true target's codec round trip: the codec's error does not depend on where
     the event sits (to first order), and a round trip per chosen onset would cost as much as
     the edits.
@@ -165,12 +180,13 @@ class ItemScorer:
         self.span = edit_span_samples(item, self.source, self.target)
         self._truth: torch.Tensor | None = None  # truth_mask's, for this item
         self._oracle: torch.Tensor | None = None  # oracle_mask's
-        self.aligned = item["task"] == "add" and "event_audio" in item
+        self.aligned = item["task"] in ("add", "replace") and "event_audio" in item
         if self.aligned:
             self.true_onset = int(item["event_onset"])
             event = np.asarray(item["event_audio"], np.float32)
+            base = self.source if item["task"] == "add" else np.asarray(item["base_audio"], np.float32)
             self.onsets = add_onsets(self.true_onset, self.source.size, round(grid_seconds * SAMPLE_RATE), audible_length(event))
-            self.candidates = np.stack([self.source + shifted(event, int(o), self.source.size) for o in self.onsets])
+            self.candidates = np.stack([base + shifted(event, int(o), self.source.size) for o in self.onsets])
             self.candidate_mels = _mel(self.candidates)
 
     def score(self, audio: np.ndarray) -> tuple[float, float, float, int]:
@@ -183,6 +199,10 @@ class ItemScorer:
         best = int(torch.argmin(distances))
         identity = _l1(self.identity_mel, self.candidate_mels[best : best + 1])
         return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
+
+    def true_target_l1(self, audio: np.ndarray) -> float:
+        """L1 to the data set's own target, whatever the alignment."""
+        return _l1(_mel(audio), self.target_mel)
 
     def truth_mask(self) -> torch.Tensor:
         """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``),
@@ -306,10 +326,11 @@ def run_edit_bench(
     plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
                    list(t_starts), methods, list(composites), seed, ceiling)
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    aligned = False
+    aligned: set[str] = set()  # tasks scored against a best-aligned target
     for index, item in enumerate(tqdm(triplets, disable=not progress, desc="bench edit", unit="triplet")):
         scorer = ItemScorer(editor, item)
-        aligned |= scorer.aligned
+        if scorer.aligned:
+            aligned.add(item["task"])
         rows = scores[item["task"]]
         rows["triplet_id"].append(item.get("triplet_id", str(index)))
         rows["identity"].append(scorer.identity_l1)
@@ -319,13 +340,16 @@ def run_edit_bench(
         unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
         for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
             l1, identity, floor, shift = scorer.score(audio)
+            if scorer.aligned:  # beside it, the data set's own target: what the alignment changes
+                rows[f"{name}:true_target"].append(scorer.true_target_l1(audio))
             for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
                                (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved),
                                (f"{name}:iou", iou)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
-    report["add_scoring"] = f"best-aligned target (event onset on a {ADD_GRID_SECONDS:g} s grid)" if aligned else "true target"
+    for task in ("add", "replace"):
+        report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
     report["t_start"] = editor.config.t_start
     if REGION in methods:
         report["region_t_start"] = editor.config.region_t_start
@@ -508,6 +532,9 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
             if SOURCE_ITSELF in rows and name != SOURCE_ITSELF:
                 # Paired, per triplet: does the method beat leaving the recording alone? (< 0: yes)
                 entry["methods"][name]["vs_unedited"] = mean_ci(rows[name] - rows[SOURCE_ITSELF], resamples, seed).to_dict()
+                true_target = f"{name}:true_target"
+                if true_target in rows:  # the same, scored against the data set's target (JSON only)
+                    entry["methods"][name]["vs_unedited_true_target"] = mean_ci(rows[true_target] - rows[f"{SOURCE_ITSELF}:true_target"], resamples, seed).to_dict()
             if f"{name}:mask" in rows:  # the edit's reach: mean mask share, and how often it is empty
                 share = rows[f"{name}:mask"]
                 entry["methods"][name] |= {"mask_share": float(np.mean(share)), "empty_mask_fraction": float(np.mean(share < EMPTY_MASK_SHARE))}
@@ -532,7 +559,9 @@ def format_table(report: Mapping[str, Any]) -> str:
         " region move = inside the true edit region, the kept latent's distance to the target latent over the source's"
         " (1: as far as not editing, below 1: towards the target; not for add, whose onset is free);"
         " mask IoU = frames where the row's mask is >= 0.5 against the oracle mask's, intersection over union (not for add);"
-        f" **add** is scored against the {report.get('add_scoring', 'true target')}, with identity against the same target (floor: the true target's).",
+        f" **add** is scored against the {report.get('add_scoring', 'true target')}, **replace** against the"
+        f" {report.get('replace_scoring', 'true target')}, with identity against the same target (floor: the true target's;"
+        " replace's region move and mask IoU use the data set's spans).",
         "",
         "| task | n | method | L1 | gap closed [95% CI] | vs no edit [95% CI] | oracle mask, same compositing | mask share (empty) | mask IoU | region move | s / edit | NFE | forward s | overhead |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -579,6 +608,10 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
     order (same split, seed and per-task count), which their ids prove."""
     from foleyflow.evaluation.bootstrap import mean_ci
 
+    for key in ("add_scoring", "replace_scoring"):
+        scoring_a, scoring_b = (report.get(key, "true target") for report in (report_a, report_b))
+        if scoring_a != scoring_b:
+            raise InputError(f"the reports score {key.split('_')[0]} differently ({scoring_a} vs {scoring_b}): rerun one")
     paired = {}
     for task, rows_a in report_a["tasks"].items():
         rows_b = report_b["tasks"].get(task)

@@ -117,11 +117,13 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--replace-onset", default="aligned", show_default=True,
+              help="'aligned': score replace against the target with its new event at the best-aligned onset (the onset cannot be inferred, as for add); 'true': at the data set's own onset (the scoring before session 15).")
 @click.option("--ceiling", is_flag=True, help="Add, for each mask row composited at the end, its twin with the true target's latent as content: what a perfect editor would score.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, ceiling, as_json, per_triplet, output) -> None:
+def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
     import sys
@@ -137,7 +139,7 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     task_list = list(TASKS) if tasks is None else _names(tasks, "--tasks")
     if count < len(task_list):
         raise InputError(f"--n {count} is less than one triplet per task ({len(task_list)} tasks)")
-    triplets = test_triplets(split, count, seed, data_dir, task_list)
+    triplets = test_triplets(split, count, seed, data_dir, task_list, replace_onset)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
                             methods=method_list, composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet)
     table = format_table(report)
@@ -145,7 +147,7 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "")
+        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "") + (f"; replace onset {replace_onset}" if replace_onset != "aligned" else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 
