@@ -55,7 +55,7 @@ def test_replace_is_scored_with_its_new_event_aligned_on_the_bare_scene():
     # scored against the data set's target (no new event carried), the same output is far from it
     true = ItemScorer(tiny_editor(), {key: value for key, value in item.items() if key not in ("event_audio", "base_audio")})
     assert not true.aligned and true.score(where_the_old_was)[0] > 0.01 and true.score(where_the_old_was)[3] == 0
-    assert scorer.true_target_l1(where_the_old_was) == pytest.approx(true.score(where_the_old_was)[0])
+    assert scorer.score_and_true_target(where_the_old_was)[1] == pytest.approx(true.score(where_the_old_was)[0])
     # the report says how replace was scored and keeps the data set's target's figure beside it
     report = run_edit_bench(tiny_editor(steps=2), [item], t_starts=(0.01,), resamples=10, methods=("none",), composites=())
     assert report["replace_scoring"].startswith("best-aligned") and report["add_scoring"] == "true target"

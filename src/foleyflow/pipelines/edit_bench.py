@@ -49,6 +49,7 @@ from foleyflow.pipelines.editor import Editor
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
+ALIGNABLE_TASKS = ("add", "replace")  # tasks whose target gains an event the source cannot place
 REPLACE_ONSETS = ("aligned", "true")  # how "replace" is scored: its new event's onset free, or the data set's
 MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
 ADD_GRID_SECONDS = 0.1
@@ -109,8 +110,8 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
             item = dataset[int(index)]
             if task == "add" or (task == "replace" and replace_onset == "aligned"):
                 item["event_audio"], item["event_onset"] = added_event(dataset, int(index))
-            if task == "replace" and replace_onset == "aligned":
-                item["base_audio"] = dataset.render(item["scene_id"], "X")
+                if task == "replace":  # an add's base is its source
+                    item["base_audio"] = dataset.render(item["scene_id"], "X")
             chosen.append(item)
     return chosen
 
@@ -180,18 +181,25 @@ class ItemScorer:
         self.span = edit_span_samples(item, self.source, self.target)
         self._truth: torch.Tensor | None = None  # truth_mask's, for this item
         self._oracle: torch.Tensor | None = None  # oracle_mask's
-        self.aligned = item["task"] in ("add", "replace") and "event_audio" in item
+        self.aligned = item["task"] in ALIGNABLE_TASKS and "event_audio" in item
         if self.aligned:
             self.true_onset = int(item["event_onset"])
             event = np.asarray(item["event_audio"], np.float32)
-            base = self.source if item["task"] == "add" else np.asarray(item["base_audio"], np.float32)
+            base = np.asarray(item.get("base_audio", self.source), np.float32)
             self.onsets = add_onsets(self.true_onset, self.source.size, round(grid_seconds * SAMPLE_RATE), audible_length(event))
             self.candidates = np.stack([base + shifted(event, int(o), self.source.size) for o in self.onsets])
             self.candidate_mels = _mel(self.candidates)
 
     def score(self, audio: np.ndarray) -> tuple[float, float, float, int]:
         """(method L1, identity L1, floor L1, onset shift in samples) against the (aligned) target."""
+        return self._score(_mel(audio))
+
+    def score_and_true_target(self, audio: np.ndarray) -> tuple[tuple[float, float, float, int], float]:
+        """``score``, and the L1 to the data set's own target whatever the alignment, from one log-mel of ``audio``."""
         out = _mel(audio)
+        return self._score(out), _l1(out, self.target_mel)
+
+    def _score(self, out: torch.Tensor) -> tuple[float, float, float, int]:
         if not self.aligned:
             return _l1(out, self.target_mel), self.identity_l1, self.floor_l1, 0
         frames = min(out.shape[1], self.candidate_mels.shape[1])
@@ -199,10 +207,6 @@ class ItemScorer:
         best = int(torch.argmin(distances))
         identity = _l1(self.identity_mel, self.candidate_mels[best : best + 1])
         return float(distances[best]), identity, self.floor_l1, int(self.onsets[best]) - self.true_onset
-
-    def true_target_l1(self, audio: np.ndarray) -> float:
-        """L1 to the data set's own target, whatever the alignment."""
-        return _l1(_mel(audio), self.target_mel)
 
     def truth_mask(self) -> torch.Tensor:
         """(windows, 1, frames, 1): the latent frames the edit really changes (``ground_truth_latent_mask``),
@@ -339,16 +343,16 @@ def run_edit_bench(
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
         unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
         for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
-            l1, identity, floor, shift = scorer.score(audio)
+            (l1, identity, floor, shift), true_l1 = scorer.score_and_true_target(audio)
             if scorer.aligned:  # beside it, the data set's own target: what the alignment changes
-                rows[f"{name}:true_target"].append(scorer.true_target_l1(audio))
+                rows[f"{name}:true_target"].append(true_l1)
             for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
                                (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved),
                                (f"{name}:iou", iou)):
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
-    for task in ("add", "replace"):
+    for task in ALIGNABLE_TASKS:
         report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
     report["t_start"] = editor.config.t_start
     if REGION in methods:
@@ -608,10 +612,10 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
     order (same split, seed and per-task count), which their ids prove."""
     from foleyflow.evaluation.bootstrap import mean_ci
 
-    for key in ("add_scoring", "replace_scoring"):
-        scoring_a, scoring_b = (report.get(key, "true target") for report in (report_a, report_b))
+    for task in ALIGNABLE_TASKS:
+        scoring_a, scoring_b = (report.get(f"{task}_scoring", "true target") for report in (report_a, report_b))
         if scoring_a != scoring_b:
-            raise InputError(f"the reports score {key.split('_')[0]} differently ({scoring_a} vs {scoring_b}): rerun one")
+            raise InputError(f"the reports score {task} differently ({scoring_a} vs {scoring_b}): rerun one")
     paired = {}
     for task, rows_a in report_a["tasks"].items():
         rows_b = report_b["tasks"].get(task)
