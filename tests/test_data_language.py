@@ -86,3 +86,20 @@ def test_instruction_task_reads_the_leading_verb():
             assert instruction_task(template.format(a="a dog barking", the_a="the dog barking", b="rain")) == task
     assert instruction_task("  get RID of the beeps") == "remove" and instruction_task("Put a bell here") == "add"
     assert instruction_task("Make it louder") is None and instruction_task("Addition of rain") is None and instruction_task("") is None
+
+
+def test_a_replace_instruction_becomes_the_removal_of_its_old_sound():
+    from foleyflow.data.language import REPLACE_TEMPLATES, TEMPLATES, instruction_task, removal_instruction, replaced_sound
+
+    for template in REPLACE_TEMPLATES:
+        text = template.format(a="a dog barking", the_a="the dog barking", b="rain falling")
+        removal = removal_instruction(text)
+        assert removal in ("Remove the dog barking", "Remove the sound of a dog barking"), text
+        assert instruction_task(removal) == "remove"
+    assert replaced_sound("swap  birds with rain") == "birds" and removal_instruction("swap birds with rain") == "Remove the birds"
+    # The verb's own connector, not the first connector-like word: "into" belongs to the old sound here.
+    assert removal_instruction("Replace the water running into a sink with rain") == "Remove the water running into a sink"
+    for task in ("add", "remove"):
+        for template in TEMPLATES[task]:
+            assert removal_instruction(template.format(a="a dog barking", the_a="the dog barking")) is None
+    assert removal_instruction("Change it") is None and removal_instruction("Replace") is None

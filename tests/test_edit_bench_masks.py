@@ -58,7 +58,7 @@ def test_replace_is_scored_with_its_new_event_aligned_on_the_bare_scene():
     assert scorer.score_and_true_target(where_the_old_was)[1] == pytest.approx(true.score(where_the_old_was)[0])
     # the report says how replace was scored and keeps the data set's target's figure beside it
     report = run_edit_bench(tiny_editor(steps=2), [item], t_starts=(0.01,), resamples=10, methods=("none",), composites=())
-    assert report["replace_scoring"].startswith("best-aligned") and report["add_scoring"] == "true target"
+    assert report["replace_scoring"].startswith("best-aligned") and "add_scoring" not in report  # no add in this run
     row = report["tasks"]["replace"]["methods"]["flow t_start=0.01"]
     assert row["vs_unedited_true_target"]["value"] != pytest.approx(row["vs_unedited"]["value"])
     assert "best-aligned" in format_table(report).split("**replace** against the")[1][:20]
@@ -72,6 +72,11 @@ def test_pairing_refuses_reports_scored_differently():
     assert pair_rows(aligned, "m", aligned, "m", resamples=10)["replace"]["difference"]["value"] == 0.0
     with pytest.raises(InputError, match="score replace differently"):
         pair_rows(aligned, "m", {"tasks": {"replace": rows}}, "m", resamples=10)
+    # Only the paired tasks' scoring matters: a replace-only run pairs with a full one.
+    full = {"add_scoring": "best-aligned", "replace_scoring": "best-aligned", "tasks": {"add": rows, "replace": rows}}
+    assert set(pair_rows(aligned, "m", full, "m", resamples=10)) == {"replace"}
+    with pytest.raises(InputError, match="score add differently"):
+        pair_rows(full, "m", aligned, "m", resamples=10)
 
 
 def test_mask_rows_come_with_the_oracle_beside_them():

@@ -1,5 +1,6 @@
 """Issue 9 at inference: mask methods, compositing modes, their defaults, and the CLI's --mask/--composite/--mask-out."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +11,10 @@ from editor_tiny import LATENT_CHANNELS, ReshapeCodec, TinyTextEncoder, tiny_edi
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.diffusion.ode import solve_euler
 from foleyflow.errors import InputError
-from foleyflow.pipelines.compositing import blend, blend_audio, blend_spectral, blended_flow_solve, keep_bins, spectral_rule
+from foleyflow.pipelines.compositing import (
+    blend, blend_audio, blend_spectral, blended_flow_solve, bound_spectrum, keep_levels, local_level, raise_to_floor, room_tone, spectral_rule,
+    stft_frame_mask,
+)
 from foleyflow.pipelines.editor import Editor, EditorConfig
 from foleyflow.pipelines.masks import (
     MaskOptions,
@@ -205,24 +209,24 @@ def _band_level(audio: np.ndarray, freq: float) -> float:
     return float(spectrum[int(round(freq * 2000 / 16000))])
 
 
-def test_keep_bins_louder_keeps_both_sounds_and_quieter_neither_excess():
+def test_bound_spectrum_louder_keeps_both_sounds_and_quieter_neither_excess():
     """Source: a 1 kHz tone; edit: a 3 kHz tone. "louder" (add) keeps each where it is the louder,
     so both tones; "quieter" (remove) keeps, bin by bin, the quieter: neither tone survives."""
     source, edit = _tone(1000), _tone(3000)
-    louder, quieter = keep_bins(edit, source, "louder"), keep_bins(edit, source, "quieter")
+    louder, quieter = bound_spectrum(edit, source, "louder"), bound_spectrum(edit, source, "quieter")
     for freq in (1000, 3000):
         assert _band_level(louder, freq) == pytest.approx(_band_level(source if freq == 1000 else edit, freq), rel=1e-3)
         assert _band_level(quieter, freq) < 1e-2 * _band_level(louder, freq)
 
 
-def test_keep_bins_closed_forms():
+def test_bound_spectrum_closed_forms():
     """Equal inputs come back unchanged (an exact STFT round trip); a scaled copy keeps the louder or quieter copy."""
     source = np.random.default_rng(0).standard_normal(3000)
-    np.testing.assert_allclose(keep_bins(source, source, "louder"), source, atol=1e-9)
-    np.testing.assert_allclose(keep_bins(0.5 * source, source, "louder"), source, atol=1e-9)
-    np.testing.assert_allclose(keep_bins(0.5 * source, source, "quieter"), 0.5 * source, atol=1e-9)
+    np.testing.assert_allclose(bound_spectrum(source, source, "louder"), source, atol=1e-9)
+    np.testing.assert_allclose(bound_spectrum(0.5 * source, source, "louder"), source, atol=1e-9)
+    np.testing.assert_allclose(bound_spectrum(0.5 * source, source, "quieter"), 0.5 * source, atol=1e-9)
     with pytest.raises(ValueError, match="louder"):
-        keep_bins(source, source, "middle")
+        bound_spectrum(source, source, "middle")
 
 
 def test_spectral_compositing_bounds_add_and_remove_and_keeps_the_source_outside():
@@ -242,6 +246,86 @@ def test_spectral_compositing_bounds_add_and_remove_and_keeps_the_source_outside
     assert _band_level(removed, 1000) == pytest.approx(_band_level(edit, 1000), rel=1e-2) and _band_level(removed, 3000) < 1e-2 * _band_level(edit, 3000)
 
 
+def test_room_tone_is_the_quantile_of_the_source_outside_the_edit():
+    magnitude = torch.arange(40, dtype=torch.float64).reshape(2, 20)
+    outside = np.zeros(20, bool)
+    outside[:8] = True
+    np.testing.assert_allclose(room_tone(magnitude, outside, 0.5), torch.quantile(magnitude[:, :8], 0.5, dim=1, keepdim=True))
+    assert room_tone(magnitude, outside, 0.0).flatten().tolist() == [0.0, 20.0]
+    outside[3:] = False  # three frames left alone: too few to say what the room sounds like
+    assert room_tone(magnitude, outside, 0.5) is None
+    assert stft_frame_mask(np.r_[np.zeros(300), np.ones(300)], 4).tolist() == [0.0, 0.0, 1.0, 1.0]  # frames at samples 0, 256, 512, 768 (clipped)
+
+
+def test_raise_to_floor_lifts_only_the_bins_below_it_and_keeps_their_phase():
+    kept = torch.tensor([[2.0 + 0j, 0.3j, 0.0 + 0j]])
+    source = torch.tensor([[1.0 + 0j, 1.0 + 0j, -4.0 + 0j]])
+    raised = raise_to_floor(kept, source, torch.tensor([[1.0]]))
+    assert torch.allclose(raised, torch.tensor([[2.0 + 0j, 1.0j, -1.0 + 0j]]))  # kept / its phase at the floor / the source's phase
+
+
+def test_a_remove_that_falls_silent_is_filled_with_room_tone():
+    """Source: a noise bed with a loud tone in the middle; the edit removed the tone and, wrongly, the
+    bed under it (silence). The quieter rule keeps the hole; the room tone fills it at the bed's level,
+    so the output is nearer the bed-only target, and nothing changes outside the mask."""
+    from foleyflow.pipelines.edit_bench import log_mel_l1
+
+    rng = np.random.default_rng(0)
+    bed = 0.05 * rng.standard_normal(16000)
+    source = bed + _tone(1000, samples=16000)
+    source[:5000] = bed[:5000]
+    source[11000:] = bed[11000:]
+    mask = np.zeros(16000)
+    mask[5000:11000] = 1.0
+    edit = source * (1 - mask)
+    holed = blend_spectral(edit, source, mask, "quieter")
+    filled = blend_spectral(edit, source, mask, "quieter", room_tone_quantile=0.5)
+    inside = slice(6000, 10000)
+    assert np.std(holed[inside]) < 0.1 * np.std(bed[inside])
+    # Every bin of the hole at the bed's median magnitude: a Rayleigh median over its RMS, about 0.83 of the level.
+    assert 0.6 < np.std(filled[inside]) / np.std(bed[inside]) < 1.0
+    assert log_mel_l1(filled, bed) < 0.5 * log_mel_l1(holed, bed)
+    assert _band_level(filled[5000:], 1000) < 0.05 * _band_level(source[5000:], 1000)  # the tone stays out
+    assert np.array_equal(filled[mask == 0], source[mask == 0].astype(np.float32))
+    with pytest.raises(ValueError, match="sample mask"):
+        bound_spectrum(edit, source, "quieter", room_tone_quantile=0.5)
+
+
+def test_keep_levels_closed_forms():
+    """An edit equal to the source gives the source under every rule; an edit at a constant fraction
+    of it is that fraction (quieter) or the source (louder)."""
+    stft = torch.randn(64, 40, dtype=torch.complex128)
+    for rule in ("louder", "quieter", None):
+        assert torch.allclose(keep_levels(stft, stft, rule, (5, 3)), stft)
+    assert torch.allclose(keep_levels(0.5 * stft, stft, "quieter", (5, 3)), 0.5 * stft)
+    assert torch.allclose(keep_levels(0.5 * stft, stft, "louder", (5, 3)), stft)
+    assert torch.allclose(keep_levels(2.0 * stft, stft, None, (5, 3)), 2.0 * stft)
+    # The level is an RMS over the window: a lone loud bin is spread over its neighbours.
+    single = torch.zeros(9, 9, dtype=torch.complex128)
+    single[4, 4] = 3.0
+    assert local_level(single, (3, 3))[4, 4] == pytest.approx(1.0) and local_level(single, (1, 1))[4, 4] == pytest.approx(3.0)
+
+
+def test_level_compositing_removes_the_event_and_keeps_the_recordings_own_bed():
+    """Source: a noise bed with a tone; the edit: *another* realisation of the bed, no tone (what a
+    model regenerating the scene gives). Bin by bin, "quieter" keeps the lower of two random beds
+    everywhere; by level, the source's own bed stays and only the tone goes."""
+    from foleyflow.pipelines.edit_bench import log_mel_l1
+
+    rng = np.random.default_rng(1)
+    bed, other_bed = (0.05 * rng.standard_normal(16000) for _ in range(2))
+    source = bed + 0.5 * _tone(1000, samples=16000)
+    mask = np.ones(16000)
+    by_bin = blend_spectral(other_bed, source, mask, "quieter")
+    by_level = blend_spectral(other_bed, source, mask, "quieter", level=(17, 9))
+    assert _band_level(by_level, 1000) < 0.1 * _band_level(source, 1000)
+    assert log_mel_l1(by_level, bed) < 0.5 * log_mel_l1(by_bin, bed)
+    # add: the edit's new tone comes in, the rest stays the recording's.
+    added = blend_spectral(bed + 0.5 * _tone(3000, samples=16000), bed, mask, "louder", level=(17, 9))
+    assert _band_level(added, 3000) > 0.9 * _band_level(0.5 * _tone(3000, samples=16000), 3000)
+    assert log_mel_l1(added, bed + 0.5 * _tone(3000, samples=16000)) < 0.05
+
+
 @pytest.mark.parametrize("instruction, rule", [("Add a dog barking", "louder"), ("Remove the dog", "quieter"), ("Replace the dog with rain", None)])
 def test_editor_spectral_mode_follows_the_instruction(instruction, rule):
     """The editor's spectral mode is its audio mode with the instruction's bin rule applied first."""
@@ -254,6 +338,19 @@ def test_editor_spectral_mode_follows_the_instruction(instruction, rule):
     edited = editor.finish(run, torch.ones_like(mask), "none")
     np.testing.assert_allclose(out, blend_spectral(edited, audio, sample_mask, rule), atol=1e-6)
     assert np.array_equal(out, plain) == (rule is None)
+    # With a room tone: read where a half mask leaves the clip alone.
+    editor.config.room_tone_quantile = 0.25
+    half = mask.clone()
+    half[:, :, : half.shape[2] // 2] = 0.0
+    half_samples = frames_to_samples(editor.clip_frames(half, run), 128, 2000)
+    assert (half_samples < 0.5).sum() >= 256 * 4  # enough STFT frames outside for a room tone
+    np.testing.assert_allclose(editor.finish(run, half, "spectral"), blend_spectral(edited, audio, half_samples, rule, 0.25), atol=1e-6)
+    editor.config.spectral_level = [17, 9]
+    np.testing.assert_allclose(editor.finish(run, half, "spectral"), blend_spectral(edited, audio, half_samples, rule, 0.25, (17, 9)), atol=1e-6)
+    with pytest.raises(InputError, match="room_tone_quantile"):
+        dataclasses.replace(editor.config, room_tone_quantile=1.5)
+    with pytest.raises(InputError, match="spectral_level"):
+        dataclasses.replace(editor.config, spectral_level=[16, 9])
 
 
 def test_region_compositing_defaults_to_spectral():

@@ -130,6 +130,37 @@ def test_the_export_is_the_base_editor_plus_the_localiser_and_serves_mask_locali
         base.edit(audio, "Remove the tone", mask="localiser")
 
 
+def test_a_replace_can_ask_the_localiser_where_the_replaced_sound_is(tmp_path):
+    recipe = _recipe(tmp_path)
+    folder = recipe.export(recipe.build(), tmp_path / "out", "card")
+    editor = Editor.from_pretrained(folder)
+    audio = ToneTriplets("val")[0]["source"].numpy()
+    x_source = editor.codec.encode(torch.from_numpy(audio)[None])
+
+    def probability(text):
+        (states, token_mask), _ = editor.encode_instruction(text, 1)
+        with torch.no_grad():
+            return torch.sigmoid(editor.localiser(x_source, states, token_mask).float())
+
+    replace_text = "Swap the tone for a bell"
+    asked_as_is = editor.localise(x_source, replace_text, editor.encode_instruction(replace_text, 1)[0])
+    assert torch.allclose(asked_as_is, probability(replace_text), atol=1e-6)
+    editor.config.localiser_query = "removed"
+    asked_removed = editor.localise(x_source, replace_text, editor.encode_instruction(replace_text, 1)[0])
+    assert torch.allclose(asked_removed, probability("Remove the tone"), atol=1e-6)
+    assert not torch.allclose(asked_removed, asked_as_is, atol=1e-3)
+    # Other tasks are asked as they are.
+    add_text = "Add a bell"
+    assert torch.allclose(editor.localise(x_source, add_text, editor.encode_instruction(add_text, 1)[0]), probability(add_text), atol=1e-6)
+    # edit() uses it: the mask is the one the remove query gives.
+    result = editor.edit(audio, replace_text, mask="localiser", composite="end")
+    options = dataclasses.replace(editor.config.mask_options(), smooth=1)
+    expected = finish_mask(probability("Remove the tone"), 0.5, options, normalise=False)
+    assert np.allclose(result.mask, expected.flatten().numpy(), atol=1e-6)
+    with pytest.raises(InputError, match="localiser_query"):
+        dataclasses.replace(editor.config, localiser_query="where")
+
+
 def test_a_folder_whose_localiser_weights_do_not_match_its_config_is_refused(tmp_path):
     from safetensors.torch import load_file, save_file
 

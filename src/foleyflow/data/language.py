@@ -8,6 +8,8 @@ scene's random generator so a build is reproducible.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 ADD_TEMPLATES = ("Add {a}", "Add the sound of {a}", "Add {a} to the recording", "Insert {a}", "Mix in {a}")
@@ -74,3 +76,29 @@ def instruction_task(text: str) -> str | None:
         if words == verb or words.startswith(verb + " "):
             return task
     return None
+
+
+# "Replace X with Y", "Swap X for Y", "Change X into Y" (and the connectors a user would type):
+# the verb, then the replaced sound up to the verb's own connector, then the new sound.
+_REPLACE_CONNECTORS = {"replace": "with|by", "swap": "for|with", "change": "into|to"}
+
+
+def replaced_sound(text: str) -> str | None:
+    """The sound a replace instruction takes out ("Swap the siren for rain" -> "the siren"), read
+    up to the first connector of its verb; None when ``text`` is no replace of that form."""
+    words = " ".join(text.split())
+    for verb, connectors in _REPLACE_CONNECTORS.items():
+        match = re.match(rf"{verb}\s+(.+?)\s+(?:{connectors})\s+\S", words, flags=re.IGNORECASE)
+        if match:
+            return match.group(1)
+    return None
+
+
+def removal_instruction(text: str) -> str | None:
+    """The remove instruction for the sound a replace takes out ("Replace the siren with rain" ->
+    "Remove the siren"): where that sound is, is where a replace acts; None for other instructions."""
+    old = replaced_sound(text)
+    if old is None:
+        return None
+    old = old if old.lower().startswith(("the ", "a ", "an ")) else "the " + old
+    return "Remove " + definite(old)

@@ -13,7 +13,11 @@ Modes (``Editor.edit(composite=...)``):
     every-step+audio  both
     spectral          audio, but inside the mask an "add" keeps, in every STFT bin, the louder of the
                       edit and the source, and a "remove" the quieter (``spectral_rule``); other
-                      instructions are composited as ``audio``
+                      instructions are composited as ``audio``; with a room-tone quantile (the
+                      editor's ``room_tone_quantile``), no bin of the edit is quieter than the
+                      recording's room tone (``room_tone``); with a level window (the editor's
+                      ``spectral_level``), edit and source are compared by local level, not bin by
+                      bin, and replace is bounded both ways (``keep_levels``)
     every-step+spectral  every-step and spectral
 Why spectral: a mixture's STFT magnitude is (up to phase) at least each of its parts', so the true
 result of adding a sound is nowhere quieter than the source and that of removing one nowhere
@@ -30,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.errors import InputError
@@ -104,23 +109,99 @@ def blend_audio(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray)
     return (sample_mask * edited + (1.0 - sample_mask) * source).astype(np.float32)
 
 
-def keep_bins(edited: np.ndarray, source: np.ndarray, rule: str) -> np.ndarray:
-    """(samples,) edit whose STFT keeps, bin by bin, the louder or the quieter of edit and source
-    (complex values: magnitude and phase come from the same signal), resynthesised."""
-    if rule not in ("louder", "quieter"):
-        raise ValueError(f"rule must be 'louder' or 'quieter', got {rule!r}")
+def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sample_mask: np.ndarray | None = None,
+              room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
+    """(samples,) edit bounded by the source in the STFT domain, resynthesised.
+
+    Bin by bin (``level`` None): keep the louder or the quieter of edit and source (complex values:
+    magnitude and phase come from the same signal); no rule: the edit. By local level (``level`` =
+    (bins, frames), ``keep_levels``): the source's own bins, scaled down or replaced by the edit's.
+    Then, with ``room_tone_quantile``, no bin quieter than the recording's room tone (``room_tone``)."""
+    if rule not in ("louder", "quieter", None):
+        raise ValueError(f"rule must be 'louder', 'quieter' or None, got {rule!r}")
+    if room_tone_quantile is not None and sample_mask is None:
+        raise ValueError("the room tone is read outside the edit: it needs the sample mask")
     window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
     pair = torch.from_numpy(np.stack([edited, source]).astype(np.float64))
     stft = torch.stft(pair, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
-    edit_louder = stft[0].abs() > stft[1].abs()
-    take_edit = edit_louder if rule == "louder" else ~edit_louder
-    kept = torch.where(take_edit, stft[0], stft[1])
+    kept = stft[0]
+    if level is not None:
+        kept = keep_levels(stft[0], stft[1], rule, level)
+    elif rule is not None:
+        edit_louder = stft[0].abs() > stft[1].abs()
+        kept = torch.where(edit_louder if rule == "louder" else ~edit_louder, stft[0], stft[1])
+    if room_tone_quantile is not None:
+        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile)
+        if floor is not None:
+            kept = raise_to_floor(kept, stft[1], floor)
     out = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=edited.shape[-1])
     return out.numpy()
 
 
-def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None) -> np.ndarray:
-    """``blend_audio`` of the bin-bounded edit (``keep_bins``); with no rule, ``blend_audio`` itself."""
-    if rule is not None:
-        edited = keep_bins(edited, source, rule)
+def local_level(stft: torch.Tensor, level: tuple[int, int]) -> torch.Tensor:
+    """(bins, frames) RMS magnitude over a centred window of ``level`` = (bins, frames) around each bin."""
+    bins, frames = level
+    power = (stft.abs() ** 2)[None, None].float()
+    mean = F.avg_pool2d(power, (bins, frames), stride=1, padding=(bins // 2, frames // 2), count_include_pad=False)
+    return mean[0, 0].to(torch.float64).sqrt()
+
+
+def keep_levels(edit: torch.Tensor, source: torch.Tensor, rule: str | None, level: tuple[int, int]) -> torch.Tensor:
+    """STFT of the source's own bins, scaled by the edit's local level over the source's where that
+    is below 1 ("quieter", or no rule), and the edit's bins where it is above ("louder", or no rule).
+
+    Why levels, not bins: a regenerated bed is another realisation of the same noise, so bin by bin
+    it is louder or quieter than the source at random, and every bin it wins moves the output away
+    from the recording although nothing was meant to change there. Averaged over a few bins and
+    frames the two beds agree, and only what the edit really changes (an event gone, an event new)
+    shows: removing becomes a bounded time-frequency gain on the recording itself, as in source
+    separation."""
+    ratio = local_level(edit, level) / local_level(source, level).clamp(min=1e-12)
+    kept = source
+    if rule in ("quieter", None):
+        kept = torch.where(ratio < 1, source * ratio, kept)
+    if rule in ("louder", None):
+        kept = torch.where(ratio > 1, edit, kept)
+    return kept
+
+
+# Room tone: at least this many STFT frames (hop 256: 64 ms) left alone by the edit to estimate it from.
+ROOM_TONE_MIN_FRAMES = 4
+
+
+def stft_frame_mask(sample_mask: np.ndarray, frames: int) -> np.ndarray:
+    """(frames,) the per-sample mask read at each centred STFT frame's centre (frame k at sample k * hop)."""
+    sample_mask = np.asarray(sample_mask, dtype=np.float64)
+    return sample_mask[np.minimum(np.arange(frames) * SPECTRAL_HOP, sample_mask.size - 1)]
+
+
+def room_tone(source_magnitude: torch.Tensor, outside: np.ndarray, quantile: float) -> torch.Tensor | None:
+    """(bins, 1) the recording's room tone: per frequency, the ``quantile`` of the source's STFT
+    magnitude over the frames the edit leaves alone; None when fewer than ``ROOM_TONE_MIN_FRAMES`` are.
+
+    Why: the target of a remove (or a replace) still holds the scene's bed, and a bed is close to
+    stationary, so its level per frequency can be read where nothing is edited. A low quantile reads
+    the bed under the other events. Film sound editors fill a cut the same way ("room tone")."""
+    outside = torch.from_numpy(np.asarray(outside, dtype=bool))
+    if int(outside.sum()) < ROOM_TONE_MIN_FRAMES:
+        return None
+    return torch.quantile(source_magnitude[:, outside], quantile, dim=1, keepdim=True)
+
+
+def raise_to_floor(kept: torch.Tensor, source: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """STFT ``kept`` with every bin quieter than ``floor`` raised to it, but never above the source's
+    own bin (a recording quieter than its room tone there stays as it was), keeping its phase (the
+    source's where ``kept`` is silent)."""
+    floor = torch.minimum(floor, source.abs())
+    magnitude = kept.abs()
+    phase = torch.where(magnitude > 1e-12, kept / magnitude.clamp(min=1e-12), source / source.abs().clamp(min=1e-12))
+    return torch.where(magnitude < floor, phase * floor, kept)
+
+
+def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None,
+                   room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
+    """``blend_audio`` of the bounded edit (``bound_spectrum``); bin by bin with no rule and no room tone,
+    ``blend_audio`` itself."""
+    if rule is not None or room_tone_quantile is not None or level is not None:
+        edited = bound_spectrum(edited, source, rule, sample_mask, room_tone_quantile, level)
     return blend_audio(edited, source, sample_mask)

@@ -352,7 +352,7 @@ def run_edit_bench(
                 rows[key].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
-    for task in ALIGNABLE_TASKS:
+    for task in (t for t in ALIGNABLE_TASKS if t in scores):  # a task the run did not hold has no scoring
         report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
     report["t_start"] = editor.config.t_start
     if REGION in methods:
@@ -612,7 +612,7 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
     order (same split, seed and per-task count), which their ids prove."""
     from foleyflow.evaluation.bootstrap import mean_ci
 
-    for task in ALIGNABLE_TASKS:
+    for task in (t for t in ALIGNABLE_TASKS if t in report_a["tasks"]):  # the tasks paired
         scoring_a, scoring_b = (report.get(f"{task}_scoring", "true target") for report in (report_a, report_b))
         if scoring_a != scoring_b:
             raise InputError(f"the reports score {task} differently ({scoring_a} vs {scoring_b}): rerun one")

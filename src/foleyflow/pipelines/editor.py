@@ -31,7 +31,7 @@ from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
-from foleyflow.data.language import instruction_task
+from foleyflow.data.language import instruction_task, removal_instruction
 from foleyflow.pipelines.compositing import (
     MODES, blend, blend_audio, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
 )
@@ -49,6 +49,7 @@ from foleyflow.pipelines.masks import (
 )
 
 OBJECTIVES = ("flow", "ddpm")
+LOCALISER_QUERIES = ("instruction", "removed")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
 
 
@@ -88,6 +89,17 @@ class EditorConfig:
     mask_dilate: int = 1
     mask_ramp: int = 3
     mask_add_span: str = "threshold"  # masks.MaskOptions.add_span: how the localiser marks an "add"
+    # What the localiser is asked for a replace (``LOCALISER_QUERIES``): the instruction itself, or
+    # where the replaced sound is ("removed": the instruction as "Remove <old sound>"). Why: the new
+    # sound's place cannot be read from the source, so a localiser trained on both events' regions
+    # spreads its probability; the old sound's region is what it can find (docs/editor.md).
+    localiser_query: str = "instruction"
+    # Spectral compositing: no bin of the edit quieter than this quantile of the source's magnitude
+    # over the frames the edit leaves alone, per frequency (``compositing.room_tone``); None: no floor.
+    room_tone_quantile: float | None = None
+    # Spectral compositing by local level over (STFT bins, frames) instead of bin by bin
+    # (``compositing.keep_levels``); None: bin by bin.
+    spectral_level: list[int] | None = None
     # Set by training on the from-source bridge (diffusion.flow.SourceBridgePath): the only
     # t_start whose start states the network has seen. None: path (1), any t_start.
     trained_t_start: float | None = None
@@ -107,6 +119,9 @@ class EditorConfig:
         check_region_settings(self.region_composite, self.objective)
         check_edit_settings(self.steps, self.cfg_scale, self.region_t_start, self.solver)
         self.mask_options()  # checks the numbers
+        self.spectral_level = check_spectral_bounds(self.room_tone_quantile, self.spectral_level)
+        if self.localiser_query not in LOCALISER_QUERIES:
+            raise InputError(f"localiser_query must be one of {', '.join(LOCALISER_QUERIES)}, got {self.localiser_query!r}")
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
 
@@ -131,6 +146,18 @@ def check_edit_settings(steps: int, cfg_scale: float, t_start: float, solver: st
         raise InputError(f"t_start must be in [0, 1), got {t_start}")
     if solver not in SOLVERS:
         raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+
+
+def check_spectral_bounds(room_tone_quantile: float | None, spectral_level) -> list[int] | None:
+    """Checks the spectral-compositing settings; returns ``spectral_level`` as [bins, frames] ints."""
+    if room_tone_quantile is not None and not 0.0 <= room_tone_quantile <= 1.0:
+        raise InputError(f"room_tone_quantile must lie in [0, 1], got {room_tone_quantile}")
+    if spectral_level is None:
+        return None
+    level = list(spectral_level)
+    if len(level) != 2 or any(int(v) != v or v < 1 or v % 2 == 0 for v in level):
+        raise InputError(f"spectral_level must be [bins, frames], two odd whole numbers >= 1, got {spectral_level!r}")
+    return [int(v) for v in level]
 
 
 def check_localisation(mask: str, composite: str, mask_head: bool, objective: str, has_localiser: bool = False) -> None:
@@ -309,7 +336,7 @@ class Editor:
         if "localiser" in wanted:
             if self.localiser is None:
                 raise InputError(NO_LOCALISER)
-            evidence.localised = torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
+            evidence.localised = self.localise(x_source, instruction, cond)
         recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
         estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731
         if isinstance(keep, torch.Tensor):
@@ -328,6 +355,13 @@ class Editor:
         run.masks = {method: estimate(method) for method in wanted} | given
         run.seconds = time.perf_counter() - start
         return run
+
+    def localise(self, x_source: torch.Tensor, instruction: str, cond) -> torch.Tensor:
+        """(windows, frames) edit probability of the localiser; ``cond``: the instruction's encoded states."""
+        query = removal_instruction(instruction) if self.config.localiser_query == "removed" else None
+        if query is not None:
+            cond = self.encode_instruction(query, len(x_source))[0]
+        return torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
 
     def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
         attention = self._cond_attention(recorder, run) if method == "attention" else None
@@ -349,7 +383,8 @@ class Editor:
             per_frame = self.codec.samples_per_latent_frame
             sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
             if spectral(composite):
-                return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task))
+                level = tuple(self.config.spectral_level) if self.config.spectral_level else None
+                return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task), self.config.room_tone_quantile, level)
             out = blend_audio(out, run.samples, sample_mask)
         return out
 
