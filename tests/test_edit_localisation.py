@@ -12,8 +12,8 @@ from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.diffusion.ode import solve_euler
 from foleyflow.errors import InputError
 from foleyflow.pipelines.compositing import (
-    blend, blend_audio, blend_spectral, blended_flow_solve, bound_spectrum, keep_levels, local_level, raise_to_floor, room_tone, spectral_rule,
-    stft_frame_mask,
+    blend, blend_audio, blend_spectral, blended_flow_solve, bound_spectrum, keep_levels, local_level, raise_to_floor,
+    room_tone, spectral_rule, stft_frame_mask,
 )
 from foleyflow.pipelines.editor import Editor, EditorConfig
 from foleyflow.pipelines.masks import (

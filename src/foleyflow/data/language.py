@@ -98,7 +98,4 @@ def removal_instruction(text: str) -> str | None:
     """The remove instruction for the sound a replace takes out ("Replace the siren with rain" ->
     "Remove the siren"): where that sound is, is where a replace acts; None for other instructions."""
     old = replaced_sound(text)
-    if old is None:
-        return None
-    old = old if old.lower().startswith(("the ", "a ", "an ")) else "the " + old
-    return "Remove " + definite(old)
+    return None if old is None else "Remove " + definite(old)

@@ -110,7 +110,7 @@ def blend_audio(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray)
 
 
 def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sample_mask: np.ndarray | None = None,
-              room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
+                   room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
     """(samples,) edit bounded by the source in the STFT domain, resynthesised.
 
     Bin by bin (``level`` None): keep the louder or the quieter of edit and source (complex values:
