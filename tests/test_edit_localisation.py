@@ -258,10 +258,11 @@ def test_room_tone_is_the_quantile_of_the_source_outside_the_edit():
 
 
 def test_raise_to_floor_lifts_only_the_bins_below_it_and_keeps_their_phase():
-    kept = torch.tensor([[2.0 + 0j, 0.3j, 0.0 + 0j]])
-    source = torch.tensor([[1.0 + 0j, 1.0 + 0j, -4.0 + 0j]])
+    kept = torch.tensor([[2.0 + 0j, 0.3j, 0.0 + 0j, 0.1 + 0j]])
+    source = torch.tensor([[1.0 + 0j, 1.0 + 0j, -4.0 + 0j, 0.5 + 0j]])
     raised = raise_to_floor(kept, source, torch.tensor([[1.0]]))
-    assert torch.allclose(raised, torch.tensor([[2.0 + 0j, 1.0j, -1.0 + 0j]]))  # kept / its phase at the floor / the source's phase
+    # kept / its phase at the floor / the source's phase / no higher than the source's own bin
+    assert torch.allclose(raised, torch.tensor([[2.0 + 0j, 1.0j, -1.0 + 0j, 0.5 + 0j]]))
 
 
 def test_a_remove_that_falls_silent_is_filled_with_room_tone():
@@ -344,9 +345,15 @@ def test_editor_spectral_mode_follows_the_instruction(instruction, rule):
     half[:, :, : half.shape[2] // 2] = 0.0
     half_samples = frames_to_samples(editor.clip_frames(half, run), 128, 2000)
     assert (half_samples < 0.5).sum() >= 256 * 4  # enough STFT frames outside for a room tone
-    np.testing.assert_allclose(editor.finish(run, half, "spectral"), blend_spectral(edited, audio, half_samples, rule, 0.25), atol=1e-6)
+    with_room_tone = editor.finish(run, half, "spectral")
+    np.testing.assert_allclose(with_room_tone, blend_spectral(edited, audio, half_samples, rule, 0.25), atol=1e-6)
+    # The floor matters here (an add's bins never fall below the source, so it cannot lift them).
+    assert np.allclose(with_room_tone, blend_spectral(edited, audio, half_samples, rule), atol=1e-6) == (rule == "louder")
     editor.config.spectral_level = [17, 9]
-    np.testing.assert_allclose(editor.finish(run, half, "spectral"), blend_spectral(edited, audio, half_samples, rule, 0.25, (17, 9)), atol=1e-6)
+    by_level = editor.finish(run, half, "spectral")
+    np.testing.assert_allclose(by_level, blend_spectral(edited, audio, half_samples, rule, 0.25, (17, 9)), atol=1e-6)
+    if rule is not None:  # (this tiny edit is louder than the source everywhere: a replace then takes it whole either way)
+        assert not np.allclose(by_level, with_room_tone, atol=1e-6)
     with pytest.raises(InputError, match="room_tone_quantile"):
         dataclasses.replace(editor.config, room_tone_quantile=1.5)
     with pytest.raises(InputError, match="spectral_level"):

@@ -30,7 +30,7 @@ channels and frequency.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ def blend_audio(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray)
 
 
 def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sample_mask: np.ndarray | None = None,
-                   room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
+                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None) -> np.ndarray:
     """(samples,) edit bounded by the source in the STFT domain, resynthesised.
 
     Bin by bin (``level`` None): keep the louder or the quieter of edit and source (complex values:
@@ -138,7 +138,7 @@ def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sam
     return out.numpy()
 
 
-def local_level(stft: torch.Tensor, level: tuple[int, int]) -> torch.Tensor:
+def local_level(stft: torch.Tensor, level: Sequence[int]) -> torch.Tensor:
     """(bins, frames) RMS magnitude over a centred window of ``level`` = (bins, frames) around each bin."""
     bins, frames = level
     power = (stft.abs() ** 2)[None, None].float()
@@ -146,7 +146,7 @@ def local_level(stft: torch.Tensor, level: tuple[int, int]) -> torch.Tensor:
     return mean[0, 0].to(torch.float64).sqrt()
 
 
-def keep_levels(edit: torch.Tensor, source: torch.Tensor, rule: str | None, level: tuple[int, int]) -> torch.Tensor:
+def keep_levels(edit: torch.Tensor, source: torch.Tensor, rule: str | None, level: Sequence[int]) -> torch.Tensor:
     """STFT of the source's own bins, scaled by the edit's local level over the source's where that
     is below 1 ("quieter", or no rule), and the edit's bins where it is above ("louder", or no rule).
 
@@ -199,7 +199,7 @@ def raise_to_floor(kept: torch.Tensor, source: torch.Tensor, floor: torch.Tensor
 
 
 def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None,
-                   room_tone_quantile: float | None = None, level: tuple[int, int] | None = None) -> np.ndarray:
+                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None) -> np.ndarray:
     """``blend_audio`` of the bounded edit (``bound_spectrum``); bin by bin with no rule and no room tone,
     ``blend_audio`` itself."""
     if rule is not None or room_tone_quantile is not None or level is not None:

@@ -383,8 +383,8 @@ class Editor:
             per_frame = self.codec.samples_per_latent_frame
             sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
             if spectral(composite):
-                level = tuple(self.config.spectral_level) if self.config.spectral_level else None
-                return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task), self.config.room_tone_quantile, level)
+                return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task), self.config.room_tone_quantile,
+                                      self.config.spectral_level)
             out = blend_audio(out, run.samples, sample_mask)
         return out
 
