@@ -7,7 +7,9 @@ from editor_tiny import tiny_editor
 
 from foleyflow.benchmarks import write_section
 from foleyflow.errors import InputError
-from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted
+from foleyflow.pipelines.edit_bench import (
+    SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted, triplet_seed,
+)
 
 
 def _add_item(onset: int = 3200, samples: int = 16000) -> dict:
@@ -276,3 +278,20 @@ def test_cli_bench_pair(cli, tmp_path):
     (tmp_path / "bad.json").write_text("{")
     code, _, err = cli("bench", "pair", str(tmp_path / "bad.json"), "x", str(path))
     assert code == 2 and "not a bench edit JSON report" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_triplet_draws_the_same_noise_in_a_subset_run():
+    """Noise follows the triplet's id, not its place in the run: a triplet scored alone gets the L1
+    it gets in a longer run (the pairing of a one-task run with a full one relies on it)."""
+    rng = np.random.default_rng(5)
+    items = []
+    for k in range(2):
+        source = (0.1 * rng.standard_normal(4096)).astype(np.float32)
+        items.append({"task": "remove", "triplet_id": f"t{k}", "source": source, "target": source * 0.5,
+                      "instruction": "remove the hiss"})
+    bench = lambda chosen: run_edit_bench(tiny_editor(steps=2), chosen, t_starts=(0.0,), resamples=10, methods=("none",), per_triplet=True)  # noqa: E731
+    full, alone = bench(items), bench(items[1:])
+    row = "flow t_start=0"
+    assert alone["tasks"]["remove"]["methods"][row]["per_triplet_l1"][0] == full["tasks"]["remove"]["methods"][row]["per_triplet_l1"][1]
+    assert full["tasks"]["remove"]["methods"][row]["per_triplet_l1"][0] != full["tasks"]["remove"]["methods"][row]["per_triplet_l1"][1]
+    assert len({triplet_seed(0, "t0"), triplet_seed(0, "t1"), triplet_seed(1, "t0")}) == 3

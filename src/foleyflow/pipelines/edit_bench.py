@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import zlib
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -306,6 +307,13 @@ EMPTY_MASK_SHARE = 0.005
 
 
 @torch.no_grad()
+def triplet_seed(seed: int, triplet_id: str) -> int:
+    """The noise seed of one triplet's edits: a function of the run's seed and the triplet's id
+    only. Why not the triplet's place in the run: a run over one task (or a subset) then draws the
+    same noise for a triplet as a full run does, so their per-triplet rows pair noise for noise."""
+    return zlib.crc32(f"{seed}:{triplet_id}".encode())
+
+
 def run_edit_bench(
     model,
     triplets: Iterable[Mapping[str, Any]],
@@ -324,7 +332,8 @@ def run_edit_bench(
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
     the editor can run (``default_methods``); ``ceiling``: the target-latent twins (module doc);
     ``per_triplet``: each row's L1 triplet by triplet too, with the triplets' ids, so that two
-    runs on the same triplets (same split, n and seed) can be paired."""
+    runs on the same triplets (same split, per-task count and seed) can be paired; each triplet
+    draws its noise from its id (``triplet_seed``), whatever else the run holds."""
     editor = _load(model)
     methods = default_methods(editor) if methods is None else list(methods)
     plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
@@ -336,13 +345,14 @@ def run_edit_bench(
         if scorer.aligned:
             aligned.add(item["task"])
         rows = scores[item["task"]]
-        rows["triplet_id"].append(item.get("triplet_id", str(index)))
+        triplet_id = item.get("triplet_id", str(index))
+        rows["triplet_id"].append(triplet_id)
         rows["identity"].append(scorer.identity_l1)
         rows["floor"].append(scorer.floor_l1)
         # Returning the input untouched is the honest "no edit" for methods that keep the
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
         unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
-        for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, plan.seed + index)]:
+        for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, triplet_seed(plan.seed, triplet_id))]:
             (l1, identity, floor, shift), true_l1 = scorer.score_and_true_target(audio)
             if scorer.aligned:  # beside it, the data set's own target: what the alignment changes
                 rows[f"{name}:true_target"].append(true_l1)
@@ -490,7 +500,7 @@ def compare_editors(
         rows["identity"].append(scorer.identity_l1)
         rows["floor"].append(scorer.floor_l1)
         for name, (editor, options) in editors.items():
-            result = editor.edit(source, item["instruction"], seed=seed + index, **options)
+            result = editor.edit(source, item["instruction"], seed=triplet_seed(seed, item.get("triplet_id", str(index))), **options)
             rows[name].append(log_mel_l1(result.audio, target))
             rows[f"{name}:seconds"].append(result.elapsed_s)
             rows[f"{name}:nfe"].append(result.nfe)
