@@ -107,3 +107,15 @@ class TinyTriplets(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         return {"source": self.sources[index], "target": self.sources[index] + self.tone, "instruction": "Add a tone", "task": "add",
                 "edit_spans": [[0, self.sources.shape[1]]]}
+
+
+def mask_head_editor(**config) -> Editor:
+    """A tiny editor whose UNet has the mask channel (mask "learned"); ``config``: EditorConfig keys."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**(tiny_unet_config() | {"out_channels": LATENT_CHANNELS + 1}))
+    editor_config = EditorConfig(
+        steps=config.pop("steps", 3), window_seconds=0.064, overlap_seconds=0.016, unet=dict(unet.config),
+        text_encoder={"factory": "editor_tiny:TinyTextEncoder"}, codec={"factory": "editor_tiny:make_reshape_codec"},
+        mask_head=True, **config,
+    )
+    return Editor(unet, TinyTextEncoder(), ReshapeCodec(), editor_config)

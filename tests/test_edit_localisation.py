@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from editor_tiny import LATENT_CHANNELS, ReshapeCodec, TinyTextEncoder, tiny_editor, tiny_unet_config
+from editor_tiny import LATENT_CHANNELS, ReshapeCodec, TinyTextEncoder, mask_head_editor, tiny_editor, tiny_unet_config
 
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.diffusion.ode import solve_euler
@@ -32,19 +32,6 @@ FRAMES = 8  # latent frames of the tiny editor's 1024-sample window
 
 def _noise(samples: int, seed: int = 0) -> np.ndarray:
     return (0.1 * np.random.default_rng(seed).standard_normal(samples)).astype(np.float32)
-
-
-def mask_head_editor(**config) -> Editor:
-    from diffusers import UNet2DConditionModel
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(**(tiny_unet_config() | {"out_channels": LATENT_CHANNELS + 1}))
-    editor_config = EditorConfig(
-        steps=config.pop("steps", 3), window_seconds=0.064, overlap_seconds=0.016, unet=dict(unet.config),
-        text_encoder={"factory": "editor_tiny:TinyTextEncoder"}, codec={"factory": "editor_tiny:make_reshape_codec"},
-        mask_head=True, **config,
-    )
-    return Editor(unet, TinyTextEncoder(), ReshapeCodec(), editor_config)
 
 
 class ScriptedUNet(torch.nn.Module):
@@ -394,6 +381,33 @@ def test_cli_mask_out_writes_a_png(cli, tmp_path, model_dir):
                                "--mask", "diffedit", "--composite", "every-step", "--mask-out", str(png))
     assert code == 0, stderr
     assert png.read_bytes()[:8] == PNG and sf.info(out).frames == 1600
+    assert "nothing was edited" not in stderr  # diffedit's mask always marks its strongest frame
+
+
+def test_edit_result_is_untouched_only_when_its_mask_marks_no_frame():
+    from foleyflow.pipelines.editor import EditResult
+
+    result = lambda mask: EditResult(np.zeros(8, np.float32), "Add a dog", 0.1, 2, mask=mask)  # noqa: E731
+    assert result(np.zeros(5, np.float32)).untouched
+    assert not result(np.array([0, 0, 0.25, 0, 0], np.float32)).untouched
+    assert not result(None).untouched  # no mask at all: the edit reached everywhere
+
+
+def test_cli_says_when_the_mask_marked_nothing(cli, tmp_path):
+    """A mask that marks no frame returns the recording unedited: the CLI says so (and how to edit
+    anyway) instead of passing the input off as the edit. A learned mask at threshold 1 is empty
+    (a sigmoid never reaches 1)."""
+    import soundfile as sf
+
+    folder = tmp_path / "editor"
+    mask_head_editor(mask_threshold=1.0).save_pretrained(folder)
+    clip, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(clip, _noise(1600), 16000)
+    code, _, stderr = cli("edit", str(clip), "Add a dog", "-o", str(out), "--model", str(folder), "--steps", "2",
+                          "--mask", "learned", "--composite", "audio")
+    assert code == 0, stderr
+    assert "the learned mask marked no frame, so nothing was edited" in stderr and "--region" in stderr
+    np.testing.assert_allclose(sf.read(out, dtype="float32")[0], _noise(1600), atol=1e-4)
 
 
 @pytest.mark.parametrize("args, message", [(["--mask", "magic"], "mask must be one of"), (["--composite", "twice"], "composite must be one of")])

@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 import soundfile as sf
-from editor_tiny import tiny_editor
+from editor_tiny import mask_head_editor, tiny_editor
 from training_helpers import make_tiny_generator
 
 from foleyflow.errors import InputError
@@ -136,3 +136,21 @@ def test_multipart_parsing_and_a_busy_port(server):
 def test_cli_serve_reports_a_busy_port_in_one_line(cli, server):
     code, _, stderr = cli("serve", "--port", server.rsplit(":", 1)[1])
     assert code == 2 and "cannot listen on" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_edit_says_when_the_mask_marked_nothing(tmp_path):
+    """An editor whose mask marks no frame (a learned mask at threshold 1): the page says nothing
+    was edited, and how to edit anyway."""
+    editor_dir = tmp_path / "editor"
+    mask_head_editor(mask_threshold=1.0).save_pretrained(editor_dir)
+    httpd = make_server(Studio(str(editor_dir), str(make_tiny_generator(tmp_path / "generator"))), port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        source = (0.1 * np.random.default_rng(2).standard_normal(1600)).astype(np.float32)
+        status, page = _post(f"http://127.0.0.1:{httpd.server_address[1]}/edit",
+                             {"audio": ("a.wav", _wav(source)), "instruction": "Add a dog", "steps": "2", "mask": "learned"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 200, page
+    assert "nothing was edited" in page

@@ -86,6 +86,8 @@ class Studio:
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
         details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s; mask {result.mask_method}, composite "
                    f"{result.composite}; {result.nfe} network evaluations, {result.elapsed_s:.2f} s")
+        if result.untouched:
+            details += "; the mask marked no frame, so nothing was edited: give a region, or choose mask none"
         return Result(f"Edited: {instruction}", result.audio, details, png)
 
     def generate(self, form: dict[str, "FormField"]) -> Result:

@@ -198,6 +198,13 @@ class EditResult:
     def seconds(self) -> float:
         return self.audio.size / self.sample_rate
 
+    @property
+    def untouched(self) -> bool:
+        """True when the mask marked no frame: nothing was edited (the localiser found nothing it
+        was asked for, common for an "add" whose place the recording does not suggest), so the
+        interfaces say so instead of returning the recording as if it were the edit."""
+        return self.mask is not None and float(np.max(self.mask, initial=0.0)) <= 0.0
+
 
 class Editor:
     """``Editor.from_pretrained("default").edit("park.wav", "Add a dog barking")``."""

@@ -74,6 +74,9 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
+    if result.untouched:
+        click.echo(f"note: the {result.mask_method} mask marked no frame, so nothing was edited; mark where with "
+                   "--region START-END, or let the edit reach everywhere with --mask none", err=True)
 
 
 def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
