@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import re
 import threading
@@ -19,17 +20,24 @@ from foleyflow.errors import InputError
 from foleyflow.interfaces.web import Studio, make_server, parse_multipart
 
 
+@contextlib.contextmanager
+def serving(editor_dir, generator_dir):
+    """The studio over these model folders on a free port, in a thread; yields its base URL."""
+    httpd = make_server(Studio(str(editor_dir), str(generator_dir)), port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     editor_dir = tmp_path_factory.mktemp("editor")
     tiny_editor().save_pretrained(editor_dir)
-    generator_dir = make_tiny_generator(tmp_path_factory.mktemp("generator"))
-    httpd = make_server(Studio(str(editor_dir), str(generator_dir)), port=0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(editor_dir, make_tiny_generator(tmp_path_factory.mktemp("generator"))) as url:
+        yield url
 
 
 def _multipart(fields: dict[str, str | tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -143,14 +151,8 @@ def test_edit_says_when_the_mask_marked_nothing(tmp_path):
     was edited, and how to edit anyway."""
     editor_dir = tmp_path / "editor"
     mask_head_editor(mask_threshold=1.0).save_pretrained(editor_dir)
-    httpd = make_server(Studio(str(editor_dir), str(make_tiny_generator(tmp_path / "generator"))), port=0)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        source = (0.1 * np.random.default_rng(2).standard_normal(1600)).astype(np.float32)
-        status, page = _post(f"http://127.0.0.1:{httpd.server_address[1]}/edit",
-                             {"audio": ("a.wav", _wav(source)), "instruction": "Add a dog", "steps": "2", "mask": "learned"})
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    source = (0.1 * np.random.default_rng(2).standard_normal(1600)).astype(np.float32)
+    with serving(editor_dir, make_tiny_generator(tmp_path / "generator")) as url:
+        status, page = _post(url + "/edit", {"audio": ("a.wav", _wav(source)), "instruction": "Add a dog", "steps": "2", "mask": "learned"})
     assert status == 200, page
     assert "nothing was edited" in page

@@ -306,7 +306,6 @@ SOURCE_ITSELF = "no edit (the source itself, no codec)"
 EMPTY_MASK_SHARE = 0.005
 
 
-@torch.no_grad()
 def triplet_seed(seed: int, triplet_id: str) -> int:
     """The noise seed of one triplet's edits: a function of the run's seed and the triplet's id
     only. Why not the triplet's place in the run: a run over one task (or a subset) then draws the
@@ -314,6 +313,7 @@ def triplet_seed(seed: int, triplet_id: str) -> int:
     return zlib.crc32(f"{seed}:{triplet_id}".encode())
 
 
+@torch.no_grad()
 def run_edit_bench(
     model,
     triplets: Iterable[Mapping[str, Any]],
