@@ -146,6 +146,27 @@ def test_edit_a_manifest_into_a_folder_then_eval_edit_scores_it(cli, editor_dir,
     assert "rfm-edit" in stdout and "log-mel L1" in stdout
 
 
+def test_a_batch_names_the_edits_whose_mask_marked_nothing(cli, tmp_path):
+    """As a single edit does, a batch says which of its WAVs are the source unedited: a learned mask
+    at threshold 1 marks no frame (a sigmoid never reaches 1)."""
+    from editor_tiny import mask_head_editor
+
+    folder = tmp_path / "editor"
+    mask_head_editor(mask_threshold=1.0).save_pretrained(folder)
+    manifest, out = _edit_manifest(tmp_path / "edits"), tmp_path / "out"
+    code, stdout, stderr = cli("edit", "--manifest", str(manifest), "--out-dir", str(out), "--model", str(folder), "--steps", "2",
+                               "--mask", "learned", "--composite", "audio")
+    assert code == 0, stderr
+    assert "3 edits" in stdout
+    assert "on 3 of 3 edits the learned mask marked no frame" in stderr and "(e0, e1, e2)" in stderr
+    source = sf.read(tmp_path / "edits" / "source" / "e1.wav", dtype="float32")[0]
+    np.testing.assert_allclose(sf.read(out / "e1.wav", dtype="float32")[0], source, atol=1e-4)
+    code, _, stderr = cli("edit", "--manifest", str(manifest), "--out-dir", str(tmp_path / "out2"), "--model", str(folder), "--steps", "2",
+                          "--mask", "none")
+    assert code == 0, stderr
+    assert "marked no frame" not in stderr  # no mask: every edit reaches everywhere
+
+
 def test_a_manifest_with_a_missing_source_fails_before_writing(cli, editor_dir, tmp_path):
     manifest = _edit_manifest(tmp_path / "edits")
     (tmp_path / "edits" / "source" / "e2.wav").unlink()

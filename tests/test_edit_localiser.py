@@ -149,6 +149,12 @@ def test_a_replace_can_ask_the_localiser_where_the_replaced_sound_is(tmp_path):
     asked_removed = editor.localise(x_source, replace_text, editor.encode_instruction(replace_text, 1)[0])
     assert torch.allclose(asked_removed, probability("Remove the tone"), atol=1e-6)
     assert not torch.allclose(asked_removed, asked_as_is, atol=1e-3)
+    cond = editor.encode_instruction(replace_text, 1)[0]
+    encoded, encode = [], editor.text_encoder.encode
+    editor.text_encoder.encode = lambda texts: encoded.append(list(texts)) or encode(texts)
+    editor.localise(x_source, replace_text, cond)
+    assert encoded == [["Remove the tone"]]  # the query alone: the localiser has no use for the null instruction
+    editor.text_encoder.encode = encode
     # Other tasks are asked as they are.
     add_text = "Add a bell"
     assert torch.allclose(editor.localise(x_source, add_text, editor.encode_instruction(add_text, 1)[0]), probability(add_text), atol=1e-6)

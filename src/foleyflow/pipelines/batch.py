@@ -10,6 +10,7 @@ time divided by its size.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,7 +37,18 @@ def generate_folder(generator: Any, prompts: Sequence[tuple[str, str]], out_dir:
     return seconds
 
 
-def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed: int = 0, **edit_options: Any) -> dict[str, float]:
+@dataclass
+class FolderEdits:
+    """What ``edit_folder`` did: each edit's seconds, and the ids of the edits whose mask marked no
+    frame (``EditResult.untouched``: their WAV is the source), in manifest order, so that a batch
+    says as plainly as a single edit when it returned recordings unedited."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    untouched: list[str] = field(default_factory=list)
+    mask_method: str = "none"
+
+
+def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed: int = 0, **edit_options: Any) -> FolderEdits:
     """One edited WAV per manifest item (``evaluation.editing.EditItem``), named by its id.
 
     Each edit is timed end to end from the source file to the edited audio (loading, encoding,
@@ -45,11 +57,14 @@ def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed:
     from foleyflow.audio.io import load_audio, write_wav
 
     out_dir = Path(out_dir)
-    seconds: dict[str, float] = {}
+    done = FolderEdits()
     for item in items:
         began = time.perf_counter()
         result = editor.edit(load_audio(item.source), item.instruction, seed=seed, **edit_options)
-        seconds[item.id] = time.perf_counter() - began
+        done.seconds[item.id] = time.perf_counter() - began
         write_wav(out_dir / f"{item.id}.wav", result.audio)
-    write_csv(out_dir / TIMING_FILE, ("id", "seconds"), ((name, f"{value:.4f}") for name, value in seconds.items()))
-    return seconds
+        done.mask_method = result.mask_method
+        if result.untouched:
+            done.untouched.append(item.id)
+    write_csv(out_dir / TIMING_FILE, ("id", "seconds"), ((name, f"{value:.4f}") for name, value in done.seconds.items()))
+    return done

@@ -366,8 +366,8 @@ class Editor:
     def localise(self, x_source: torch.Tensor, instruction: str, cond) -> torch.Tensor:
         """(windows, frames) edit probability of the localiser; ``cond``: the instruction's encoded states."""
         query = removal_instruction(instruction) if self.config.localiser_query == "removed" else None
-        if query is not None:
-            cond = self.encode_instruction(query, len(x_source))[0]
+        if query is not None:  # only the query: the localiser never reads the null instruction
+            cond = self.encode_texts([query], len(x_source))[0]
         return torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
 
     def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
@@ -397,10 +397,14 @@ class Editor:
 
     def encode_instruction(self, instruction: str, copies: int):
         """(cond, uncond) text states and masks, repeated for ``copies`` windows."""
-        states, mask = self.text_encoder.encode([instruction, NULL_INSTRUCTION])
+        return tuple(self.encode_texts([instruction, NULL_INSTRUCTION], copies))
+
+    def encode_texts(self, texts: Sequence[str], copies: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(states, mask) of each text, encoded in one batch, each repeated for ``copies`` windows."""
+        states, mask = self.text_encoder.encode(list(texts))
         mask = torch.ones(states.shape[:2], dtype=torch.long) if mask is None else mask
         repeat = lambda x: x.expand(copies, *x.shape[1:])  # noqa: E731 - a view, no copy
-        return (repeat(states[:1]), repeat(mask[:1])), (repeat(states[1:]), repeat(mask[1:]))
+        return [(repeat(states[k : k + 1]), repeat(mask[k : k + 1])) for k in range(len(texts))]
 
     def sample(self, x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
                evidence=None, both_branches=False, keep_mask=None) -> tuple[torch.Tensor, int]:

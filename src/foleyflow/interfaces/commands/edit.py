@@ -10,6 +10,8 @@ import click
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
 
+UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothing; the rest are counted
+
 
 @cli.command()
 @click.argument("audio_path", metavar="IN", required=False)
@@ -92,8 +94,12 @@ def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, optio
         if not item.source.is_file():
             raise InputError(f"{manifest}: row {item.id}: no such source file {item.source}")
     editor = Editor.from_pretrained(model)
-    seconds = edit_folder(editor, items, out_dir, seed=seed, **options)
-    click.echo(f"{len(seconds)} edits -> {out_dir} ({sum(seconds.values()) / len(seconds):.2f} s per edit)")
+    done = edit_folder(editor, items, out_dir, seed=seed, **options)
+    click.echo(f"{len(done.seconds)} edits -> {out_dir} ({sum(done.seconds.values()) / len(done.seconds):.2f} s per edit)")
+    if done.untouched:
+        shown = ", ".join(done.untouched[:UNTOUCHED_LISTED]) + (", ..." if len(done.untouched) > UNTOUCHED_LISTED else "")
+        click.echo(f"note: on {len(done.untouched)} of {len(done.seconds)} edits the {done.mask_method} mask marked no frame, so their "
+                   f"WAV is the source unedited ({shown}); run those with --mask none, or one by one with --region START-END", err=True)
 
 
 def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False) -> None:
