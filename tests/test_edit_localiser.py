@@ -216,3 +216,31 @@ def test_a_distilled_student_keeps_its_teachers_localiser(tmp_path):
     assert student.config.localiser == recipe.localiser_config.to_dict()
     for (name, a), (_, b) in zip(student.localiser.state_dict().items(), Editor.from_pretrained(teacher).localiser.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_localiser_can_train_on_replaces_asked_as_the_editor_asks_them(tmp_path):
+    """``query: "removed"``: a replace trains as the remove instruction of its replaced sound, against
+    that sound's span alone (the data set lists it first), as ``localiser_query: "removed"`` asks at
+    edit time; other triplets are unchanged, and the export asks that way."""
+    from foleyflow.data.recipes import edit_mask
+    from foleyflow.training.recipes.localise import as_removal
+
+    replace = {"instruction": "Swap the siren for rain", "edit_spans": [[0, 3200], [8000, 9600]], "edit_mask": np.ones(1024, bool),
+               "source": np.zeros(4)}
+    asked = as_removal(replace)
+    assert asked["instruction"] == "Remove the siren" and asked["edit_spans"] == [[0, 3200]] and "edit_mask" not in asked
+    assert asked["source"] is replace["source"] and replace["instruction"] == "Swap the siren for rain"  # the item itself is left alone
+    remove = {"instruction": "Remove the bell", "edit_spans": [[0, 160]], "edit_mask": np.ones(1024, bool)}
+    assert as_removal(remove) is remove
+
+    recipe = _recipe(tmp_path, query="removed")
+    items = [{**replace, "source": torch.zeros(4), "target": torch.zeros(4)}, {**remove, "source": torch.zeros(4), "target": torch.zeros(4)}]
+    batch = recipe.collate(items)
+    assert batch["instruction"] == ["Remove the siren", "Remove the bell"]
+    assert torch.equal(batch["edit_mask"][0], torch.from_numpy(edit_mask([[0, 3200]])))
+    assert bool(batch["edit_mask"][1].all())
+    assert _recipe(tmp_path).collate(items)["instruction"][0] == "Swap the siren for rain"  # the default asks as it is
+    folder = recipe.export(recipe.build(), tmp_path / "out", "card")
+    assert Editor.from_pretrained(folder).config.localiser_query == "removed"
+    with pytest.raises(InputError, match="recipe_options.query"):
+        _recipe(tmp_path, query="where")

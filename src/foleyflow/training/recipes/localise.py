@@ -18,9 +18,11 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from foleyflow.data.language import removal_instruction
 from foleyflow.models.checkpoint import resolve_model_dir
 from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
-from foleyflow.pipelines.editor import Editor
+from foleyflow.errors import InputError
+from foleyflow.pipelines.editor import LOCALISER_QUERIES, Editor
 from foleyflow.pipelines.masks import frame_iou
 from foleyflow.training.config import dataclass_from_dict, expand_path
 from foleyflow.training.recipes.edit import DEFAULT_DATA, EditRecipe
@@ -34,6 +36,10 @@ class LocaliseOptions:
     train_triplets: int | None = None
     val_triplets: int | None = None
     mask_energy_fraction: float = 0.2
+    # "instruction": every triplet asked as it is, against all its edited events' region;
+    # "removed": a replace asked as an editor with ``localiser_query: "removed"`` asks it at edit
+    # time (``as_removal``), so that training and use pose the same question.
+    query: str = "instruction"
 
 
 class LocaliseRecipe(EditRecipe):
@@ -52,6 +58,13 @@ class LocaliseRecipe(EditRecipe):
         self._codec.requires_grad_(False)
         # The editor's UNet sees x_t and x_T on channels: the latent has half its input channels.
         self.localiser_config = LocaliserConfig.from_dict({"latent_channels": config.unet["in_channels"] // 2, **o.localiser})
+        if o.query not in LOCALISER_QUERIES:
+            raise InputError(f"recipe_options.query must be one of {', '.join(LOCALISER_QUERIES)}, got {o.query!r}")
+
+    def collate(self, items: list[Mapping[str, Any]]) -> dict[str, Any]:
+        if self.localise.query == "removed":
+            items = [as_removal(item) for item in items]
+        return super().collate(items)
 
     def build(self) -> Mapping[str, torch.nn.Module]:
         text_encoder = self.base.text_encoder
@@ -84,5 +97,18 @@ class LocaliseRecipe(EditRecipe):
 
     def export(self, modules, folder: Path, card: str) -> Path:
         localiser = getattr(modules["localiser"], "module", modules["localiser"])
-        config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict())
+        config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict(),
+                                     **({"localiser_query": "removed"} if self.localise.query == "removed" else {}))
         return Editor(self.base.unet, self.base.text_encoder, self.base.codec, config, localiser).save_pretrained(folder, card)
+
+
+def as_removal(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A replace triplet as the question ``localiser_query: "removed"`` asks at edit time: the remove
+    instruction of the replaced sound ("Swap the siren for rain" -> "Remove the siren"), whose region
+    is the span of that sound alone (the first of the triplet's edit spans: the data set lists the
+    replaced event, then the new one). Other triplets are returned as they are."""
+    query = removal_instruction(str(item["instruction"]))
+    if query is None:
+        return item
+    kept = {key: value for key, value in item.items() if key != "edit_mask"}  # collate rebuilds it from the spans
+    return kept | {"instruction": query, "edit_spans": list(item["edit_spans"])[:1]}
