@@ -45,7 +45,6 @@ class FolderEdits:
 
     seconds: dict[str, float] = field(default_factory=dict)
     untouched: list[str] = field(default_factory=list)
-    mask_method: str = "none"
 
 
 def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed: int = 0, **edit_options: Any) -> FolderEdits:
@@ -63,7 +62,6 @@ def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed:
         result = editor.edit(load_audio(item.source), item.instruction, seed=seed, **edit_options)
         done.seconds[item.id] = time.perf_counter() - began
         write_wav(out_dir / f"{item.id}.wav", result.audio)
-        done.mask_method = result.mask_method
         if result.untouched:
             done.untouched.append(item.id)
     write_csv(out_dir / TIMING_FILE, ("id", "seconds"), ((name, f"{value:.4f}") for name, value in done.seconds.items()))

@@ -97,8 +97,9 @@ def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, optio
     done = edit_folder(editor, items, out_dir, seed=seed, **options)
     click.echo(f"{len(done.seconds)} edits -> {out_dir} ({sum(done.seconds.values()) / len(done.seconds):.2f} s per edit)")
     if done.untouched:
+        method = options["mask"] or editor.config.mask  # one method for the whole batch
         shown = ", ".join(done.untouched[:UNTOUCHED_LISTED]) + (", ..." if len(done.untouched) > UNTOUCHED_LISTED else "")
-        click.echo(f"note: on {len(done.untouched)} of {len(done.seconds)} edits the {done.mask_method} mask marked no frame, so their "
+        click.echo(f"note: on {len(done.untouched)} of {len(done.seconds)} edits the {method} mask marked no frame, so their "
                    f"WAV is the source unedited ({shown}); run those with --mask none, or one by one with --region START-END", err=True)
 
 

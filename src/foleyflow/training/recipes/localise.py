@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from foleyflow.data.language import removal_instruction
+from foleyflow.errors import InputError
 from foleyflow.models.checkpoint import resolve_model_dir
 from foleyflow.models.localiser import EditLocaliser, LocaliserConfig
-from foleyflow.errors import InputError
 from foleyflow.pipelines.editor import LOCALISER_QUERIES, Editor
 from foleyflow.pipelines.masks import frame_iou
 from foleyflow.training.config import dataclass_from_dict, expand_path
@@ -49,6 +49,8 @@ class LocaliseRecipe(EditRecipe):
         from foleyflow.pipelines.editor_io import load_editor
 
         self.localise = dataclass_from_dict(LocaliseOptions, options, "recipe_options")
+        if self.localise.query not in LOCALISER_QUERIES:  # before the base editor loads
+            raise InputError(f"recipe_options.query must be one of {', '.join(LOCALISER_QUERIES)}, got {self.localise.query!r}")
         self.base = load_editor(resolve_model_dir(expand_path(self.localise.editor), "editor"))
         o, config = self.localise, self.base.config
         super().__init__({"sigma_min": config.sigma_min, "unet": config.unet, "text_encoder": config.text_encoder, "data": o.data,
@@ -58,8 +60,6 @@ class LocaliseRecipe(EditRecipe):
         self._codec.requires_grad_(False)
         # The editor's UNet sees x_t and x_T on channels: the latent has half its input channels.
         self.localiser_config = LocaliserConfig.from_dict({"latent_channels": config.unet["in_channels"] // 2, **o.localiser})
-        if o.query not in LOCALISER_QUERIES:
-            raise InputError(f"recipe_options.query must be one of {', '.join(LOCALISER_QUERIES)}, got {o.query!r}")
 
     def collate(self, items: list[Mapping[str, Any]]) -> dict[str, Any]:
         if self.localise.query == "removed":
@@ -97,8 +97,8 @@ class LocaliseRecipe(EditRecipe):
 
     def export(self, modules, folder: Path, card: str) -> Path:
         localiser = getattr(modules["localiser"], "module", modules["localiser"])
-        config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict(),
-                                     **({"localiser_query": "removed"} if self.localise.query == "removed" else {}))
+        query = "removed" if self.localise.query == "removed" else self.base.config.localiser_query
+        config = dataclasses.replace(self.base.config, localiser=localiser.config.to_dict(), localiser_query=query)
         return Editor(self.base.unet, self.base.text_encoder, self.base.codec, config, localiser).save_pretrained(folder, card)
 
 
