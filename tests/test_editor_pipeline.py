@@ -41,6 +41,17 @@ def test_heun_counts_two_evaluations_per_step_and_cfg_runs():
     assert editor.edit(_noise(500), "Add rain", steps=3, solver="heun", cfg_scale=2.0).nfe == 6
 
 
+@pytest.mark.parametrize("objective, solver, cfg, steps, total", [
+    ("flow", "euler", 1.0, 3, 3), ("flow", "heun", 2.0, 3, 6), ("ddpm", "euler", 2.0, 4, 4),
+])
+def test_progress_counts_every_network_evaluation_of_a_multi_window_edit(objective, solver, cfg, steps, total):
+    """One report per evaluation, however many windows (they run as one batch) and CFG branches."""
+    reports = []
+    result = tiny_editor(objective).edit(_noise(3000), "Add rain", steps=steps, solver=solver, cfg_scale=cfg,
+                                         progress=lambda done, of: reports.append((done, of)))
+    assert reports == [(k, total) for k in range(1, total + 1)] and result.nfe == total
+
+
 def test_ddpm_baseline_edits_at_the_requested_nfe():
     result = tiny_editor("ddpm").edit(_noise(700), "Add rain", steps=5)
     assert result.audio.shape == (700,) and result.nfe == 5 and np.isfinite(result.audio).all()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import re
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -156,3 +158,54 @@ def test_edit_says_when_the_mask_marked_nothing(tmp_path):
         status, page = _post(url + "/edit", {"audio": ("a.wav", _wav(source)), "instruction": "Add a dog", "steps": "2", "mask": "learned"})
     assert status == 200, page
     assert "nothing was edited" in page
+
+
+def test_the_page_can_ask_how_far_an_edit_is_and_jobs_take_turns():
+    """GET /progress answers while an edit runs (network evaluations done of total); a second job waits."""
+    reached, release = threading.Event(), threading.Event()
+
+    class PausingEditor:  # the tiny editor, held after its second network evaluation until released
+        def __init__(self):
+            self.editor, self.entered = tiny_editor(steps=4), 0
+
+        def edit(self, *args, progress, **kwargs):
+            self.entered += 1
+
+            def report(done, total):
+                progress(done, total)
+                if done == 2 and not release.is_set():
+                    reached.set()
+                    release.wait(60)
+            return self.editor.edit(*args, progress=report, **kwargs)
+
+    studio, pausing = Studio(), PausingEditor()
+    studio._models["editor"] = pausing
+    httpd = make_server(studio, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    fields = {"audio": ("a.wav", _wav((0.1 * np.random.default_rng(2).standard_normal(1600)).astype(np.float32))),
+              "instruction": "Remove the dog"}
+    replies = []
+    jobs = [threading.Thread(target=lambda: replies.append(_post(url + "/edit", fields))) for _ in range(2)]
+    try:
+        jobs[0].start()
+        assert reached.wait(60)
+        with urllib.request.urlopen(url + "/progress", timeout=30) as response:
+            assert response.headers["Content-Type"] == "application/json"
+            assert json.loads(response.read()) == {"busy": True, "job": "edit", "done": 2, "total": 4}
+        jobs[1].start()
+        time.sleep(0.3)
+        assert pausing.entered == 1  # the second edit waits for the first to finish
+        release.set()
+        for job in jobs:
+            job.join(120)
+        assert [status for status, _ in replies] == [200, 200] and pausing.entered == 2
+        with urllib.request.urlopen(url + "/progress", timeout=30) as response:
+            assert json.loads(response.read())["busy"] is False
+        with urllib.request.urlopen(url + "/", timeout=30) as response:
+            page = response.read().decode("utf-8")
+        assert 'id="status"' in page and 'fetch("/progress")' in page
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,8 +3,10 @@
 result, download it, and see its log-mel (with the edit mask drawn over it).
 
 Standard library only (``http.server`` and ``email``'s multipart parser): an offline machine has
-no web framework, and one form per job needs none. The server handles one request at a time, so
-the models never run concurrently; each loads on the first request that needs it and stays loaded.
+no web framework, and one form per job needs none. Requests are served on threads, so that the page
+can ask ``GET /progress`` how far the running job is (the editor reports every network
+evaluation); jobs themselves take turns behind one lock, so the models never run concurrently.
+Each model loads on the first request that needs it and stays loaded.
 Every failure a user can cause (a file that is not audio, an empty instruction, a range outside
 the clip) comes back as the page with one line saying what was wrong, and status 400.
 """
@@ -14,13 +16,15 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,25 @@ class Studio:
     editor_name: str = "default"
     generator_name: str = "default"
     _models: dict = field(default_factory=dict)
+    _turn: threading.Lock = field(default_factory=threading.Lock)  # one job at a time
+    _status: dict = field(default_factory=lambda: {"busy": False, "job": "", "done": 0, "total": 0})
+
+    def run(self, job: str, form: dict[str, "FormField"]) -> Result:
+        """Run ``job`` ("edit" or "generate") when no other job runs; ``status`` follows it meanwhile."""
+        with self._turn:
+            self._status.update(busy=True, job=job, done=0, total=0)
+            try:
+                return {"edit": self.edit, "generate": self.generate}[job](form)
+            finally:
+                self._status.update(busy=False, done=0, total=0)
+
+    def status(self) -> dict:
+        """{"busy", "job", "done", "total"}: the running job and, for an edit, its network evaluations
+        done out of total (0 of 0 while the models load or when the job does not report them)."""
+        return dict(self._status)
+
+    def _progress(self, done: int, total: int) -> None:
+        self._status.update(done=done, total=total)
 
     def editor(self):
         from foleyflow.pipelines.editor import Editor
@@ -81,7 +104,7 @@ class Studio:
             raise InputError("give a region or a mask method, not both")
         steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
         source = decode_upload(upload)  # the costly check last
-        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region)
+        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, progress=self._progress)
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
         details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s; mask {result.mask_method}, composite "
@@ -174,6 +197,7 @@ PAGE = """<!doctype html>
 form{{border:1px solid #ccc;padding:1em;margin:1em 0}} label{{display:block;margin:.4em 0}}
 .error{{color:#b00;font-weight:bold}} img{{max-width:100%}}</style></head><body>
 <h1>foleyflow</h1>
+<p id="status" aria-live="polite"></p>
 {message}
 <form action="/edit" method="post" enctype="multipart/form-data"><h2>Edit a recording</h2>
 <label>Recording <input type="file" name="audio" accept="audio/*" required></label>
@@ -189,6 +213,25 @@ form{{border:1px solid #ccc;padding:1em;margin:1em 0}} label{{display:block;marg
 <label>Steps <input type="number" name="steps" min="1" placeholder="model default"></label>
 <label>Seed <input type="number" name="seed" value="0"></label>
 <button type="submit">Generate</button></form>
+<script>
+// While a form is sent the page stays as it is: say how far the job is, from GET /progress.
+for (const form of document.querySelectorAll("form")) form.addEventListener("submit", () => {{
+  for (const button of document.querySelectorAll("button")) button.disabled = true;
+  const line = document.getElementById("status"), started = Date.now();
+  const poll = async () => {{
+    const seconds = Math.round((Date.now() - started) / 1000);
+    try {{
+      const s = await (await fetch("/progress")).json();
+      line.textContent = s.total ? `${{s.job}}: network evaluation ${{s.done}} of ${{s.total}}, ${{seconds}} s`
+                                 : `${{s.job || "waiting"}}: working, ${{seconds}} s`;
+    }} catch (error) {{ line.textContent = `working, ${{seconds}} s`; }}
+    setTimeout(poll, 500);
+  }};
+  poll();
+}});
+// Back from a result (the browser's page cache): the forms work again.
+window.addEventListener("pageshow", () => {{ for (const button of document.querySelectorAll("button")) button.disabled = false; }});
+</script>
 </body></html>"""
 
 
@@ -210,13 +253,16 @@ def render_page(result: Result | None = None, error: str | None = None) -> bytes
 def make_handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.split("?")[0] != "/":
+            path = self.path.split("?")[0]
+            if path == "/progress":
+                self._send(200, json.dumps(studio.status()).encode("utf-8"), "application/json")
+            elif path == "/":
+                self._send(200, render_page())
+            else:
                 self._send(404, b"not found", "text/plain")
-                return
-            self._send(200, render_page())
 
         def do_POST(self) -> None:  # noqa: N802
-            job = {"/edit": studio.edit, "/generate": studio.generate}.get(self.path)
+            job = {"/edit": "edit", "/generate": "generate"}.get(self.path)
             if job is None:
                 self._send(404, b"not found", "text/plain")
                 return
@@ -225,7 +271,7 @@ def make_handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
                 self._send(413, render_page(error=f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB"))
                 return
             try:
-                result = job(parse_multipart(self.headers.get("Content-Type", ""), self.rfile.read(length)))
+                result = studio.run(job, parse_multipart(self.headers.get("Content-Type", ""), self.rfile.read(length)))
             except InputError as error:
                 self._send(400, render_page(error=str(error)))
                 return
@@ -245,9 +291,9 @@ def make_handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(studio: Studio, host: str = "127.0.0.1", port: int = 7860) -> HTTPServer:
+def make_server(studio: Studio, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
     """Port 0 picks a free port (``server.server_address`` says which)."""
     try:
-        return HTTPServer((host, port), make_handler(studio))
+        return ThreadingHTTPServer((host, port), make_handler(studio))  # daemon threads: exit never waits on a request
     except OSError as error:
         raise InputError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None

@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ import torch
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
-from foleyflow.diffusion.ode import SOLVERS
+from foleyflow.diffusion.ode import NFE_PER_STEP, SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.data.language import instruction_task, removal_instruction
 from foleyflow.pipelines.compositing import (
@@ -135,6 +135,31 @@ class EditorConfig:
         if unknown:
             raise InputError(f"editor config: unknown keys {', '.join(unknown)}")
         return cls(**data)
+
+
+@contextlib.contextmanager
+def reporting_progress(network: torch.nn.Module, progress: Callable[[int, int], None] | None, total: int):
+    """Call ``progress(done, total)`` after each forward of ``network`` inside the block.
+
+    A forward hook rather than a callback through the solvers: every sampler (Euler, Heun, DDIM,
+    with or without every-step compositing) calls the UNet once per network evaluation, the CFG
+    branches in one batch, so counting its forwards counts evaluations whatever the path.
+    """
+    if progress is None:
+        yield
+        return
+    done = 0
+
+    def after_forward(*_) -> None:
+        nonlocal done
+        done += 1
+        progress(min(done, total), total)
+
+    handle = network.register_forward_hook(after_forward)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def check_edit_settings(steps: int, cfg_scale: float, t_start: float, solver: str) -> None:
@@ -256,6 +281,7 @@ class Editor:
         mask: str | None = None,
         composite: str | None = None,
         region: Sequence[tuple[float, float]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> EditResult:
         """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says.
 
@@ -264,6 +290,7 @@ class Editor:
         source outside it; both default to the model's config (docs/editor.md). ``region``, time
         ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one,
         edited with the config's ``region_t_start`` and ``region_composite`` unless given.
+        ``progress(done, total)`` is called after every network evaluation of the sampling.
         """
         samples = audio_samples(audio)
         if region is not None:
@@ -280,7 +307,7 @@ class Editor:
         run = self.sample_clip(
             samples, instruction, steps, cfg_scale, t_start, seed, solver,
             methods=() if mask == REGION else (mask,), keep=mask if every_step(composite) else None, attention=attention,
-            region=region,
+            region=region, progress=progress,
         )
         start = time.perf_counter()
         out = self.finish(run, run.masks[mask], composite)
@@ -305,6 +332,7 @@ class Editor:
         keep: str | torch.Tensor | None = None,
         attention: bool = False,
         region: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> "SampledClip":
         """Sample the edited latents of every window, estimating the masks of ``methods`` on the way.
 
@@ -352,7 +380,8 @@ class Editor:
             keep_mask = lambda: given[REGION]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
-        with recorder:
+        total = steps * (1 if c.objective == "ddpm" else NFE_PER_STEP[solver])
+        with recorder, reporting_progress(self.unet, progress, total):
             run.x_edited, run.nfe = self.sample(
                 x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
                 evidence=evidence, both_branches="diffedit" in wanted, keep_mask=keep_mask,
