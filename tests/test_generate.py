@@ -45,6 +45,13 @@ def test_every_sampler_and_long_durations_work(generator):
         assert audio.shape == (1, 3 * 5120) and np.isfinite(audio).all()
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "dpm", "ddpm"])
+def test_on_step_reports_every_sampling_step_even_for_a_long_windowed_clip(generator, sampler):
+    reports = []
+    audio = generator.generate("rain", steps=3, sampler=sampler, duration=3 * WINDOW_SECONDS, on_step=lambda done, of: reports.append((done, of)))
+    assert reports == [(1, 3), (2, 3), (3, 3)] and np.isfinite(audio).all()
+
+
 def test_sampling_times_sit_on_the_training_grid():
     from foleyflow.diffusion import DDPMSchedule
     from foleyflow.diffusion.schedule import diffusion_times

@@ -192,7 +192,7 @@ def test_the_page_can_ask_how_far_an_edit_is_and_jobs_take_turns():
         assert reached.wait(60)
         with urllib.request.urlopen(url + "/progress", timeout=30) as response:
             assert response.headers["Content-Type"] == "application/json"
-            assert json.loads(response.read()) == {"busy": True, "job": "edit", "done": 2, "total": 4}
+            assert json.loads(response.read()) == {"busy": True, "job": "edit", "done": 2, "total": 4, "unit": "network evaluations"}
         jobs[1].start()
         time.sleep(0.3)
         assert pausing.entered == 1  # the second edit waits for the first to finish

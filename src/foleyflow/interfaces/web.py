@@ -26,6 +26,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -52,24 +53,25 @@ class Studio:
     generator_name: str = "default"
     _models: dict = field(default_factory=dict)
     _turn: threading.Lock = field(default_factory=threading.Lock)  # one job at a time
-    _status: dict = field(default_factory=lambda: {"busy": False, "job": "", "done": 0, "total": 0})
+    _status: dict = field(default_factory=lambda: {"busy": False, "job": "", "done": 0, "total": 0, "unit": ""})
 
     def run(self, job: str, form: dict[str, "FormField"]) -> Result:
         """Run ``job`` ("edit" or "generate") when no other job runs; ``status`` follows it meanwhile."""
         with self._turn:
-            self._status.update(busy=True, job=job, done=0, total=0)
+            self._status.update(busy=True, job=job, done=0, total=0, unit="")
             try:
                 return {"edit": self.edit, "generate": self.generate}[job](form)
             finally:
-                self._status.update(busy=False, done=0, total=0)
+                self._status.update(busy=False, done=0, total=0, unit="")
 
     def status(self) -> dict:
-        """{"busy", "job", "done", "total"}: the running job and, for an edit, its network evaluations
-        done out of total (0 of 0 while the models load or when the job does not report them)."""
+        """{"busy", "job", "done", "total", "unit"}: the running job and how far it is, ``done`` of
+        ``total`` ``unit`` (an edit's network evaluations, a generation's sampling steps; 0 of 0 while
+        the models load)."""
         return dict(self._status)
 
-    def _progress(self, done: int, total: int) -> None:
-        self._status.update(done=done, total=total)
+    def _progress(self, unit: str) -> Callable[[int, int], None]:
+        return lambda done, total: self._status.update(done=done, total=total, unit=unit)
 
     def editor(self):
         from foleyflow.pipelines.editor import Editor
@@ -104,7 +106,7 @@ class Studio:
             raise InputError("give a region or a mask method, not both")
         steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
         source = decode_upload(upload)  # the costly check last
-        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, progress=self._progress)
+        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, progress=self._progress("network evaluations"))
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
         details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s; mask {result.mask_method}, composite "
@@ -121,7 +123,7 @@ class Studio:
             raise InputError("write a prompt to generate from")
         duration, steps, seed = form_number(form, "duration"), form_number(form, "steps", int), form_number(form, "seed", int) or 0
         started = time.perf_counter()
-        audio = self.generator().generate(prompt, steps=steps, seed=seed, duration=duration)[0]
+        audio = self.generator().generate(prompt, steps=steps, seed=seed, duration=duration, on_step=self._progress("sampling steps"))[0]
         png = spectrogram_png([(prompt, log_mel(audio)[0].numpy())])
         return Result(f"Generated: {prompt}", audio, f"{audio.size / 16000:.2f} s in {time.perf_counter() - started:.2f} s", png)
 
@@ -222,7 +224,7 @@ for (const form of document.querySelectorAll("form")) form.addEventListener("sub
     const seconds = Math.round((Date.now() - started) / 1000);
     try {{
       const s = await (await fetch("/progress")).json();
-      line.textContent = s.total ? `${{s.job}}: network evaluation ${{s.done}} of ${{s.total}}, ${{seconds}} s`
+      line.textContent = s.total ? `${{s.job}}: ${{s.done}} of ${{s.total}} ${{s.unit}}, ${{seconds}} s`
                                  : `${{s.job || "waiting"}}: working, ${{seconds}} s`;
     }} catch (error) {{ line.textContent = `working, ${{seconds}} s`; }}
     setTimeout(poll, 500);
