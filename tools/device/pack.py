@@ -27,8 +27,8 @@ import soundfile as sf
 
 # Missing from the device image's package list (/work/.library/device/KINDS.md); torch,
 # transformers, peft, accelerate, safetensors, click, tqdm, numpy, scipy, matplotlib are there.
-MISSING_ON_DEVICE = ("diffusers", "soundfile", "soxr")
-PURE_PYTHON = ("diffusers",)
+MISSING_ON_DEVICE = ("diffusers", "importlib_metadata", "soundfile", "cffi", "pycparser", "soxr")  # with what they import
+PURE_PYTHON = ("diffusers", "importlib_metadata", "pycparser")
 DEVICE_PYTHON = "3.12"
 DEVICE_TREE_BYTES = 64 * 2**20  # the working tree the device tool sends, carried paths included
 
