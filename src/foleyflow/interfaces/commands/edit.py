@@ -9,6 +9,7 @@ import click
 
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
+from foleyflow.interfaces.progress import progress_bar
 
 UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothing; the rest are counted
 
@@ -64,8 +65,9 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 
         region_samples(ranges, source.size, SAMPLE_RATE)  # a range outside the clip, too
     editor = Editor.from_pretrained(model)
-    result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
-                         mask=mask_method, composite=composite, region=ranges)
+    with progress_bar("edit", "NFE") as report:
+        result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
+                             mask=mask_method, composite=composite, region=ranges, progress=report)
     write_wav(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)

@@ -9,6 +9,7 @@ import click
 
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
+from foleyflow.interfaces.progress import progress_bar
 
 
 @cli.command()
@@ -40,7 +41,9 @@ def generate(prompt: str | None, output: str | None, prompts_csv: str | None, ou
     generator = Generator.from_pretrained(model)
     steps, cfg, sampler = generator.sampling_settings(steps, cfg, sampler)
     started = time.perf_counter()
-    audio = generator.generate(prompt, steps=steps, cfg=cfg, seed=seed, sampler=sampler, num_samples=num_samples, duration=duration)
+    with progress_bar("generate", "step") as report:
+        audio = generator.generate(prompt, steps=steps, cfg=cfg, seed=seed, sampler=sampler, num_samples=num_samples, duration=duration,
+                                   on_step=report)
     seconds = time.perf_counter() - started
     paths = write_outputs(audio, output)
     if spectrogram:
