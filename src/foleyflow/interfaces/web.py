@@ -217,6 +217,7 @@ form{{border:1px solid #ccc;padding:1em;margin:1em 0}} label{{display:block;marg
 <button type="submit">Generate</button></form>
 <script>
 // While a form is sent the page stays as it is: say how far the job is, from GET /progress.
+let polling = null;
 for (const form of document.querySelectorAll("form")) form.addEventListener("submit", () => {{
   for (const button of document.querySelectorAll("button")) button.disabled = true;
   const line = document.getElementById("status"), started = Date.now();
@@ -227,12 +228,16 @@ for (const form of document.querySelectorAll("form")) form.addEventListener("sub
       line.textContent = s.total ? `${{s.job}}: ${{s.done}} of ${{s.total}} ${{s.unit}}, ${{seconds}} s`
                                  : `${{s.job || "waiting"}}: working, ${{seconds}} s`;
     }} catch (error) {{ line.textContent = `working, ${{seconds}} s`; }}
-    setTimeout(poll, 500);
+    polling = setTimeout(poll, 500);
   }};
   poll();
 }});
-// Back from a result (the browser's page cache): the forms work again.
-window.addEventListener("pageshow", () => {{ for (const button of document.querySelectorAll("button")) button.disabled = false; }});
+// Back from a result (the browser's page cache): no job of this page runs; the forms work again.
+window.addEventListener("pageshow", () => {{
+  clearTimeout(polling);
+  document.getElementById("status").textContent = "";
+  for (const button of document.querySelectorAll("button")) button.disabled = false;
+}});
 </script>
 </body></html>"""
 
