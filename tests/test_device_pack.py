@@ -26,7 +26,8 @@ def test_pack_audio_keeps_train_clips_exactly_and_stops_at_the_budget(tmp_path):
         clip_id, split = f"clip{k}", ("test" if k % 4 == 3 else "train")
         audio = (rng.standard_normal(4000) * 3000).astype(np.int16)
         sf.write(corpus / "audio" / f"{clip_id}.wav", audio, 16000, subtype="PCM_16")
-        records.append({"clip_id": clip_id, "split": split})
+        records.append({"clip_id": clip_id, "split": split, "label": "dog", "role": "event", "captions": ["A dog barks"],
+                        "source": "test", "original_path": f"{clip_id}.wav", "licence": "CC0", "recording": clip_id})
         originals[clip_id] = audio
     (corpus / "clips.jsonl").write_text("\n".join(json.dumps(r) for r in records))
     pack = _pack_module()

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import soundfile as sf
 
+from foleyflow.data.manifest import read_clips
+from foleyflow.errors import InputError
+
 # Missing from the device image's package list (/work/.library/device/KINDS.md); torch,
 # transformers, peft, accelerate, safetensors, click, tqdm, numpy, scipy, matplotlib are there.
 MISSING_ON_DEVICE = ("diffusers", "importlib_metadata", "soundfile", "cffi", "pycparser", "soxr")  # with what they import
@@ -52,8 +55,8 @@ def fetch_wheels(folder: Path) -> int:
 
 
 def pack_audio(corpus: Path, folder: Path, budget: int, seed: int) -> list[str]:
-    records = [json.loads(line) for line in (corpus / "clips.jsonl").read_text().splitlines() if line.strip()]
-    train = sorted(r["clip_id"] for r in records if r.get("split") == "train")
+    """Write train clips as FLAC in a seeded order until the next would pass ``budget`` bytes; their ids."""
+    train = sorted(clip.clip_id for clip in read_clips(corpus) if clip.split == "train")
     random.Random(seed).shuffle(train)
     folder.mkdir(parents=True, exist_ok=True)
     packed, used = [], 0
@@ -78,8 +81,10 @@ def main() -> int:
                         help="cap on the pack (default: what the device's 64 MiB leaves beside the tracked files, less 2 MiB)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not (args.corpus / "clips.jsonl").is_file():
-        print(f"error: {args.corpus}: no corpus (run `foleyflow data fetch`)", file=sys.stderr)
+    try:
+        read_clips(args.corpus)  # not a corpus: say so before anything is written
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     shutil.rmtree(args.out, ignore_errors=True)
     wheel_bytes = fetch_wheels(args.out / "wheels")

@@ -34,6 +34,7 @@ import soundfile as sf
 from foleyflow.errors import InputError
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+IDLE = {"busy": False, "job": "", "done": 0, "total": 0, "unit": ""}  # what GET /progress says between jobs
 MASK_CHOICES = ("", "learned", "localiser", "diffedit", "attention", "none")  # "": the model's default
 
 
@@ -53,16 +54,16 @@ class Studio:
     generator_name: str = "default"
     _models: dict = field(default_factory=dict)
     _turn: threading.Lock = field(default_factory=threading.Lock)  # one job at a time
-    _status: dict = field(default_factory=lambda: {"busy": False, "job": "", "done": 0, "total": 0, "unit": ""})
+    _status: dict = field(default_factory=lambda: dict(IDLE))
 
     def run(self, job: str, form: dict[str, "FormField"]) -> Result:
         """Run ``job`` ("edit" or "generate") when no other job runs; ``status`` follows it meanwhile."""
         with self._turn:
-            self._status.update(busy=True, job=job, done=0, total=0, unit="")
+            self._status = {**IDLE, "busy": True, "job": job}  # replaced whole: a reader never sees half an update
             try:
-                return {"edit": self.edit, "generate": self.generate}[job](form)
+                return getattr(self, job)(form)
             finally:
-                self._status.update(busy=False, done=0, total=0, unit="")
+                self._status = {**IDLE, "job": job}
 
     def status(self) -> dict:
         """{"busy", "job", "done", "total", "unit"}: the running job and how far it is, ``done`` of
@@ -71,7 +72,10 @@ class Studio:
         return dict(self._status)
 
     def _progress(self, unit: str) -> Callable[[int, int], None]:
-        return lambda done, total: self._status.update(done=done, total=total, unit=unit)
+        def report(done: int, total: int) -> None:
+            self._status = {**self._status, "done": done, "total": total, "unit": unit}
+
+        return report
 
     def editor(self):
         from foleyflow.pipelines.editor import Editor

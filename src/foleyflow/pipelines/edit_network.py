@@ -135,6 +135,11 @@ def _padded(states: torch.Tensor, mask: torch.Tensor | None, length: int) -> dic
     return {"context": states, "mask": mask}
 
 
+def network_evaluations(objective: str, steps: int, solver: str = "euler") -> int:
+    """Network evaluations of an edit's sampling: DDIM takes one per step, a flow solver its own count."""
+    return steps if objective == "ddpm" else steps * NFE_PER_STEP[solver]
+
+
 def flow_edit(
     unet: torch.nn.Module,
     x_source: torch.Tensor,
@@ -165,7 +170,7 @@ def flow_edit(
         x_1 = get_solver(solver)(model, x_start, times, extra_args=extra, disable=True)
     else:
         x_1 = blended_flow_solve(get_solver(solver), model, x_start, times, extra, path, x_source, noise, keep_mask)
-    return x_1, steps * NFE_PER_STEP[solver]
+    return x_1, network_evaluations("flow", steps, solver)
 
 
 def ddpm_edit(
@@ -183,4 +188,4 @@ def ddpm_edit(
     model = Denoiser(guided(UNetNoise, unet, cfg_scale, evidence, both_branches), DDPMSchedule(), "epsilon")
     cond_kwargs, uncond_kwargs = branch_kwargs(cond, uncond)
     extra = {"source": x_source, "cond": cond_kwargs, "uncond": uncond_kwargs}
-    return sample_ddim(model, noise, diffusion_times(steps), extra_args=extra, disable=True), steps
+    return sample_ddim(model, noise, diffusion_times(steps), extra_args=extra, disable=True), network_evaluations("ddpm", steps)

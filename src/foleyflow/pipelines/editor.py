@@ -29,13 +29,13 @@ import torch
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
-from foleyflow.diffusion.ode import NFE_PER_STEP, SOLVERS
+from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.data.language import instruction_task, removal_instruction
 from foleyflow.pipelines.compositing import (
     MODES, blend, blend_audio, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
 )
-from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit
+from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit, network_evaluations
 from foleyflow.pipelines.masks import (
     REGION,
     MaskEvidence,
@@ -153,7 +153,7 @@ def reporting_progress(network: torch.nn.Module, progress: Callable[[int, int], 
     def after_forward(*_) -> None:
         nonlocal done
         done += 1
-        progress(min(done, total), total)
+        progress(done, total)
 
     handle = network.register_forward_hook(after_forward)
     try:
@@ -380,8 +380,7 @@ class Editor:
             keep_mask = lambda: given[REGION]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
-        total = steps * (1 if c.objective == "ddpm" else NFE_PER_STEP[solver])
-        with recorder, reporting_progress(self.unet, progress, total):
+        with recorder, reporting_progress(self.unet, progress, network_evaluations(c.objective, steps, solver)):
             run.x_edited, run.nfe = self.sample(
                 x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
                 evidence=evidence, both_branches="diffedit" in wanted, keep_mask=keep_mask,
