@@ -249,3 +249,55 @@ def test_a_replace_target_is_its_base_plus_the_new_event_at_its_onset(built):
     assert "event_audio" not in true and "base_audio" not in true and true["triplet_id"] == item["triplet_id"]
     with pytest.raises(InputError, match="replace_onset must be one of aligned, true"):
         test_triplets("test", 1, 0, str(built), ["replace"], replace_onset="free")
+
+
+def test_another_clip_of_the_class_is_placed_and_levelled_like_the_event(built):
+    """`bench edit --perfect-sampler`: the new event drawn again from another clip of its class, at
+    the same onset and by the data set's level rule."""
+    from dataclasses import replace
+
+    from foleyflow.data.builder import another_clip_of_class
+    from foleyflow.data.corpus import active_rms
+    from foleyflow.data.recipes import placed, segment
+
+    data = TripletDataset("test", root=built)
+    clips = read_clips(built / "corpus")
+    by_id = {c.clip_id: c for c in clips}
+    scene = next(iter(data.scenes.values()))
+    event = scene.events["A"]
+    part = another_clip_of_class(scene, "A", clips, data.bank, np.random.default_rng(0), data.event_seconds)
+    own = by_id[event["part"].clip_id]
+    drawn = by_id[part.clip_id]
+    assert drawn.label == own.label and drawn.clip_id != own.clip_id and part.onset == event["part"].onset
+    kin = [c for c in clips if c.label == own.label and c.clip_id != own.clip_id]
+    if any(c.recording != own.recording and c.split == scene.split for c in kin):
+        assert drawn.recording != own.recording and drawn.split == scene.split
+    else:  # this corpus keeps each class's recordings in different splits: another split's recording
+        assert drawn.recording != own.recording
+    same_recording = [own] + [c for c in kin if c.recording == own.recording]
+    if len(same_recording) > 1:  # with no other recording, another cut of the same one
+        cut = another_clip_of_class(scene, "A", same_recording, data.bank, np.random.default_rng(0), data.event_seconds)
+        assert cut.clip_id != own.clip_id and by_id[cut.clip_id].recording == own.recording
+    x = scene.render("X", data.bank)
+    wanted = active_rms(x) * 10 ** (event["relative_db"] / 20)  # the level rule, lowered only against clipping
+    level = active_rms(segment(data.bank(part.clip_id), replace(part, gain=1.0))) * part.gain
+    assert level <= wanted * 1.0001 and np.abs(x + placed(part, data.bank)).max() <= MIX_PEAK_LIMIT
+    if np.abs(x + placed(replace(part, gain=wanted / level * part.gain), data.bank)).max() <= MIX_PEAK_LIMIT:
+        assert level == pytest.approx(wanted, rel=1e-4)
+    assert another_clip_of_class(scene, "A", [own], data.bank, np.random.default_rng(0)) is None  # no other clip
+
+
+def test_bench_triplets_carry_a_perfect_sampler_output_on_request(built):
+    from foleyflow.pipelines.edit_bench import test_triplets
+
+    items = test_triplets("test", 3, 0, str(built), perfect_sampler=True)
+    for item in items:
+        if item["task"] == "remove":
+            assert "perfect_sampler_audio" not in item
+            continue
+        out = item["perfect_sampler_audio"]
+        base = item.get("base_audio", item["source"])
+        assert out.shape == item["target"].shape and not np.array_equal(out, item["target"]) and np.abs(out - base).max() > 0
+    again = test_triplets("test", 3, 0, str(built), perfect_sampler=True)
+    assert all(np.array_equal(a.get("perfect_sampler_audio", 0), b.get("perfect_sampler_audio", 0)) for a, b in zip(items, again))
+    assert "perfect_sampler_audio" not in test_triplets("test", 3, 0, str(built))[0]

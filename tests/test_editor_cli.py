@@ -77,10 +77,12 @@ def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
     for item in items:
         item["target"] = item["source"] * 0.5
     seen = {}
-    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, tasks, replace_onset: seen.update(split=split, count=count, root=root, tasks=tasks, replace_onset=replace_onset) or items)
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, tasks, replace_onset, perfect_sampler: seen.update(
+        split=split, count=count, root=root, tasks=tasks, replace_onset=replace_onset, perfect_sampler=perfect_sampler) or items)
     code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0.1", "--data", "/some/set")
     assert code == 0, err
-    assert seen == {"split": "test", "count": 3, "root": "/some/set", "tasks": ["add", "remove", "replace"], "replace_onset": "aligned"}
+    assert seen == {"split": "test", "count": 3, "root": "/some/set", "tasks": ["add", "remove", "replace"], "replace_onset": "aligned",
+                    "perfect_sampler": False}
     assert "| replace | 1 | flow t_start=0.1 |" in out
     code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0", "--json")
     import json

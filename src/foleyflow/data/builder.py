@@ -182,6 +182,31 @@ def _edit_gain(x: np.ndarray, event: Part, bank, relative_db: float) -> float:
     return float(gain)
 
 
+def another_clip_of_class(scene: Scene, name: str, clips: list[ClipRecord], bank, rng: np.random.Generator,
+                          event_seconds: float = BuildConfig.event_seconds) -> Part | None:
+    """Event ``name`` ("A" or "B") of ``scene`` drawn again from another clip of its class, placed at
+    the same onset and by the same level rule (``relative_db`` above X's active RMS, lowered only
+    against clipping): what a perfect sampler of the class would put in. A benchmark reference
+    (``bench edit --perfect-sampler``), not part of any build.
+
+    The clip is another recording of the class from the scene's own split where there is one (held
+    out stays held out), else another recording from any split, else another cut of the same
+    recording (many classes come from a single recording); None when the class has no other clip.
+    """
+    event = scene.events[name]
+    own = event["part"]
+    single = [c for c in clips if c.label == event["label"] and c.num_events == 1 and c.role in (EVENT, CLIP)]
+    own_recording = next((c.recording for c in single if c.clip_id == own.clip_id), None)
+    others = [c for c in single if c.clip_id != own.clip_id]
+    groups = ([c for c in others if c.recording != own_recording and c.split == scene.split],
+              [c for c in others if c.recording != own_recording], others)
+    pool = next((group for group in groups if group), None)
+    if pool is None:
+        return None
+    draft = replace(_event_part(rng, _pick(rng, pool), bank, 1.0, int(event_seconds * SAMPLE_RATE)), onset=own.onset)
+    return replace(draft, gain=_edit_gain(scene.render("X", bank), draft, bank, event["relative_db"]))
+
+
 def draw_scene(index: int, split: str, pools: Pools, bank, config: BuildConfig) -> Scene:
     """Base X and events A, B for scene ``index`` of ``split`` (deterministic in seed, split, index)."""
     rng = np.random.default_rng([config.seed, SPLITS.index(split), index])

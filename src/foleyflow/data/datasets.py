@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from foleyflow.data.builder import BUILD_FILE, SCENES_FILE, TRIPLETS_FILE
+from foleyflow.data.builder import BUILD_FILE, SCENES_FILE, TRIPLETS_FILE, BuildConfig
 from foleyflow.data.manifest import SPLITS, read_clips, read_json, read_jsonl
 from foleyflow.data.paths import default_corpus_dir, default_editing_dir
 from foleyflow.data.recipes import NUM_SAMPLES, ClipBank, Scene, edit_mask, loop_to_length
@@ -82,6 +82,7 @@ class TripletDataset(Dataset):
         build = read_json(self.root / BUILD_FILE)
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else Path(build["corpus_dir"])
         self.corpus_fingerprint = str(build.get("corpus", ""))
+        self.event_seconds = float(build.get("config", {}).get("event_seconds", BuildConfig.event_seconds))  # how long A and B may be
         self.triplets = [t for t in read_jsonl(self.root / TRIPLETS_FILE)
                          if t["split"] == split and (tasks is None or t["task"] in tasks)]
         if max_triplets is not None:

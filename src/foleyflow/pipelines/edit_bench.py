@@ -79,7 +79,8 @@ def gap_closed(identity: np.ndarray, floor: np.ndarray, edited: np.ndarray) -> f
 
 
 def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: str | None = None,
-                  tasks: Sequence[str] = TASKS, replace_onset: str = "aligned") -> list[Mapping[str, Any]]:
+                  tasks: Sequence[str] = TASKS, replace_onset: str = "aligned",
+                  perfect_sampler: bool = False) -> list[Mapping[str, Any]]:
     """``count`` triplets of the editing set's ``split`` (default folder, or ``root``), balanced over
     ``tasks`` (default add/remove/replace), seeded. A task's triplets depend on the seed and the
     per-task count only, not on which other tasks are chosen, so runs over a subset pair with a
@@ -89,8 +90,13 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
     ``event_onset``, so that the add target can be re-rendered with the event elsewhere;
     "replace" items do too when ``replace_onset`` is "aligned", with the scene lacking both
     events (``base_audio``: the target is ``base_audio`` + the new event).
+
+    ``perfect_sampler``: "add" and "replace" items also carry ``perfect_sampler_audio``, the target
+    with its new event drawn from another clip of the class (``another_clip_of_class``): the
+    reference row of a sampler that gets everything right but the one recording the target holds.
     """
     from foleyflow.data.datasets import TripletDataset
+    from foleyflow.data.manifest import read_clips
 
     if replace_onset not in REPLACE_ONSETS:
         raise InputError(f"replace_onset must be one of {', '.join(REPLACE_ONSETS)}, got {replace_onset!r}")
@@ -99,7 +105,7 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
             raise InputError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
     per_task = count // len(tasks)
     rng = np.random.default_rng(seed)
-    chosen = []
+    chosen, clips = [], None
     for task in TASKS:
         dataset = TripletDataset(split, root=root, tasks=(task,))
         order = rng.permutation(len(dataset))  # drawn for every task, so each task's draw stays the same
@@ -113,8 +119,27 @@ def test_triplets(split: str = "test", count: int = 300, seed: int = 0, root: st
                 item["event_audio"], item["event_onset"] = added_event(dataset, int(index))
                 if task == "replace":  # an add's base is its source
                     item["base_audio"] = dataset.render(item["scene_id"], "X")
+            if perfect_sampler and task in ALIGNABLE_TASKS:
+                clips = clips or read_clips(dataset.corpus_dir)
+                audio = perfect_sampler_output(dataset, int(index), clips, seed)
+                if audio is not None:
+                    item["perfect_sampler_audio"] = audio
             chosen.append(item)
     return chosen
+
+
+def perfect_sampler_output(dataset, index: int, clips, seed: int = 0) -> np.ndarray | None:
+    """Triplet ``index``'s target with its new event drawn from another of the corpus ``clips`` of
+    its class, at the same onset and level rule (``another_clip_of_class``; the draw seeded by the
+    triplet's id); None when the class has no other clip."""
+    from foleyflow.data.builder import another_clip_of_class
+    from foleyflow.data.recipes import placed
+
+    triplet = dataset.triplets[index]
+    scene = dataset.scenes[triplet["scene_id"]]
+    rng = np.random.default_rng(triplet_seed(seed, triplet["triplet_id"]))
+    part = another_clip_of_class(scene, triplet["target"][1], clips, dataset.bank, rng, dataset.event_seconds)
+    return None if part is None else dataset.render(triplet["scene_id"], "X") + placed(part, dataset.bank)
 
 
 def added_event(dataset, index: int) -> tuple[np.ndarray, int]:
@@ -301,9 +326,25 @@ def default_methods(editor: Editor) -> list[str]:
 
 
 SOURCE_ITSELF = "no edit (the source itself, no codec)"
+PERFECT_SAMPLER = "another clip of the class (perfect sampler)"
 # A mask letting the edit change less than this share of the clip's frames counts as empty:
 # the row then returns (about) the source.
 EMPTY_MASK_SHARE = 0.005
+
+
+PRESENCE_KEYS = ("presence_old", "presence_new")  # the removed (replaced) class's, the added (new) class's
+
+
+def presence_changes(presence, item: Mapping[str, Any]):
+    """A function of an output: its (old class, new class) presence minus the source's
+    (``evaluation.presence``), NaN where the task has no such class; None without a tagger or labels."""
+    from foleyflow.evaluation.presence import edited_classes
+
+    classes = edited_classes(item)
+    if presence is None or classes == (None, None):
+        return None
+    before = presence(item["source"], classes)
+    return lambda audio: [after - was for after, was in zip(presence(audio, classes), before)]
 
 
 def triplet_seed(seed: int, triplet_id: str) -> int:
@@ -327,17 +368,23 @@ def run_edit_bench(
     progress: bool = False,
     ceiling: bool = False,
     per_triplet: bool = False,
+    presence=None,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
     the editor can run (``default_methods``); ``ceiling``: the target-latent twins (module doc);
     ``per_triplet``: each row's L1 triplet by triplet too, with the triplets' ids, so that two
     runs on the same triplets (same split, per-task count and seed) can be paired; each triplet
-    draws its noise from its id (``triplet_seed``), whatever else the run holds."""
+    draws its noise from its id (``triplet_seed``), whatever else the run holds. Items that carry
+    ``perfect_sampler_audio`` (``test_triplets(perfect_sampler=True)``) get that reference row;
+    ``presence`` (an ``evaluation.presence.ClassPresence``) adds each row's change in the edited
+    classes' presence from the source, with the true target's beside it."""
     editor = _load(model)
     methods = default_methods(editor) if methods is None else list(methods)
+    triplets = list(triplets)
     plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
-                   list(t_starts), methods, list(composites), seed, ceiling)
+                   list(t_starts), methods, list(composites), seed, ceiling,
+                   perfect_sampler=any("perfect_sampler_audio" in item for item in triplets))
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     aligned: set[str] = set()  # tasks scored against a best-aligned target
     for index, item in enumerate(tqdm(triplets, disable=not progress, desc="bench edit", unit="triplet")):
@@ -349,10 +396,22 @@ def run_edit_bench(
         rows["triplet_id"].append(triplet_id)
         rows["identity"].append(scorer.identity_l1)
         rows["floor"].append(scorer.floor_l1)
+        changes = presence_changes(presence, item)
+        if changes is not None:
+            for key, value in zip(PRESENCE_KEYS, changes(item["target"])):
+                rows[f"target:{key}"].append(value)
         # Returning the input untouched is the honest "no edit" for methods that keep the
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
         unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
         for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, triplet_seed(plan.seed, triplet_id))]:
+            if audio is None:  # a reference this item has none of: its place is kept, empty
+                for key in (name, f"{name}:identity", f"{name}:floor", f"{name}:shift", f"{name}:seconds", f"{name}:nfe",
+                            f"{name}:mask", f"{name}:region", f"{name}:iou", *(f"{name}:{k}" for k in PRESENCE_KEYS)):
+                    rows[key].append(float("nan"))
+                continue
+            if changes is not None and name != SOURCE_ITSELF:
+                for key, value in zip(PRESENCE_KEYS, changes(audio)):
+                    rows[f"{name}:{key}"].append(value)
             (l1, identity, floor, shift), true_l1 = scorer.score_and_true_target(audio)
             if scorer.aligned:  # beside it, the data set's own target: what the alignment changes
                 rows[f"{name}:true_target"].append(true_l1)
@@ -360,7 +419,7 @@ def run_edit_bench(
                                (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved),
                                (f"{name}:iou", iou)):
                 rows[key].append(value)
-    forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan")}
+    forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan"), PERFECT_SAMPLER: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
     for task in (t for t in ALIGNABLE_TASKS if t in scores):  # a task the run did not hold has no scoring
         report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
@@ -380,7 +439,8 @@ class RowPlan:
     sampling with all the recording that run does) plus its own compositing and decoding.
     """
 
-    def __init__(self, editor, baseline, steps, t_starts, methods, composites, seed, ceiling: bool = False) -> None:
+    def __init__(self, editor, baseline, steps, t_starts, methods, composites, seed, ceiling: bool = False,
+                 perfect_sampler: bool = False) -> None:
         for method in methods:
             check_method(method, BENCH_METHODS)
         for composite in composites:
@@ -400,6 +460,8 @@ class RowPlan:
         if ceiling and not self.ceilings:
             raise InputError("ceiling rows need a mask method and a compositing mode applied at the end (end or audio)")
         self.names += [ceiling_name(method, composite) for composite in self.ceilings for method in self.masked]
+        self.perfect_sampler = perfect_sampler
+        self.names += [PERFECT_SAMPLER] if perfect_sampler else []
 
     def forward(self, name: str) -> float:
         if not hasattr(self, "_forwards"):
@@ -452,6 +514,9 @@ class RowPlan:
                 for method in self.masked:
                     mask = end_run(method).masks[method]
                     yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite), moved(perfect, mask), scorer.mask_iou(item, mask))
+        if self.perfect_sampler and item["task"] in ALIGNABLE_TASKS:  # the reference row, no model in it
+            audio = item.get("perfect_sampler_audio")
+            yield (PERFECT_SAMPLER, None if audio is None else np.asarray(audio, np.float32), 0.0, 0, float("nan"), float("nan"), float("nan"))
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
@@ -527,41 +592,66 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
         }
         if per_triplet:
             entry["triplet_ids"] = ids
+        for key in PRESENCE_KEYS:  # what the true edit does to the classes' presence: the scale of the rows'
+            if (figure := _presence_figure(rows.get(f"target:{key}"), resamples, seed)) is not None:
+                entry[f"target_{key}"] = figure
         for name in methods:
-            seconds = float(np.mean(rows[f"{name}:seconds"]))
-            nfe = int(np.max(rows[f"{name}:nfe"]))
+            if name not in rows:  # a row this task has none of (the perfect sampler for remove)
+                continue
+            have = np.isfinite(rows[name])  # a reference row may lack some items
+            rows_here = {key: value[have] for key, value in rows.items() if value.shape == have.shape} if not have.all() else rows
+            seconds = float(np.mean(rows_here[f"{name}:seconds"]))
+            nfe = int(np.max(rows_here[f"{name}:nfe"]))
             # "add" rows may be scored against a re-aligned target, with identity and floor to match.
-            own_identity, own_floor = rows.get(f"{name}:identity", identity), rows.get(f"{name}:floor", floor)
+            own_identity, own_floor = rows_here.get(f"{name}:identity", identity[have]), rows_here.get(f"{name}:floor", floor[have])
             entry["methods"][name] = {
-                "l1": mean_ci(rows[name], resamples, seed).to_dict(),
-                "gap_closed": bootstrap_ci(gap_closed, [own_identity, own_floor, rows[name]], paired=True, resamples=resamples, seed=seed).to_dict(),
-                "mean_onset_shift_s": float(np.mean(rows.get(f"{name}:shift", [0]))) / SAMPLE_RATE,
+                "l1": mean_ci(rows_here[name], resamples, seed).to_dict(),
+                "gap_closed": bootstrap_ci(gap_closed, [own_identity, own_floor, rows_here[name]], paired=True, resamples=resamples, seed=seed).to_dict(),
+                "mean_onset_shift_s": float(np.mean(rows_here.get(f"{name}:shift", [0]))) / SAMPLE_RATE,
                 "seconds_per_edit": seconds,
                 "nfe": nfe,
                 "forward_seconds": forwards[name],
                 "overhead": seconds / (nfe * forwards[name]) if nfe else float("nan"),
             }
-            if per_triplet:
+            if not have.all():
+                entry["methods"][name]["n"] = int(have.sum())
+            if per_triplet:  # every triplet's place kept (NaN where a reference row has none), so runs pair
                 entry["methods"][name]["per_triplet_l1"] = rows[name].tolist()
-            if SOURCE_ITSELF in rows and name != SOURCE_ITSELF:
+            if SOURCE_ITSELF in rows_here and name != SOURCE_ITSELF:
                 # Paired, per triplet: does the method beat leaving the recording alone? (< 0: yes)
-                entry["methods"][name]["vs_unedited"] = mean_ci(rows[name] - rows[SOURCE_ITSELF], resamples, seed).to_dict()
+                entry["methods"][name]["vs_unedited"] = mean_ci(rows_here[name] - rows_here[SOURCE_ITSELF], resamples, seed).to_dict()
                 true_target = f"{name}:true_target"
-                if true_target in rows:  # the same, scored against the data set's target (JSON only)
-                    entry["methods"][name]["vs_unedited_true_target"] = mean_ci(rows[true_target] - rows[f"{SOURCE_ITSELF}:true_target"], resamples, seed).to_dict()
-            if f"{name}:mask" in rows:  # the edit's reach: mean mask share, and how often it is empty
-                share = rows[f"{name}:mask"]
+                if true_target in rows_here:  # the same, scored against the data set's target (JSON only)
+                    entry["methods"][name]["vs_unedited_true_target"] = mean_ci(rows_here[true_target] - rows_here[f"{SOURCE_ITSELF}:true_target"], resamples, seed).to_dict()
+            share = rows_here.get(f"{name}:mask", np.array([np.nan]))
+            if np.isfinite(share).all():  # the edit's reach: mean mask share, and how often it is empty
                 entry["methods"][name] |= {"mask_share": float(np.mean(share)), "empty_mask_fraction": float(np.mean(share < EMPTY_MASK_SHARE))}
-            moved = rows.get(f"{name}:region", np.array([]))
+            moved = rows_here.get(f"{name}:region", np.array([]))
             moved = moved[np.isfinite(moved)]
             if moved.size:  # latent distance to the target inside the true region, over the source's (1 = no edit)
                 entry["methods"][name]["region_move"] = mean_ci(moved, resamples, seed).to_dict()
-            iou = rows.get(f"{name}:iou", np.array([]))
+            iou = rows_here.get(f"{name}:iou", np.array([]))
             iou = iou[np.isfinite(iou)]
             if iou.size:  # how well the row's mask finds the true region
                 entry["methods"][name]["mask_iou"] = mean_ci(iou, resamples, seed).to_dict()
+            for key in PRESENCE_KEYS:  # the change in the edited classes' presence (evaluation.presence)
+                if (figure := _presence_figure(rows_here.get(f"{name}:{key}"), resamples, seed)) is not None:
+                    entry["methods"][name][key] = figure
         report["tasks"][task] = entry
     return report
+
+
+def _presence_figure(changes: np.ndarray | None, resamples: int, seed: int) -> dict[str, Any] | None:
+    """Mean presence change [95% CI] over the triplets that have one (a class the tagger knows), their
+    number, and the shares where it went up and down; None when none has one."""
+    from foleyflow.evaluation.bootstrap import mean_ci
+
+    changes = np.asarray([] if changes is None else changes, np.float64)
+    changes = changes[np.isfinite(changes)]
+    if not changes.size:
+        return None
+    return mean_ci(changes, resamples, seed).to_dict() | {"n": int(changes.size), "raised": float(np.mean(changes > 0)),
+                                                          "lowered": float(np.mean(changes < 0))}
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -586,11 +676,41 @@ def format_table(report: Mapping[str, Any]) -> str:
         for name, row in entry["methods"].items():
             oracle = entry["methods"].get("oracle + " + name.partition(" + ")[2]) if " + " in name else None
             lines.append(
-                f"| {task} | {entry['n']} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(row['vs_unedited']) if 'vs_unedited' in row else ''} |"
+                f"| {task} | {row.get('n', entry['n'])} | {name} | {_ci(row['l1'])} | {_ci(row['gap_closed'])} | {_ci(row['vs_unedited']) if 'vs_unedited' in row else ''} |"
                 f" {_ci(oracle['gap_closed']) if oracle else ''} |"
                 f" {_share(row)} | {_ci(row['mask_iou']) if 'mask_iou' in row else ''} | {_ci(row['region_move']) if 'region_move' in row else ''} | {row['seconds_per_edit']:.2f} | {row['nfe']} | {row['forward_seconds']:.3f} | {row['overhead']:.2f} |"
             )
-    return "\n".join(lines)
+    return "\n".join(lines + presence_table(report))
+
+
+def presence_table(report: Mapping[str, Any]) -> list[str]:
+    """The class-presence figures as a second table (no lines when the run measured none)."""
+    body = []
+    for task, entry in report["tasks"].items():
+        named = [("true target", {key: entry[f"target_{key}"] for key in PRESENCE_KEYS if f"target_{key}" in entry})]
+        named += [(name, row) for name, row in entry["methods"].items()]
+        for name, row in named:
+            old, new = row.get("presence_old"), row.get("presence_new")
+            if old is None and new is None:
+                continue
+            cell = lambda f, share: f"{_signed(f)} | {100 * f[share]:.0f}%" if f else " | "  # noqa: E731
+            body.append(f"| {task} | {(new or old)['n']} | {name} | {cell(new, 'raised')} | {cell(old, 'lowered')} |")
+    if not body:
+        return []
+    return [
+        "",
+        "Class presence (`evaluation/presence.py`): the in-world tagger's probability of the class, the most"
+        " confident 0.96 s window, minus the source's, per triplet, mean [95% CI]; new = the class an add or"
+        " replace brings in (up is right), old = the class a remove or replace takes out (down is right).",
+        "",
+        "| task | n | row | new class: change [95% CI] | raised on | old class: change [95% CI] | lowered on |",
+        "|---|---|---|---|---|---|---|",
+        *body,
+    ]
+
+
+def _signed(estimate: Mapping[str, float]) -> str:
+    return f"{estimate['value']:+.3f} [{estimate['ci95_low']:+.3f}, {estimate['ci95_high']:+.3f}]"
 
 
 def _share(row: Mapping[str, Any]) -> str:
@@ -636,6 +756,7 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
         if rows_a["triplet_ids"] != rows_b["triplet_ids"]:
             raise InputError(f"the reports hold different {task} triplets (same split, seed and per-task count needed)")
         differences = _per_triplet(rows_a, row_a) - _per_triplet(rows_b, row_b)
+        differences = differences[np.isfinite(differences)]  # a reference row may lack some triplets
         paired[task] = {"n": int(differences.size), "difference": mean_ci(differences, resamples, seed).to_dict(),
                         "share_lower": float(np.mean(differences < 0))}
     return paired

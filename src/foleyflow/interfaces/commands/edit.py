@@ -132,15 +132,19 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--replace-onset", default="aligned", show_default=True,
               help="'aligned': score replace against the target with its new event at the best-aligned onset (the onset cannot be inferred, as for add); 'true': at the data set's own onset (the scoring before session 15).")
 @click.option("--ceiling", is_flag=True, help="Add, for each mask row composited at the end, its twin with the true target's latent as content: what a perfect editor would score.")
+@click.option("--perfect-sampler", is_flag=True, help="Add for add and replace the reference row of a perfect sampler: the target with its new event drawn from another clip of the class, placed and levelled as the data set does.")
+@click.option("--tagger", default="default", show_default=True, help="Tagger folder for the class-presence table (the edited classes' presence before and after); 'none' skips it.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling, as_json, per_triplet, output) -> None:
+def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling,
+               perfect_sampler, tagger, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
     import sys
 
     from foleyflow.benchmarks import machine_description, write_section
+    from foleyflow.evaluation.presence import ClassPresence
     from foleyflow.pipelines.edit_bench import MASKED_COMPOSITES, TASKS, format_table, run_edit_bench, test_triplets
     from foleyflow.pipelines.masks import BENCH_METHODS, check_method
     from foleyflow.pipelines.compositing import check_mode
@@ -151,15 +155,16 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     task_list = list(TASKS) if tasks is None else _names(tasks, "--tasks")
     if count < len(task_list):
         raise InputError(f"--n {count} is less than one triplet per task ({len(task_list)} tasks)")
-    triplets = test_triplets(split, count, seed, data_dir, task_list, replace_onset)
-    report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed,
-                            methods=method_list, composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet)
+    presence = None if tagger == "none" else ClassPresence.from_pretrained(tagger)
+    triplets = test_triplets(split, count, seed, data_dir, task_list, replace_onset, perfect_sampler)
+    report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed, methods=method_list,
+                            composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet, presence=presence)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "") + (f"; replace onset {replace_onset}" if replace_onset != "aligned" else "")
+        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "") + ("; perfect sampler" if perfect_sampler else "") + (f"; replace onset {replace_onset}" if replace_onset != "aligned" else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 
