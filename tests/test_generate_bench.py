@@ -42,7 +42,10 @@ def test_bench_times_each_step_count_and_scores_with_the_in_world_backbones(root
     assert [row["steps"] for row in report["rows"]] == [1, 3]
     assert [row["nfe"] for row in report["rows"]] == [1, 3]  # DDIM: one (CFG-batched) UNet call per step
     first, second = report["rows"]
-    assert first["ratio_to_first"] == 1.0 and second["ratio_to_first"] > 1.0
+    # the ratio is arithmetic on the measured times (which step count is faster is the benchmark's
+    # finding, not something a unit test on a loaded machine can assert)
+    assert first["ratio_to_first"] == 1.0
+    assert second["ratio_to_first"] == pytest.approx(second["seconds_per_clip"]["value"] / first["seconds_per_clip"]["value"])
     assert second["overhead"] == pytest.approx(second["seconds_per_clip"]["value"] / (3 * report["forward_s"]))
     assert {"CLAP", "KL", "FD", "FAD"} <= set(first["quality"]) and "IS" in first["not_computed"]
     assert -1.0 <= first["quality"]["CLAP"]["value"] <= 1.0
