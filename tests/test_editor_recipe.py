@@ -102,7 +102,7 @@ def test_export_writes_an_editor_that_loads_and_edits(tmp_path):
     assert editor.edit(np.zeros(500, np.float32), "Add rain").audio.shape == (500,)
 
 
-@pytest.mark.parametrize("bad", [dict(objective="vpred"), dict(time_sampling="beta"), dict(instruction_dropout=1.0), dict(colour="red"),
+@pytest.mark.parametrize("bad", [dict(objective="vpred"), dict(time_sampling="beta"), dict(instruction_dropout=1.0), dict(source_dropout=1.0), dict(colour="red"),
                                  dict(path="sideways"), dict(path="from-source", objective="ddpm")])
 def test_bad_options_are_input_errors(bad):
     with pytest.raises(InputError):
@@ -259,3 +259,35 @@ def test_a_from_source_editor_records_its_t_start_and_warns_off_it(tmp_path):
         editor.edit(np.zeros(500, np.float32), "Add rain")  # its own t_start: silent
     with pytest.warns(UserWarning, match="t_start 0.5"):
         editor.edit(np.zeros(500, np.float32), "Add rain", t_start=0.1)
+
+
+
+def test_source_dropout_hides_the_source_from_the_network_on_dropped_rows_only():
+    recipe = EditRecipe(**TINY, mask_head=True)
+    modules, seen = dict(recipe.build()), []
+    unet = modules["unet"]
+
+    class Recording(torch.nn.Module):
+        config = unet.config
+
+        def forward(self, sample, *args, **kwargs):
+            seen.append(sample.detach().clone())
+            return unet(sample, *args, **kwargs)
+
+    modules["unet"] = Recording()
+    batch = _batch(3)
+    source = modules["codec"].encode(batch["source"])
+    losses = recipe.objective_losses(modules, batch, batch["instruction"], crop=False, keep_source=torch.tensor([True, False, True]))
+    shown = seen[0][:, source.shape[1]:]  # the channels after the noisy latent's
+    assert torch.equal(shown[0], source[0]) and torch.equal(shown[2], source[2]) and torch.all(shown[1] == 0)
+    assert losses["mask_bce"].item() > 0
+    # with no source the region is unknowable: the mask head's loss counts no such row
+    none = recipe.objective_losses(modules, batch, batch["instruction"], crop=False, keep_source=torch.zeros(3, dtype=torch.bool))
+    assert none["mask_bce"].item() == 0.0 and torch.all(seen[1][:, source.shape[1]:] == 0)
+    # training (losses) draws the rows to drop with probability source_dropout
+    for share, dropped in ((0.0, 0), (0.9, 3)):
+        recipe.options.source_dropout = share
+        seen.clear()
+        torch.manual_seed(3)  # with 0.9, all three rows of this draw drop
+        recipe.losses(modules, batch, "main", 0)
+        assert sum(bool(torch.all(row == 0)) for row in seen[0][:, source.shape[1]:]) == dropped

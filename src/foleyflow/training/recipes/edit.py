@@ -11,6 +11,9 @@ Per batch of (source, target, instruction) triplets:
 The network always sees its noisy input concatenated with x_T on channels.
 
 Issue 9 additions (localisation and preservation):
+    source dropout  ``source_dropout``: the network sees a zero source on that share of rows,
+                 which then train as text-to-audio from the instruction (InstructPix2Pix's
+                 conditioning dropout; not in RFM-Edit); the path itself is unchanged
     mask head    a UNet with C + 1 output channels predicts the edit region from x_T and the
                  instruction; trained with BCE against the data set's ground-truth region
                  (pipelines.masks.ground_truth_latent_mask), only on rows that kept their
@@ -61,6 +64,7 @@ class EditRecipeOptions:
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     instruction_dropout: float = 0.1
+    source_dropout: float = 0.0  # share of training rows whose source latent is zeroed (InstructPix2Pix; not in RFM-Edit)
     unet: dict[str, Any] = dataclasses.field(default_factory=dict)  # UNet2DConditionModel config, or {"factory": ...}
     text_encoder: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_TEXT_ENCODER))
     codec: Any = "default"
@@ -89,6 +93,8 @@ class EditRecipeOptions:
             raise InputError("path 'from-source' is a flow-matching path: it needs objective 'flow'")
         if not 0.0 <= self.instruction_dropout < 1.0:
             raise InputError(f"instruction_dropout must be in [0, 1), got {self.instruction_dropout}")
+        if not 0.0 <= self.source_dropout < 1.0:
+            raise InputError(f"source_dropout must be in [0, 1), got {self.source_dropout}")
         if not 0.0 <= self.sigma_min < 1.0 or self.logit_normal_std <= 0:
             raise InputError("need 0 <= sigma_min < 1 and logit_normal_std > 0")
         if not self.unet:
@@ -211,7 +217,8 @@ class EditRecipe:
     # -- the objective ----------------------------------------------------------------
     def losses(self, modules, batch, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         instructions = self.drop_instructions(batch["instruction"])
-        losses = self.objective_losses(modules, batch, instructions, crop=True)
+        keep_source = torch.rand(len(instructions)) >= self.options.source_dropout
+        losses = self.objective_losses(modules, batch, instructions, crop=True, keep_source=keep_source)
         total = losses["loss"] + self.options.mask_loss_weight * losses.get("mask_bce", 0.0)
         return total, {name: float(value.detach()) for name, value in losses.items()}
 
@@ -237,24 +244,31 @@ class EditRecipe:
             x_source, x_0, region = crop_on_region((x_source, x_0, region), region, self.options.crop_frames, self.options.crop_on_edit)
         return x_source, x_0, region
 
-    def objective_losses(self, modules, batch, instructions: list[str], crop: bool) -> dict[str, torch.Tensor]:
-        """{"loss": the objective's loss, "mask_bce": the mask head's loss (mask-head models)}."""
+    def objective_losses(self, modules, batch, instructions: list[str], crop: bool,
+                         keep_source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"loss": the objective's loss, "mask_bce": the mask head's loss (mask-head models)}.
+        ``keep_source`` (bool per row): rows where it is False see a zero source latent, so they
+        train as text-to-audio from the instruction alone (``source_dropout``)."""
         unet, text_encoder = modules["unet"], modules["text_encoder"]
         device = next(unet.parameters(), torch.empty(0)).device
         x_source, x_0, region = self.training_latents(modules, batch, device, crop)
+        kept = torch.ones(x_0.shape[0], dtype=torch.bool) if keep_source is None else keep_source.cpu()
+        # the flow/bridge paths below still start from the true source; only the network's view of it goes
+        seen_source = x_source * kept.to(device=device, dtype=x_source.dtype).view(-1, 1, 1, 1)
         states, mask = text_encoder.encode(instructions)
         eps = torch.randn_like(x_0)
         weights = 1.0 + self.options.edit_region_weight * region if self.options.edit_region_weight else None
         if self.options.objective == "ddpm":
             noised = self.diffusion.noise(x_0, eps, sample_indices(x_0.shape[0], self.diffusion.schedule, device=device))
-            output, logits = UNetNoise(unet).with_mask_logits(torch.cat([noised.z_s, x_source], dim=1), noised.index, states, mask)
+            output, logits = UNetNoise(unet).with_mask_logits(torch.cat([noised.z_s, seen_source], dim=1), noised.index, states, mask)
             losses = {"loss": self.diffusion.loss(output, noised) if weights is None else weighted_mse(output, noised.target, weights)}
         else:
             sample = self.flow_sample(x_0, x_source, eps)
-            velocity, logits = UNetVelocity(unet).with_mask_logits(torch.cat([sample.x_t, x_source], dim=1), sample.t, states, mask)
+            velocity, logits = UNetVelocity(unet).with_mask_logits(torch.cat([sample.x_t, seen_source], dim=1), sample.t, states, mask)
             losses = {"loss": flow_matching_loss(velocity, sample, weights)}
         if logits is not None:
-            losses["mask_bce"] = mask_loss(logits, region, [text != NULL_INSTRUCTION for text in instructions])
+            # the region is knowable only from a source and an instruction
+            losses["mask_bce"] = mask_loss(logits, region, [text != NULL_INSTRUCTION and bool(k) for text, k in zip(instructions, kept)])
         return losses
 
     def flow_sample(self, x_0: torch.Tensor, x_source: torch.Tensor, eps: torch.Tensor):
