@@ -406,7 +406,9 @@ def run_edit_bench(
         for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, triplet_seed(plan.seed, triplet_id))]:
             if audio is None:  # a reference this item has none of: its place is kept, empty
                 for key in (name, f"{name}:identity", f"{name}:floor", f"{name}:shift", f"{name}:seconds", f"{name}:nfe",
-                            f"{name}:mask", f"{name}:region", f"{name}:iou", *(f"{name}:{k}" for k in PRESENCE_KEYS)):
+                            f"{name}:mask", f"{name}:region", f"{name}:iou",
+                            *((f"{name}:{k}" for k in PRESENCE_KEYS) if changes is not None else ()),
+                            *((f"{name}:true_target",) if scorer.aligned else ())):
                     rows[key].append(float("nan"))
                 continue
             if changes is not None and name != SOURCE_ITSELF:
