@@ -265,7 +265,8 @@ def test_another_clip_of_the_class_is_placed_and_levelled_like_the_event(built):
     by_id = {c.clip_id: c for c in clips}
     scene = next(iter(data.scenes.values()))
     event = scene.events["A"]
-    part = another_clip_of_class(scene, "A", clips, data.bank, np.random.default_rng(0), data.event_seconds)
+    x = scene.render("X", data.bank)
+    part = another_clip_of_class(scene, "A", x, clips, data.bank, np.random.default_rng(0), data.event_seconds)
     own = by_id[event["part"].clip_id]
     drawn = by_id[part.clip_id]
     assert drawn.label == own.label and drawn.clip_id != own.clip_id and part.onset == event["part"].onset
@@ -276,15 +277,14 @@ def test_another_clip_of_the_class_is_placed_and_levelled_like_the_event(built):
         assert drawn.recording != own.recording
     same_recording = [own] + [c for c in kin if c.recording == own.recording]
     if len(same_recording) > 1:  # with no other recording, another cut of the same one
-        cut = another_clip_of_class(scene, "A", same_recording, data.bank, np.random.default_rng(0), data.event_seconds)
+        cut = another_clip_of_class(scene, "A", x, same_recording, data.bank, np.random.default_rng(0), data.event_seconds)
         assert cut.clip_id != own.clip_id and by_id[cut.clip_id].recording == own.recording
-    x = scene.render("X", data.bank)
     wanted = active_rms(x) * 10 ** (event["relative_db"] / 20)  # the level rule, lowered only against clipping
     level = active_rms(segment(data.bank(part.clip_id), replace(part, gain=1.0))) * part.gain
     assert level <= wanted * 1.0001 and np.abs(x + placed(part, data.bank)).max() <= MIX_PEAK_LIMIT
     if np.abs(x + placed(replace(part, gain=wanted / level * part.gain), data.bank)).max() <= MIX_PEAK_LIMIT:
         assert level == pytest.approx(wanted, rel=1e-4)
-    assert another_clip_of_class(scene, "A", [own], data.bank, np.random.default_rng(0)) is None  # no other clip
+    assert another_clip_of_class(scene, "A", x, [own], data.bank, np.random.default_rng(0)) is None  # no other clip
 
 
 def test_bench_triplets_carry_a_perfect_sampler_output_on_request(built):

@@ -88,16 +88,19 @@ class Pools:
         for clip in clips:
             if clip.split != split:
                 continue
-            if clip.role == CLIP:
-                if clip.num_events <= max_base_events:
-                    pools.bases.append(clip)
-                if clip.num_events == 1:
-                    pools.events[clip.label].append(clip)
-            elif clip.role == BED:
+            if clip.role == CLIP and clip.num_events <= max_base_events:
+                pools.bases.append(clip)
+            if clip.role == BED:
                 pools.beds[clip.label].append(clip)
-            elif clip.role == EVENT and clip.num_events == 1:
+            elif usable_as_event(clip):
                 pools.events[clip.label].append(clip)
         return pools
+
+
+def usable_as_event(clip: ClipRecord) -> bool:
+    """A or B, or an event of X, may be this clip: a single event (an event clip, or a captioned
+    clip counting one)."""
+    return clip.role in (EVENT, CLIP) and clip.num_events == 1
 
 
 def _db(value: float) -> float:
@@ -182,12 +185,12 @@ def _edit_gain(x: np.ndarray, event: Part, bank, relative_db: float) -> float:
     return float(gain)
 
 
-def another_clip_of_class(scene: Scene, name: str, clips: list[ClipRecord], bank, rng: np.random.Generator,
+def another_clip_of_class(scene: Scene, name: str, x: np.ndarray, clips: list[ClipRecord], bank, rng: np.random.Generator,
                           event_seconds: float = BuildConfig.event_seconds) -> Part | None:
     """Event ``name`` ("A" or "B") of ``scene`` drawn again from another clip of its class, placed at
     the same onset and by the same level rule (``relative_db`` above X's active RMS, lowered only
-    against clipping): what a perfect sampler of the class would put in. A benchmark reference
-    (``bench edit --perfect-sampler``), not part of any build.
+    against clipping; ``x`` is the scene's bare mix "X"): what a perfect sampler of the class would
+    put in. A benchmark reference (``bench edit --perfect-sampler``), not part of any build.
 
     The clip is another recording of the class from the scene's own split where there is one (held
     out stays held out), else another recording from any split, else another cut of the same
@@ -195,7 +198,7 @@ def another_clip_of_class(scene: Scene, name: str, clips: list[ClipRecord], bank
     """
     event = scene.events[name]
     own = event["part"]
-    single = [c for c in clips if c.label == event["label"] and c.num_events == 1 and c.role in (EVENT, CLIP)]
+    single = [c for c in clips if c.label == event["label"] and usable_as_event(c)]
     own_recording = next((c.recording for c in single if c.clip_id == own.clip_id), None)
     others = [c for c in single if c.clip_id != own.clip_id]
     groups = ([c for c in others if c.recording != own_recording and c.split == scene.split],
@@ -204,7 +207,7 @@ def another_clip_of_class(scene: Scene, name: str, clips: list[ClipRecord], bank
     if pool is None:
         return None
     draft = replace(_event_part(rng, _pick(rng, pool), bank, 1.0, int(event_seconds * SAMPLE_RATE)), onset=own.onset)
-    return replace(draft, gain=_edit_gain(scene.render("X", bank), draft, bank, event["relative_db"]))
+    return replace(draft, gain=_edit_gain(x, draft, bank, event["relative_db"]))
 
 
 def draw_scene(index: int, split: str, pools: Pools, bank, config: BuildConfig) -> Scene:

@@ -138,8 +138,9 @@ def perfect_sampler_output(dataset, index: int, clips, seed: int = 0) -> np.ndar
     triplet = dataset.triplets[index]
     scene = dataset.scenes[triplet["scene_id"]]
     rng = np.random.default_rng(triplet_seed(seed, triplet["triplet_id"]))
-    part = another_clip_of_class(scene, triplet["target"][1], clips, dataset.bank, rng, dataset.event_seconds)
-    return None if part is None else dataset.render(triplet["scene_id"], "X") + placed(part, dataset.bank)
+    x = dataset.render(triplet["scene_id"], "X")  # the level rule's reference, and the base the event joins
+    part = another_clip_of_class(scene, triplet["target"][1], x, clips, dataset.bank, rng, dataset.event_seconds)
+    return None if part is None else x + placed(part, dataset.bank)
 
 
 def added_event(dataset, index: int) -> tuple[np.ndarray, int]:
@@ -333,6 +334,8 @@ EMPTY_MASK_SHARE = 0.005
 
 
 PRESENCE_KEYS = ("presence_old", "presence_new")  # the removed (replaced) class's, the added (new) class's
+# A row's figures per item, keyed by the suffix of their name in the scores ("" is the L1 itself).
+ROW_FIGURES = ("", "identity", "floor", "shift", "seconds", "nfe", "mask", "region", "iou")
 
 
 def presence_changes(presence, item: Mapping[str, Any]):
@@ -404,23 +407,18 @@ def run_edit_bench(
         # source's own audio outside the mask (composite "audio"): it pays no codec error.
         unedited = (SOURCE_ITSELF, np.asarray(item["source"], np.float32), 0.0, 0, 0.0, scorer.region_move(item, scorer.x_source), float("nan"))
         for name, audio, seconds, nfe, mask_share, moved, iou in [unedited, *plan.rows(item, scorer, triplet_seed(plan.seed, triplet_id))]:
-            if audio is None:  # a reference this item has none of: its place is kept, empty
-                for key in (name, f"{name}:identity", f"{name}:floor", f"{name}:shift", f"{name}:seconds", f"{name}:nfe",
-                            f"{name}:mask", f"{name}:region", f"{name}:iou",
-                            *((f"{name}:{k}" for k in PRESENCE_KEYS) if changes is not None else ()),
-                            *((f"{name}:true_target",) if scorer.aligned else ())):
-                    rows[key].append(float("nan"))
-                continue
-            if changes is not None and name != SOURCE_ITSELF:
-                for key, value in zip(PRESENCE_KEYS, changes(audio)):
-                    rows[f"{name}:{key}"].append(value)
-            (l1, identity, floor, shift), true_l1 = scorer.score_and_true_target(audio)
+            figures = dict.fromkeys(ROW_FIGURES, float("nan"))  # a reference this item lacks keeps its place, empty
+            if audio is not None:
+                (l1, identity, floor, shift), true_l1 = scorer.score_and_true_target(audio)
+                figures = dict(zip(ROW_FIGURES, (l1, identity, floor, abs(shift), seconds, nfe, mask_share, moved, iou)))
+                if changes is not None and name != SOURCE_ITSELF:
+                    figures |= dict(zip(PRESENCE_KEYS, changes(audio)))
+            elif changes is not None:
+                figures |= dict.fromkeys(PRESENCE_KEYS, float("nan"))
             if scorer.aligned:  # beside it, the data set's own target: what the alignment changes
-                rows[f"{name}:true_target"].append(true_l1)
-            for key, value in ((name, l1), (f"{name}:identity", identity), (f"{name}:floor", floor), (f"{name}:shift", abs(shift)),
-                               (f"{name}:seconds", seconds), (f"{name}:nfe", nfe), (f"{name}:mask", mask_share), (f"{name}:region", moved),
-                               (f"{name}:iou", iou)):
-                rows[key].append(value)
+                figures["true_target"] = true_l1 if audio is not None else float("nan")
+            for suffix, value in figures.items():
+                rows[f"{name}:{suffix}" if suffix else name].append(value)
     forwards = {name: plan.forward(name) for name in plan.names} | {SOURCE_ITSELF: float("nan"), PERFECT_SAMPLER: float("nan")}
     report = summarise(scores, [SOURCE_ITSELF, *plan.names], forwards, plan.steps, resamples, seed, per_triplet)
     for task in (t for t in ALIGNABLE_TASKS if t in scores):  # a task the run did not hold has no scoring
@@ -687,6 +685,9 @@ def format_table(report: Mapping[str, Any]) -> str:
 
 def presence_table(report: Mapping[str, Any]) -> list[str]:
     """The class-presence figures as a second table (no lines when the run measured none)."""
+    def cells(figure, share: str) -> str:
+        return f"{_signed(figure)} | {100 * figure[share]:.0f}%" if figure else " | "
+
     body = []
     for task, entry in report["tasks"].items():
         named = [("true target", {key: entry[f"target_{key}"] for key in PRESENCE_KEYS if f"target_{key}" in entry})]
@@ -695,8 +696,7 @@ def presence_table(report: Mapping[str, Any]) -> list[str]:
             old, new = row.get("presence_old"), row.get("presence_new")
             if old is None and new is None:
                 continue
-            cell = lambda f, share: f"{_signed(f)} | {100 * f[share]:.0f}%" if f else " | "  # noqa: E731
-            body.append(f"| {task} | {(new or old)['n']} | {name} | {cell(new, 'raised')} | {cell(old, 'lowered')} |")
+            body.append(f"| {task} | {(new or old)['n']} | {name} | {cells(new, 'raised')} | {cells(old, 'lowered')} |")
     if not body:
         return []
     return [

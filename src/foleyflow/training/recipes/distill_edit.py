@@ -95,9 +95,11 @@ class EditDistillRecipe(EditRecipe):
     def optimizer_groups(self) -> Mapping[str, list[str]]:
         return {"main": ["unet"]}
 
-    def objective_losses(self, modules, batch, instructions: list[str], crop: bool) -> dict[str, torch.Tensor]:
+    def objective_losses(self, modules, batch, instructions: list[str], crop: bool,
+                         keep_source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One student Euler step against two guided teacher Euler steps. Replaces the edit
-        recipe's objective in its ``losses`` (cropped) and ``validate`` (whole window)."""
+        recipe's objective in its ``losses`` (cropped) and ``validate`` (whole window). The student
+        always sees the source (``keep_source`` is None: this recipe sets no ``source_dropout``)."""
         text_encoder = modules["text_encoder"]
         device = next(modules["unet"].parameters()).device
         x_source, x_0, _ = self.training_latents(modules, batch, device, crop)  # the latent cache when it is on

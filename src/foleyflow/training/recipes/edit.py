@@ -217,9 +217,9 @@ class EditRecipe:
     # -- the objective ----------------------------------------------------------------
     def losses(self, modules, batch, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         instructions = self.drop_instructions(batch["instruction"])
-        # (only asked for when on: the distillation recipe replaces objective_losses and never drops the source)
-        dropout = {"keep_source": torch.rand(len(instructions)) >= self.options.source_dropout} if self.options.source_dropout else {}
-        losses = self.objective_losses(modules, batch, instructions, crop=True, **dropout)
+        # drawn only when on, so a run without it draws the same random numbers as before the option
+        keep_source = torch.rand(len(instructions)) >= self.options.source_dropout if self.options.source_dropout else None
+        losses = self.objective_losses(modules, batch, instructions, crop=True, keep_source=keep_source)
         total = losses["loss"] + self.options.mask_loss_weight * losses.get("mask_bce", 0.0)
         return total, {name: float(value.detach()) for name, value in losses.items()}
 
