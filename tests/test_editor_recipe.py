@@ -249,6 +249,27 @@ def test_init_from_fine_tunes_a_trained_editor(tmp_path):
         EditRecipe(**TINY, mask_head=False, init_from=str(tmp_path / "model")).build()
 
 
+def test_init_unet_from_generator_starts_the_unet_from_the_shipped_generator():
+    from foleyflow.generator import load_generator_unet, read_generator_config
+
+    generator = load_generator_unet(*read_generator_config("default")).state_dict()
+    cpu_small = {"factory": "foleyflow.models.unet:build_unet", "preset": "cpu-small", "in_channels": 16}
+    recipe = EditRecipe(**{**TINY, "unet": cpu_small}, mask_head=True, init_unet_from_generator="default")
+    unet = recipe.build()["unet"].state_dict()
+    torch.testing.assert_close(unet["conv_in.weight"][:, :8], generator["conv_in.weight"])
+    assert torch.count_nonzero(unet["conv_in.weight"][:, 8:]) == 0
+    torch.testing.assert_close(unet["conv_out.weight"][:8], -generator["conv_out.weight"])
+    assert torch.count_nonzero(unet["conv_out.weight"][8:]) == 0
+    key = "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"
+    torch.testing.assert_close(unet[key], generator[key])
+    with pytest.raises(InputError, match="not this editor's configuration"):
+        EditRecipe(**TINY, mask_head=True, init_unet_from_generator="default").build()
+    with pytest.raises(InputError, match="neither init_from"):
+        EditRecipe(**TINY, init_unet_from_generator="default", init_from="default")
+    with pytest.raises(InputError, match="neither init_from"):
+        EditRecipe(**TINY, init_unet_from_generator="default", objective="ddpm")
+
+
 def test_a_from_source_editor_records_its_t_start_and_warns_off_it(tmp_path):
     recipe = EditRecipe(**{**TINY, "editor": {**TINY["editor"], "t_start": 0.5}}, path="from-source")
     recipe.export(recipe.build(), tmp_path / "model", "# card\n")

@@ -66,6 +66,8 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert text == capsys.readouterr().out
     assert "| Griffin-Lim 32 it. | MR-STFT distance |" in text and "| no network | log-mel L1 |" in text  # paired tables
     assert "--against vocoder" not in text
+    assert "(reference, not a vocoder: the true STFT magnitude, fast Griffin-Lim) |" in text
+    assert "(reference: the true magnitude shuffled within each mel band, fast Griffin-Lim) |" in text
 
 
 def test_bench_codec_compares_a_second_vocoder_clip_by_clip(tmp_path, codec_folder, clip, capsys):

@@ -208,3 +208,36 @@ def test_the_codec_benchmark_pairs_the_vocoder_with_each_baseline_clip_by_clip()
     assert mr_stft.difference.low <= -0.25 <= mr_stft.difference.high and mr_stft.difference.high <= 0.5
     mel = gaps[("Griffin-Lim 32 it.", "log-mel L1")]
     assert mel.difference.value == pytest.approx(-0.1) and mel.difference.low == pytest.approx(-0.1) and mel.fraction_closer == 1.0
+
+
+def test_band_shuffle_keeps_each_bands_values_in_every_frame_and_moves_them():
+    from foleyflow.models.benchmark import band_shuffled, mel_band_of_bins
+
+    band = mel_band_of_bins()
+    covered = band[band >= 0]
+    assert band.shape == (513,) and int(band.max()) == 63 and (covered[1:] >= covered[:-1]).all()  # bands in frequency order
+    assert band[0] == -1 and band[-1] == -1  # DC and Nyquist: no band weighs them
+    magnitude = torch.rand(2, 513, 7, generator=torch.Generator().manual_seed(0))
+    shuffled = band_shuffled(magnitude, band, torch.Generator().manual_seed(1))
+    for b in range(64):
+        bins = torch.nonzero(band == b).flatten()
+        before, after = magnitude[:, bins, :], shuffled[:, bins, :]
+        assert torch.equal(before.sort(dim=1).values, after.sort(dim=1).values)  # same values, frame by frame
+    assert torch.equal(shuffled[:, band < 0, :], magnitude[:, band < 0, :])
+    assert (shuffled != magnitude).float().mean() > 0.5  # most bins moved
+    again = band_shuffled(magnitude, band, torch.Generator().manual_seed(1))
+    assert torch.equal(again, shuffled)  # the generator decides
+
+
+def test_the_codec_benchmarks_true_magnitude_reference_beats_the_band_shuffled_one_on_a_tone():
+    """A magnitude vocoder's ceiling (the true magnitude) keeps a harmonic tone's partials; a
+    magnitude that knows only each band's values scatters them inside their bands."""
+    from foleyflow.models.benchmark import reference_resyntheses
+    from foleyflow.training.recipes.codec import multi_resolution_stft_distance
+
+    t = torch.arange(16000) / 16000
+    tone = (sum(0.2 / k * torch.sin(2 * torch.pi * 440 * k * t) for k in range(1, 8)))[None]
+    audio = reference_resyntheses(tone, torch.Generator().manual_seed(0))
+    assert set(audio) == {"true_magnitude", "band_shuffled"} and all(a.shape == tone.shape for a in audio.values())
+    true, shuffled = (float(multi_resolution_stft_distance(audio[k], tone)) for k in ("true_magnitude", "band_shuffled"))
+    assert true < 0.5 * shuffled

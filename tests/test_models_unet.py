@@ -51,3 +51,42 @@ def test_save_and_load_with_extra_tensors(tmp_path):
     context = torch.randn(1, 3, 384)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, 10, encoder_hidden_states=context).sample, unet(x, 10, encoder_hidden_states=context).sample)
+
+
+def test_reversed_time_features_are_the_features_of_reversed_time():
+    from foleyflow.models.unet import reversed_time_features
+
+    time_proj = build_unet("cpu-small").time_proj
+    t = torch.tensor([0.0, 1.0, 137.5, 500.0, 999.0])
+    reflection = reversed_time_features(time_proj, 1000.0)
+    assert torch.allclose(time_proj(1000.0 - t).double(), time_proj(t).double() @ reflection.T, atol=1e-4)  # float32 sines of ~1000
+
+
+def test_an_editor_started_from_a_generator_is_the_generator_on_reversed_time_with_the_source_ignored():
+    from foleyflow.models.unet import editor_unet_from_generator
+
+    torch.manual_seed(0)
+    generator = build_unet("cpu-small").eval()
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))  # no zero-initialised layer hides a mistake
+    editor = editor_unet_from_generator(generator, build_unet("cpu-small", in_channels=16, out_channels=9)).eval()
+    x, source, context = torch.randn(2, 8, 16, 16), torch.randn(2, 8, 16, 16), torch.randn(2, 5, 384)
+    t = torch.tensor([0.25, 0.8])
+    with torch.no_grad():
+        expected = -generator(x, 1000.0 * (1 - t), encoder_hidden_states=context).sample
+        for other_source in (source, torch.zeros_like(source)):
+            output = editor(torch.cat([x, other_source], 1), 1000.0 * t, encoder_hidden_states=context).sample
+            assert torch.allclose(output[:, :8], expected, atol=1e-4)
+            assert torch.count_nonzero(output[:, 8:]) == 0  # the mask head starts silent
+        moved = editor(torch.cat([x, source], 1), 1000.0 * (1 - t), encoder_hidden_states=context).sample[:, :8]
+        assert not torch.allclose(moved, expected, atol=1e-2)  # the time really was reversed
+
+
+def test_an_editor_of_another_configuration_is_refused_from_a_generator():
+    from foleyflow.models.unet import editor_unet_from_generator
+
+    with pytest.raises(InputError, match="editor UNet takes 16"):
+        editor_unet_from_generator(build_unet("cpu-small"), build_unet("cpu-small"))
+    with pytest.raises(InputError, match="not this editor's configuration"):
+        editor_unet_from_generator(build_unet("cpu-small"), build_unet("cpu-small", in_channels=16, block_out_channels=[32, 64, 64]))

@@ -99,3 +99,60 @@ def load_unet(name: str | os.PathLike, component: str = "unet") -> tuple[UNet2DC
     own = set(unet.state_dict())
     load_state_strict(unet, {k: v for k, v in tensors.items() if k in own}, str(folder))
     return unet.eval(), {k: v for k, v in tensors.items() if k not in own}
+
+
+# ----------------------------------------------------------------------------- generator -> editor
+
+
+def reversed_time_features(time_proj: torch.nn.Module, horizon: float) -> torch.Tensor:
+    """M with time_proj(horizon - t) = time_proj(t) @ M.T for every t (float64).
+
+    diffusers' sinusoidal features are a cos and a sin of omega * t per frequency; reversing time
+    is a fixed reflection of each (cos, sin) pair: cos w(H - t) = cos wH cos wt + sin wH sin wt,
+    sin w(H - t) = sin wH cos wt - cos wH sin wt. So a UNet trained on one direction of time can
+    be fed the other exactly, by folding M into the first layer after the features.
+    """
+    channels = time_proj.num_channels
+    half = channels // 2
+    exponent = -torch.log(torch.tensor(10000.0, dtype=torch.float64)) * torch.arange(half, dtype=torch.float64) / (half - time_proj.downscale_freq_shift)
+    omega_h = time_proj.scale * torch.exp(exponent) * horizon
+    cos_at, sin_at = (torch.arange(half), torch.arange(half, 2 * half)) if time_proj.flip_sin_to_cos else (torch.arange(half, 2 * half), torch.arange(half))
+    reflection = torch.zeros(channels, channels, dtype=torch.float64)
+    reflection[cos_at, cos_at] = torch.cos(omega_h)
+    reflection[cos_at, sin_at] = torch.sin(omega_h)
+    reflection[sin_at, cos_at] = torch.sin(omega_h)
+    reflection[sin_at, sin_at] = -torch.cos(omega_h)
+    return reflection
+
+
+def editor_unet_from_generator(generator_unet: UNet2DConditionModel, editor_unet: UNet2DConditionModel, time_horizon: float = 1000.0) -> UNet2DConditionModel:
+    """Start an editing UNet from a text-to-audio one (InstructPix2Pix's initialisation), in place.
+
+    Every weight is copied except three, which are adapted so that at the start
+    editor(x (+) source, T * t)[:C] == -generator(x, T * (1 - t)) for any source:
+      - conv_in: the generator's filters on the noisy latent's channels, zeros on the source's
+        (InstructPix2Pix), so the source starts with no effect and its weights learn from zero;
+      - the time MLP's first layer: time reversed (``reversed_time_features``), because the
+        editor's flow time runs noise (0) -> data (T) and the DDPM index data (0) -> noise (T);
+      - conv_out: negated on the latent's channels (a DDPM v-prediction, alpha eps - sigma x0,
+        points against the flow velocity x0 - eps), zeros on a mask head's extra channel.
+    The noise levels of the two time axes still differ (DDPM's alpha-bar against the straight
+    path's t); fine-tuning has to learn that, not the whole network.
+    """
+    source, target = generator_unet.state_dict(), editor_unet.state_dict()
+    latent = generator_unet.config.in_channels
+    if editor_unet.config.in_channels != 2 * latent or editor_unet.config.out_channels not in (latent, latent + 1):
+        raise InputError(f"an editor UNet takes {2 * latent} channels and gives {latent} (+1 with a mask head); this one {editor_unet.config.in_channels} -> {editor_unet.config.out_channels}")
+    mismatched = sorted(k for k in target if k not in source or (source[k].shape != target[k].shape and not k.startswith(("conv_in.", "conv_out."))))
+    if mismatched:
+        raise InputError(f"the generator's UNet is not this editor's configuration: {', '.join(mismatched[:5])}{' ...' if len(mismatched) > 5 else ''}")
+    state = {k: source[k].clone() for k in target}
+    state["conv_in.weight"] = torch.cat([source["conv_in.weight"], torch.zeros_like(source["conv_in.weight"])], dim=1)
+    for name in ("conv_out.weight", "conv_out.bias"):
+        extra = target[name].shape[0] - latent
+        state[name] = torch.cat([-source[name], torch.zeros(extra, *source[name].shape[1:], dtype=source[name].dtype)])
+    first = "time_embedding.linear_1.weight"
+    reflection = reversed_time_features(generator_unet.time_proj, time_horizon)
+    state[first] = (source[first].double() @ reflection).to(source[first].dtype)
+    editor_unet.load_state_dict(state)
+    return editor_unet

@@ -19,6 +19,10 @@ Issue 9 additions (localisation and preservation):
                  (pipelines.masks.ground_truth_latent_mask), only on rows that kept their
                  instruction (without it the region is unknowable)
     init_from    start from a trained editor's UNet and LoRA (a folder, or "default"): fine-tunes
+    init_unet_from_generator  start the UNet from a text-to-audio generator's (a folder, or
+                 "default"; the same UNet config but for the channels): InstructPix2Pix's
+                 initialisation, with the time axis and the output's sign turned to the flow's
+                 (models.unet.editor_unet_from_generator); the LoRA adapters start fresh
     region loss  ``edit_region_weight`` w: the velocity loss weighs the edit region 1 + w
     crops        ``crop_frames``: train on a latent-time window; convolutions and attention
                  carry over to the full window at inference, and a crop costs proportionally
@@ -61,6 +65,7 @@ class EditRecipeOptions:
     time_sampling: str = "uniform"
     path: str = "paper"  # PATHS; "from-source" starts at the editor's t_start (recipe_options.editor)
     init_from: str | None = None  # an editor folder or "default": fine-tune it (same UNet config)
+    init_unet_from_generator: str | None = None  # a generator folder or "default": start the UNet from its (flow objective only)
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     instruction_dropout: float = 0.1
@@ -99,6 +104,8 @@ class EditRecipeOptions:
             raise InputError("need 0 <= sigma_min < 1 and logit_normal_std > 0")
         if not self.unet:
             raise InputError("recipe_options.unet must give the UNet config (in_channels = 2 x latent channels)")
+        if self.init_unet_from_generator is not None and (self.init_from is not None or self.objective != "flow"):
+            raise InputError("init_unet_from_generator starts a flow editor afresh: it takes neither init_from nor objective 'ddpm'")
 
 
 class EditRecipe:
@@ -139,9 +146,25 @@ class EditRecipe:
         if self.options.mask_head:
             spec["out_channels"] = spec.get("in_channels", 16) // 2 + 1
         unet = build_component(spec, "unet") if "factory" in spec else UNet2DConditionModel.from_config(spec)
+        if self.options.init_unet_from_generator is not None:
+            unet = self.unet_from_generator(unet, self.options.init_unet_from_generator)
         codec = self.codec  # frozen; the same object fills the latent cache
         text_encoder = build_component(self.options.text_encoder, "text encoder")
         return {"unet": unet, "text_encoder": text_encoder, "codec": codec.eval()}
+
+    @staticmethod
+    def unet_from_generator(unet: torch.nn.Module, name: str) -> torch.nn.Module:
+        """``unet`` with a text-to-audio generator's weights, turned to the flow editor's inputs."""
+        from foleyflow.diffusion.schedule import DDPMSchedule
+        from foleyflow.generator import load_generator_unet, read_generator_config
+        from foleyflow.models.unet import editor_unet_from_generator
+        from foleyflow.pipelines.edit_network import FLOW_TIME_SCALE
+
+        folder, config = read_generator_config(name)
+        steps = DDPMSchedule(**config["schedule"]).num_train_timesteps
+        if steps != FLOW_TIME_SCALE:  # the time reversal maps flow t in [0, 1] onto DDPM indices [steps, 0]
+            raise InputError(f"{folder}: a schedule of {steps} steps; the editor's time axis spans {FLOW_TIME_SCALE:g}")
+        return editor_unet_from_generator(load_generator_unet(folder, config), unet, time_horizon=FLOW_TIME_SCALE)
 
     def build_from_editor(self, name: str) -> Mapping[str, torch.nn.Module]:
         """A trained editor's UNet and LoRA adapters, to fine-tune; its UNet must be this config's."""
