@@ -41,3 +41,17 @@ def test_bench_reports_each_task_and_method_with_intervals():
         assert method["gap_closed"]["ci95_low"] <= method["gap_closed"]["value"] <= method["gap_closed"]["ci95_high"]
     assert row["floor_l1"]["value"] == pytest.approx(0.0, abs=1e-4)  # the test codec is exact
     assert "| add | 2 | flow t_start=0.1 |" in format_table(report)
+
+
+def test_bench_guides_at_the_scale_it_is_given_without_touching_the_callers_editor():
+    rng = np.random.default_rng(0)
+    source = (0.1 * rng.standard_normal(1024)).astype(np.float32)
+    triplets = [{"task": "add", "source": source, "target": source * 0.3, "instruction": "add it"}]
+    editor = tiny_editor()
+    own = editor.config.cfg_scale
+    runs = {cfg: run_edit_bench(editor, triplets, steps=2, t_starts=(0.0,), resamples=20, cfg_scale=cfg, per_triplet=True)
+            for cfg in (None, 4.0)}
+    assert editor.config.cfg_scale == own and runs[None]["cfg_scale"] == own and runs[4.0]["cfg_scale"] == 4.0
+    l1 = {cfg: run["tasks"]["add"]["methods"]["flow t_start=0"]["per_triplet_l1"][0] for cfg, run in runs.items()}
+    assert l1[None] != l1[4.0]  # the guidance reached the sampler (same noise: the triplet's seed)
+    assert "steps 2, guidance 4," in format_table(runs[4.0])

@@ -88,6 +88,12 @@ def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
     import json
 
     assert code == 0 and json.loads(out)["tasks"]["add"]["methods"]["flow t_start=0"]["nfe"] == 1
+    assert json.loads(out)["cfg_scale"] == 1.0  # the model's own
+    code, out, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--steps", "1", "--t-starts", "0", "--cfg", "2.5")
+    assert code == 0, err
+    assert out.startswith("steps 1, guidance 2.5,")
+    code, _, err = cli("bench", "edit", "--n", "3", "--model", str(model_dir), "--cfg", "-1")
+    assert code == 2 and "--cfg" in err
 
 
 def test_bench_edit_rejects_bad_t_starts(cli, model_dir):

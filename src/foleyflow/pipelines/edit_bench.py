@@ -29,6 +29,7 @@ codec (the oracle's ceiling vs no edit).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import zlib
@@ -372,6 +373,7 @@ def run_edit_bench(
     ceiling: bool = False,
     per_triplet: bool = False,
     presence=None,
+    cfg_scale: float | None = None,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
@@ -381,11 +383,12 @@ def run_edit_bench(
     draws its noise from its id (``triplet_seed``), whatever else the run holds. Items that carry
     ``perfect_sampler_audio`` (``test_triplets(perfect_sampler=True)``) get that reference row;
     ``presence`` (an ``evaluation.presence.ClassPresence``) adds each row's change in the edited
-    classes' presence from the source, with the true target's beside it."""
-    editor = _load(model)
+    classes' presence from the source, with the true target's beside it. ``cfg_scale`` guides
+    every editor of the run (the model and the baseline) at that scale instead of its own."""
+    editor = with_guidance(_load(model), cfg_scale)
     methods = default_methods(editor) if methods is None else list(methods)
     triplets = list(triplets)
-    plan = RowPlan(editor, _load(baseline) if baseline is not None else None, steps or editor.config.steps,
+    plan = RowPlan(editor, with_guidance(_load(baseline), cfg_scale) if baseline is not None else None, steps or editor.config.steps,
                    list(t_starts), methods, list(composites), seed, ceiling,
                    perfect_sampler=any("perfect_sampler_audio" in item for item in triplets))
     scores: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -424,6 +427,7 @@ def run_edit_bench(
     for task in (t for t in ALIGNABLE_TASKS if t in scores):  # a task the run did not hold has no scoring
         report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
     report["t_start"] = editor.config.t_start
+    report["cfg_scale"] = editor.config.cfg_scale
     if REGION in methods:
         report["region_t_start"] = editor.config.region_t_start
     return report
@@ -657,7 +661,7 @@ def _presence_figure(changes: np.ndarray | None, resamples: int, seed: int) -> d
 def format_table(report: Mapping[str, Any]) -> str:
     """A Markdown table: one row per task and method, the oracle mask's gap beside each masked row."""
     lines = [
-        f"steps {report['steps']}{_t_start_clause(report)}; L1 = log-mel L1 to the true target"
+        f"steps {report['steps']}{_guidance_clause(report)}{_t_start_clause(report)}; L1 = log-mel L1 to the true target"
         " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
         " vs no edit = the method's L1 minus the unedited source's, per triplet (below 0: better than no edit);"
         " region move = inside the true edit region, the kept latent's distance to the target latent over the source's"
@@ -732,8 +736,22 @@ def _ci(estimate: Mapping[str, float]) -> str:
     return f"{estimate['value']:.3f} [{estimate['ci95_low']:.3f}, {estimate['ci95_high']:.3f}]"
 
 
+def _guidance_clause(report: Mapping[str, Any]) -> str:
+    return f", guidance {report['cfg_scale']:g}" if report.get("cfg_scale") is not None else ""
+
+
 def _load(model) -> Editor:
     return model if isinstance(model, Editor) else Editor.from_pretrained(model)
+
+
+def with_guidance(editor: Editor, cfg_scale: float | None) -> Editor:
+    """``editor`` guided at ``cfg_scale`` unless told otherwise (None: its own scale); a shallow
+    copy, so an editor the caller passed in keeps its config."""
+    if cfg_scale is None:
+        return editor
+    guided = copy.copy(editor)
+    guided.config = dataclasses.replace(editor.config, cfg_scale=cfg_scale)
+    return guided
 
 
 def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, Any], row_b: str,

@@ -123,6 +123,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--model", default="default", show_default=True, help="The editor to measure.")
 @click.option("--baseline", default=None, help="A ddpm-objective editor folder, run at the same NFE.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Solver steps (default: the model's).")
+@click.option("--cfg", "cfg_scale", type=click.FloatRange(min=0), default=None, help="Guidance scale of every editor in the run (default: each model's own).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
 @click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, localiser, diffedit, attention, oracle (default: all the model can run).")
 @click.option("--composite", "composites", default=None, help="Comma-separated compositing modes of the mask rows (default: every mode but none).")
@@ -137,7 +138,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling,
+def bench_edit(count, tasks, model, baseline, steps, cfg_scale, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling,
                perfect_sampler, tagger, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
@@ -158,7 +159,8 @@ def bench_edit(count, tasks, model, baseline, steps, t_starts, methods, composit
     presence = None if tagger == "none" else ClassPresence.from_pretrained(tagger)
     triplets = test_triplets(split, count, seed, data_dir, task_list, replace_onset, perfect_sampler)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed, methods=method_list,
-                            composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet, presence=presence)
+                            composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet, presence=presence,
+                            cfg_scale=cfg_scale)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
