@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from foleyflow.audio.griffin_lim import griffin_lim, unit_phasor
@@ -62,3 +63,19 @@ def test_momentum_converges_faster_than_plain_griffin_lim():
     iterations the fast variant ends closer (here 0.49 vs 0.52; at equal iterations 0.49 vs 0.59)."""
     fast = _distance_after(16, 0.99)
     assert fast < _distance_after(32, 0.0) and fast < 0.9 * _distance_after(16, 0.0)
+
+
+def test_refine_iterations_keeping_the_wanted_magnitude_are_more_plain_iterations():
+    """The refine phase differs from plain Griffin-Lim only in the magnitude it keeps: a refine
+    that returns the wanted magnitude whatever it is given continues the same search."""
+    audio = _test_signal(2000)
+    magnitude = _stft(audio).abs()
+    common = {"n_fft": N_FFT, "hop_length": HOP, "length": 2000, "momentum": 0.99}
+    plain = griffin_lim(magnitude, iterations=7, **common)
+    refined = griffin_lim(magnitude, iterations=3, refine_iterations=4, refine=lambda consistent: magnitude, **common)
+    torch.testing.assert_close(refined, plain)
+    seen = []
+    griffin_lim(magnitude, iterations=3, refine_iterations=4, refine=lambda consistent: seen.append(consistent) or consistent, **common)
+    assert len(seen) == 4 and all(m.shape == magnitude.shape and (m >= 0).all() for m in seen)
+    with pytest.raises(ValueError, match="refine function"):
+        griffin_lim(magnitude, iterations=3, refine_iterations=2, **common)

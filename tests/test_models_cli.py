@@ -62,7 +62,7 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert main(["bench", "codec", "--model", str(codec_folder), "--audio-folder", str(clip.parent), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| VAE round trip | log-mel L1 |" in text and "Griffin-Lim 32 it." in text
-    assert "(no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |" in text and "vocoder: HiFi-GAN" in text
+    assert "(no network: pseudo-inverse magnitude, mel projection, the vocoder's phase search) |" in text and "vocoder: HiFi-GAN" in text
     assert text == capsys.readouterr().out
     assert "| Griffin-Lim 32 it. | MR-STFT distance |" in text and "| no network | log-mel L1 |" in text  # paired tables
     assert "--against vocoder" not in text

@@ -118,32 +118,43 @@ def repeat_last_frame(mel: torch.Tensor) -> torch.Tensor:
     return torch.cat([mel, mel[:, -1:]], dim=1)
 
 
-def project_onto_mel(magnitude: torch.Tensor, mel: torch.Tensor, iterations: int, config: MelConfig = MelConfig()) -> torch.Tensor:
-    """Move STFT magnitudes (batch, frames, n_fft // 2 + 1) towards those whose mel energies are
-    exp(``mel``) (batch, frames, n_mels), staying non-negative: ``iterations`` multiplicative
-    updates of non-negative least squares (Lee & Seung 2001), M <- M * (m F^T) / (M F F^T).
-    Each update does not increase the error; a bin at zero stays at zero, so the structure
-    inside each band is kept while the band energies are matched. Bins no filter covers are
-    left as they are.
+class MelProjection:
+    """Moves STFT magnitudes (batch, frames, n_fft // 2 + 1) towards those whose mel energies are
+    exp(``mel``) (batch, frames, n_mels), staying non-negative: multiplicative updates of
+    non-negative least squares (Lee & Seung 2001), M <- M * (m F^T) / (M F F^T). Each update
+    does not increase the error; a bin at zero stays at zero, so the structure inside each band
+    is kept while the band energies are matched. Bins no filter covers are left as they are.
 
     A band at the log floor (``config.clamp_min``) only says its energy is at most the floor
     (digital silence gives 0 there), so it is an upper bound, not a target: its target is
     min(current energy, floor). The error is then sum (M F - m)^2 over the other bands plus
     sum max(M F - floor, 0)^2 over the floored ones; the update with that target majorises it,
-    so it still does not increase."""
-    filters = slaney_mel_filters(config).to(magnitude)
-    wanted = torch.exp(mel)
-    floored = mel <= math.log(config.clamp_min) + FLOOR_TOLERANCE
-    covered = filters.sum(dim=1) > 0  # DC and Nyquist lie in no band: the mel says nothing of them
-    for _ in range(iterations):
-        energies = magnitude @ filters
-        target = torch.where(floored, torch.minimum(energies, wanted), wanted)
-        numerator, denominator = target @ filters.T, energies @ filters.T
-        # a bin whose bands hold no energy is zero itself and stays so: no floor on the
-        # denominator, which would shrink very quiet bins
-        keep = ~covered | (denominator <= 0)
-        magnitude = magnitude * torch.where(keep, 1.0, numerator / torch.where(keep, 1.0, denominator))
-    return magnitude
+    so it still does not increase.
+
+    Built once per mel (filters, targets and floored bands), applied many times: the
+    mel-consistent phase search projects a new magnitude in every iteration."""
+
+    def __init__(self, mel: torch.Tensor, config: MelConfig = MelConfig()) -> None:
+        self.filters = slaney_mel_filters(config).to(mel)
+        self.wanted = torch.exp(mel)
+        self.floored = mel <= math.log(config.clamp_min) + FLOOR_TOLERANCE
+        self.covered = self.filters.sum(dim=1) > 0  # DC and Nyquist lie in no band: the mel says nothing of them
+
+    def __call__(self, magnitude: torch.Tensor, updates: int) -> torch.Tensor:
+        for _ in range(updates):
+            energies = magnitude @ self.filters
+            target = torch.where(self.floored, torch.minimum(energies, self.wanted), self.wanted)
+            numerator, denominator = target @ self.filters.T, energies @ self.filters.T
+            # a bin whose bands hold no energy is zero itself and stays so: no floor on the
+            # denominator, which would shrink very quiet bins
+            keep = ~self.covered | (denominator <= 0)
+            magnitude = magnitude * torch.where(keep, 1.0, numerator / torch.where(keep, 1.0, denominator))
+        return magnitude
+
+
+def project_onto_mel(magnitude: torch.Tensor, mel: torch.Tensor, iterations: int, config: MelConfig = MelConfig()) -> torch.Tensor:
+    """``iterations`` updates of ``MelProjection(mel, config)`` on ``magnitude``."""
+    return MelProjection(mel, config)(magnitude, iterations)
 
 
 def to_vae_layout(mel: torch.Tensor) -> torch.Tensor:

@@ -5,12 +5,13 @@
     vocoder             MR-STFT distance and log-mel L1 of resynthesised audio vs the original,
                         the trained vocoder against Griffin-Lim (32 iterations) on the same mels,
                         and against the magnitude vocoder's pipeline with no network (an
-                        untrained "istft-gla-cpu": pseudo-inverse magnitude, projection onto
-                        the mel, fast Griffin-Lim), which tells what the signal processing
+                        untrained copy: pseudo-inverse magnitude, projection onto the mel,
+                        its phase search), which tells what the signal processing
                         alone buys; speed as x real time on 10.24 s of audio.
     references          two rows that say what the bar asks, not vocoders: the clip's true STFT
-                        magnitude (the mel's STFT) through the same fast Griffin-Lim, the
-                        ceiling of a magnitude vocoder; and that magnitude with its bins
+                        magnitude (the mel's STFT) through fast Griffin-Lim (32 iterations with
+                        that magnitude kept, no mel-consistent ones: with the magnitude exact,
+                        those only move it), the ceiling of a magnitude vocoder; and that magnitude with its bins
                         shuffled within each mel band, frame by frame (``band_shuffled``): a
                         vocoder that knows each band's energy exactly but not where in the band
                         it lies, i.e. all the mel says and no prior beyond it.
@@ -167,7 +168,8 @@ def band_shuffled(magnitude: torch.Tensor, band: torch.Tensor, generator: torch.
 
 
 def _fast_griffin_lim(magnitude: torch.Tensor, length: int, config: MelConfig) -> torch.Tensor:
-    """The magnitude vocoder's phase search, with its default iterations and momentum, on a given magnitude."""
+    """The magnitude vocoder's fixed-magnitude phase search, with its default iterations and
+    momentum (``IstftVocoderConfig``'s defaults have no mel-consistent iterations), on a given magnitude."""
     search = IstftVocoderConfig()
     return griffin_lim_from_magnitude(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=length,
                                       iterations=search.griffin_lim_iterations, momentum=search.griffin_lim_momentum)
@@ -267,7 +269,7 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
     lines += [
         f"| vocoder | MR-STFT distance | {number(figures.vocoder_mr_stft)} | {number(figures.griffin_lim_mr_stft)} (Griffin-Lim 32 it.) |",
         f"| vocoder | log-mel L1 | {number(figures.vocoder_mel_l1)} | {number(figures.griffin_lim_mel_l1)} (Griffin-Lim 32 it.) |",
-        f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.no_network_mr_stft)} / {number(figures.no_network_mel_l1)} (no network: pseudo-inverse magnitude, mel projection, fast Griffin-Lim) |",
+        f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.no_network_mr_stft)} / {number(figures.no_network_mel_l1)} (no network: pseudo-inverse magnitude, mel projection, the vocoder's phase search) |",
     ]
     if figures.against_mr_stft is not None:
         lines.append(f"| vocoder | MR-STFT distance / log-mel L1 | | {number(figures.against_mr_stft)} / {number(figures.against_mel_l1)} ({AGAINST}) |")

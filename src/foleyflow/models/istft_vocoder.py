@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleyflow.audio.griffin_lim import griffin_lim
-from foleyflow.audio.mel import MelConfig, mel_to_magnitude, project_onto_mel, repeat_last_frame
+from foleyflow.audio.mel import MelConfig, MelProjection, mel_to_magnitude, project_onto_mel, repeat_last_frame
 
 CLASS_NAME = "IstftVocoder"
 PHASE_SOURCES = ("network", "griffin-lim")
@@ -77,10 +77,17 @@ class IstftVocoderConfig:
     # Griffin-Lim phase only: multiplicative updates that match the predicted magnitude's mel to
     # the input mel before the phase search (``foleyflow.audio.mel.project_onto_mel``).
     mel_projection_iterations: int = 0
+    # Griffin-Lim phase only: phase-search iterations after the fixed-magnitude ones in which the
+    # magnitude kept is the consistent spectrum's own, moved onto the input mel by
+    # ``mel_consistent_updates`` projection updates (``foleyflow.audio.griffin_lim``, "refine").
+    mel_consistent_iterations: int = 0
+    mel_consistent_updates: int = 1
 
     def __post_init__(self) -> None:
         if self.phase not in PHASE_SOURCES:
             raise ValueError(f"phase must be one of {', '.join(PHASE_SOURCES)}; got {self.phase!r}")
+        if self.mel_consistent_iterations < 0 or self.mel_consistent_updates < 1:
+            raise ValueError("mel_consistent_iterations must be >= 0 and mel_consistent_updates >= 1")
 
     @property
     def bins(self) -> int:
@@ -96,7 +103,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "istft-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8},
     # The magnitude vocoder: the same stack predicts the mel's own STFT magnitude (n_fft 1024),
     # fast Griffin-Lim the phase.
-    "istft-gla-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8, "n_fft": 1024, "phase": "griffin-lim", "mel_projection_iterations": 30},
+    "istft-gla-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8, "n_fft": 1024, "phase": "griffin-lim", "mel_projection_iterations": 30,
+                      "mel_consistent_iterations": 32, "mel_consistent_updates": 2},
 }
 
 
@@ -161,6 +169,19 @@ class IstftVocoder(nn.Module):
         magnitude = project_onto_mel(magnitude, repeat_last_frame(mel), self.config.mel_projection_iterations)
         return magnitude.transpose(1, 2)
 
+    def phase_search(self, magnitude: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Fast Griffin-Lim from ``magnitude`` (batch, bins, frames + 1), then the mel-consistent
+        iterations, whose magnitude is the consistent spectrum's projected onto ``mel``."""
+        config = self.config
+        projection = MelProjection(repeat_last_frame(mel))
+
+        def onto_mel(consistent_magnitude: torch.Tensor) -> torch.Tensor:
+            return projection(consistent_magnitude.transpose(1, 2), config.mel_consistent_updates).transpose(1, 2)
+
+        return griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=mel.shape[1] * config.hop_length,
+                           iterations=config.griffin_lim_iterations, momentum=config.griffin_lim_momentum,
+                           refine_iterations=config.mel_consistent_iterations, refine=onto_mel)
+
     def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel (batch, frames, mels) -> complex STFT (batch, n_fft/2 + 1, frames + 1); network phase only."""
         if self.config.phase != "network":
@@ -181,8 +202,7 @@ class IstftVocoder(nn.Module):
         config = self.config
         length = mel.shape[1] * config.hop_length
         if config.phase == "griffin-lim":
-            return griffin_lim(self.magnitude(mel), n_fft=config.n_fft, hop_length=config.hop_length, length=length,
-                               iterations=config.griffin_lim_iterations, momentum=config.griffin_lim_momentum)
+            return self.phase_search(self.magnitude(mel), mel)
         return torch.istft(self.spectrum(mel), config.n_fft, config.hop_length, config.n_fft, self.window, center=True, length=length)
 
 
