@@ -244,6 +244,45 @@ def test_room_tone_is_the_quantile_of_the_source_outside_the_edit():
     assert stft_frame_mask(np.r_[np.zeros(300), np.ones(300)], 4).tolist() == [0.0, 0.0, 1.0, 1.0]  # frames at samples 0, 256, 512, 768 (clipped)
 
 
+def test_the_room_tone_near_the_edit_reads_only_the_frames_around_it():
+    """Frames 0-9 silent, 10-19 a bed (10), 20-24 edited, 25-29 a louder bed (30). Over the whole clip
+    the silence is the quantile; within 3 frames, only the beds on each side of the edit count."""
+    from foleyflow.pipelines.compositing import frames_near
+
+    magnitude = torch.cat([torch.zeros(10), torch.full((10,), 10.0), torch.full((5,), 99.0), torch.full((5,), 30.0)])[None].double()
+    outside = np.ones(30, bool)
+    outside[20:25] = False
+    assert float(room_tone(magnitude, outside, 0.25)) == 0.0
+    near = room_tone(magnitude, outside, 0.25, near_frames=3)  # frames 17-19 and 25-27
+    np.testing.assert_allclose(near, torch.quantile(torch.tensor([10.0] * 3 + [30.0] * 3, dtype=torch.float64), 0.25).reshape(1, 1))
+    assert frames_near(torch.tensor([False, False, True, False, False, False]), 2).tolist() == [True, True, True, True, True, False]
+    # too few frames near the edit (it reaches both ends): every frame left alone counts, as without
+    edge = np.zeros(30, bool)
+    edge[[0, 1, 2, 3, 29]] = True
+    assert torch.equal(room_tone(magnitude, edge, 0.5, near_frames=1), room_tone(magnitude, edge, 0.5))
+
+
+def test_a_remove_in_a_recording_silent_elsewhere_is_filled_with_the_bed_around_it():
+    """The recording is digitally silent for its first half, then a bed with a tone; the edit removed
+    the tone and the bed under it. The whole clip's room tone is silence (no fill); the room tone
+    read near the edit is the bed's, which fills the hole and brings the output nearer the bed."""
+    from foleyflow.pipelines.edit_bench import log_mel_l1
+
+    rng = np.random.default_rng(1)
+    bed = np.zeros(32000)
+    bed[16000:] = 0.05 * rng.standard_normal(16000)
+    mask = np.zeros(32000)
+    mask[22000:26000] = 1.0
+    source = bed + mask * _tone(1000, samples=32000)
+    edit = source * (1 - mask)
+    whole = blend_spectral(edit, source, mask, "quieter", room_tone_quantile=0.25)
+    near = blend_spectral(edit, source, mask, "quieter", room_tone_quantile=0.25, room_tone_seconds=0.25)
+    inside = slice(23000, 25000)
+    assert np.std(whole[inside]) < 0.1 * np.std(bed[inside]) < np.std(near[inside])
+    assert log_mel_l1(near, bed) < 0.7 * log_mel_l1(whole, bed)
+    assert np.array_equal(near[mask == 0], source[mask == 0].astype(np.float32))
+
+
 def test_raise_to_floor_lifts_only_the_bins_below_it_and_keeps_their_phase():
     kept = torch.tensor([[2.0 + 0j, 0.3j, 0.0 + 0j, 0.1 + 0j]])
     source = torch.tensor([[1.0 + 0j, 1.0 + 0j, -4.0 + 0j, 0.5 + 0j]])
@@ -341,8 +380,15 @@ def test_editor_spectral_mode_follows_the_instruction(instruction, rule):
     np.testing.assert_allclose(by_level, blend_spectral(edited, audio, half_samples, rule, 0.25, (17, 9)), atol=1e-6)
     if rule is not None:  # (this tiny edit is louder than the source everywhere: a replace then takes it whole either way)
         assert not np.allclose(by_level, with_room_tone, atol=1e-6)
+    editor.config.room_tone_seconds = 0.02
+    near = editor.finish(run, half, "spectral")
+    np.testing.assert_allclose(near, blend_spectral(edited, audio, half_samples, rule, 0.25, (17, 9), room_tone_seconds=0.02), atol=1e-6)
     with pytest.raises(InputError, match="room_tone_quantile"):
         dataclasses.replace(editor.config, room_tone_quantile=1.5)
+    with pytest.raises(InputError, match="room_tone_seconds"):
+        dataclasses.replace(editor.config, room_tone_quantile=None, spectral_level=None)
+    with pytest.raises(InputError, match="room_tone_seconds"):
+        dataclasses.replace(editor.config, room_tone_seconds=0.0)
     with pytest.raises(InputError, match="spectral_level"):
         dataclasses.replace(editor.config, spectral_level=[16, 9])
 

@@ -15,7 +15,8 @@ Modes (``Editor.edit(composite=...)``):
                       edit and the source, and a "remove" the quieter (``spectral_rule``); other
                       instructions are composited as ``audio``; with a room-tone quantile (the
                       editor's ``room_tone_quantile``), no bin of the edit is quieter than the
-                      recording's room tone (``room_tone``); with a level window (the editor's
+                      recording's room tone (``room_tone``; read near the edit with the editor's
+                      ``room_tone_seconds``); with a level window (the editor's
                       ``spectral_level``), edit and source are compared by local level, not bin by
                       bin, and replace is bounded both ways (``keep_levels``)
     every-step+spectral  every-step and spectral
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.errors import InputError
 
@@ -110,13 +112,15 @@ def blend_audio(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray)
 
 
 def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sample_mask: np.ndarray | None = None,
-                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None) -> np.ndarray:
+                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None,
+                   room_tone_seconds: float | None = None) -> np.ndarray:
     """(samples,) edit bounded by the source in the STFT domain, resynthesised.
 
     Bin by bin (``level`` None): keep the louder or the quieter of edit and source (complex values:
     magnitude and phase come from the same signal); no rule: the edit. By local level (``level`` =
     (bins, frames), ``keep_levels``): the source's own bins, scaled down or replaced by the edit's.
-    Then, with ``room_tone_quantile``, no bin quieter than the recording's room tone (``room_tone``)."""
+    Then, with ``room_tone_quantile``, no bin quieter than the recording's room tone (``room_tone``),
+    read within ``room_tone_seconds`` of the edit when given."""
     if rule not in ("louder", "quieter", None):
         raise ValueError(f"rule must be 'louder', 'quieter' or None, got {rule!r}")
     if room_tone_quantile is not None and sample_mask is None:
@@ -131,7 +135,8 @@ def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sam
         edit_louder = stft[0].abs() > stft[1].abs()
         kept = torch.where(edit_louder if rule == "louder" else ~edit_louder, stft[0], stft[1])
     if room_tone_quantile is not None:
-        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile)
+        near = None if room_tone_seconds is None else round(room_tone_seconds * SAMPLE_RATE / SPECTRAL_HOP)
+        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
         if floor is not None:
             kept = raise_to_floor(kept, stft[1], floor)
     out = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=edited.shape[-1])
@@ -175,14 +180,29 @@ def stft_frame_mask(sample_mask: np.ndarray, frames: int) -> np.ndarray:
     return sample_mask[np.minimum(np.arange(frames) * SPECTRAL_HOP, sample_mask.size - 1)]
 
 
-def room_tone(source_magnitude: torch.Tensor, outside: np.ndarray, quantile: float) -> torch.Tensor | None:
+def frames_near(edited: torch.Tensor, frames: int) -> torch.Tensor:
+    """(frames,) bool: the frames within ``frames`` of an ``edited`` one (the edited ones included)."""
+    grown = F.max_pool1d(edited.float()[None, None], 2 * frames + 1, stride=1, padding=frames)[0, 0]
+    return grown > 0
+
+
+def room_tone(source_magnitude: torch.Tensor, outside: np.ndarray, quantile: float, near_frames: int | None = None) -> torch.Tensor | None:
     """(bins, 1) the recording's room tone: per frequency, the ``quantile`` of the source's STFT
     magnitude over the frames the edit leaves alone; None when fewer than ``ROOM_TONE_MIN_FRAMES`` are.
+    With ``near_frames``, only the frames left alone within that many frames of an edited one count
+    (all of them when fewer than ``ROOM_TONE_MIN_FRAMES`` lie that near).
 
     Why: the target of a remove (or a replace) still holds the scene's bed, and a bed is close to
     stationary, so its level per frequency can be read where nothing is edited. A low quantile reads
-    the bed under the other events. Film sound editors fill a cut the same way ("room tone")."""
+    the bed under the other events. Film sound editors fill a cut the same way ("room tone"). Why
+    near: the bed that matters is the one around the cut; read over the whole clip, a recording that
+    is digitally silent for a quarter of it has a room tone of zero, and a remove there can leave a
+    hole where its target holds the bed (val, session 22: docs/editor.md)."""
     outside = torch.from_numpy(np.asarray(outside, dtype=bool))
+    if near_frames is not None:
+        near = frames_near(~outside, near_frames) & outside
+        if int(near.sum()) >= ROOM_TONE_MIN_FRAMES:
+            outside = near
     if int(outside.sum()) < ROOM_TONE_MIN_FRAMES:
         return None
     return torch.quantile(source_magnitude[:, outside], quantile, dim=1, keepdim=True)
@@ -199,9 +219,10 @@ def raise_to_floor(kept: torch.Tensor, source: torch.Tensor, floor: torch.Tensor
 
 
 def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None,
-                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None) -> np.ndarray:
+                   room_tone_quantile: float | None = None, level: Sequence[int] | None = None,
+                   room_tone_seconds: float | None = None) -> np.ndarray:
     """``blend_audio`` of the bounded edit (``bound_spectrum``); bin by bin with no rule and no room tone,
     ``blend_audio`` itself."""
     if rule is not None or room_tone_quantile is not None or level is not None:
-        edited = bound_spectrum(edited, source, rule, sample_mask, room_tone_quantile, level)
+        edited = bound_spectrum(edited, source, rule, sample_mask, room_tone_quantile, level, room_tone_seconds)
     return blend_audio(edited, source, sample_mask)

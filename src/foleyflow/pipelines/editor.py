@@ -97,6 +97,8 @@ class EditorConfig:
     # Spectral compositing: no bin of the edit quieter than this quantile of the source's magnitude
     # over the frames the edit leaves alone, per frequency (``compositing.room_tone``); None: no floor.
     room_tone_quantile: float | None = None
+    # ... read only within this many seconds of the edit (``compositing.room_tone``); None: the whole clip.
+    room_tone_seconds: float | None = None
     # Spectral compositing by local level over (STFT bins, frames) instead of bin by bin
     # (``compositing.keep_levels``); None: bin by bin.
     spectral_level: list[int] | None = None
@@ -119,7 +121,7 @@ class EditorConfig:
         check_region_settings(self.region_composite, self.objective)
         check_edit_settings(self.steps, self.cfg_scale, self.region_t_start, self.solver)
         self.mask_options()  # checks the numbers
-        self.spectral_level = check_spectral_bounds(self.room_tone_quantile, self.spectral_level)
+        self.spectral_level = check_spectral_bounds(self.room_tone_quantile, self.spectral_level, self.room_tone_seconds)
         if self.localiser_query not in LOCALISER_QUERIES:
             raise InputError(f"localiser_query must be one of {', '.join(LOCALISER_QUERIES)}, got {self.localiser_query!r}")
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
@@ -173,10 +175,12 @@ def check_edit_settings(steps: int, cfg_scale: float, t_start: float, solver: st
         raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
 
-def check_spectral_bounds(room_tone_quantile: float | None, spectral_level) -> list[int] | None:
+def check_spectral_bounds(room_tone_quantile: float | None, spectral_level, room_tone_seconds: float | None = None) -> list[int] | None:
     """Checks the spectral-compositing settings; returns ``spectral_level`` as [bins, frames] ints."""
     if room_tone_quantile is not None and not 0.0 <= room_tone_quantile <= 1.0:
         raise InputError(f"room_tone_quantile must lie in [0, 1], got {room_tone_quantile}")
+    if room_tone_seconds is not None and (room_tone_quantile is None or room_tone_seconds <= 0):
+        raise InputError(f"room_tone_seconds must be above 0 and needs room_tone_quantile, got {room_tone_seconds}")
     if spectral_level is None:
         return None
     level = list(spectral_level)
@@ -419,7 +423,7 @@ class Editor:
             sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
             if spectral(composite):
                 return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task), self.config.room_tone_quantile,
-                                      self.config.spectral_level)
+                                      self.config.spectral_level, self.config.room_tone_seconds)
             out = blend_audio(out, run.samples, sample_mask)
         return out
 
