@@ -174,6 +174,8 @@ def test_the_mel_consistent_iterations_project_the_consistent_magnitude_onto_the
     assert not torch.allclose(got, plain, atol=1e-3)
     with pytest.raises(InputError, match="mel_consistent"):
         build_vocoder("istft-gla-cpu", mel_consistent_updates=0)
+    with pytest.raises(ValueError, match="predicts its phase"):
+        build_vocoder("istft-cpu", **TINY).phase_search(magnitude, mel)
 
 
 def test_the_mel_consistent_iterations_bring_the_audios_mel_to_the_input_mel():

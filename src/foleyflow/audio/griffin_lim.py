@@ -8,6 +8,12 @@ spectrum by ``momentum`` times its change since the previous iteration:
 and ``momentum = 0`` is Griffin-Lim exactly. torchaudio has both, but it has no build for the
 pinned torch, so this is written on torch.stft / istft.
 
+Measured on 10 held-out corpus clips (MR-STFT distance to the original): with the true STFT
+magnitude, 32 iterations give 0.60 plain and 0.43 with momentum 0.99; with the mel filters'
+pseudo-inverse magnitude both give 1.32. The magnitude, not the phase search, limits
+Griffin-Lim on our 64-band mel, which is why the magnitude vocoder (``IstftVocoder`` with
+``phase="griffin-lim"``) learns the magnitude and leaves the phase to this.
+
 A wanted magnitude that no signal has (one predicted from a mel, say) is a point outside the set
 of consistent spectra, and the search settles on a compromise whose own magnitude, and so its
 mel, differs from it. When the wanted magnitude is only known up to a constraint (its mel), the

@@ -102,7 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "istft-vocos": {"dim": 512, "intermediate_dim": 1536, "num_layers": 8, "phase_advance": False},
     "istft-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8},
     # The magnitude vocoder: the same stack predicts the mel's own STFT magnitude (n_fft 1024),
-    # fast Griffin-Lim the phase.
+    # fast Griffin-Lim the phase, ending with mel-consistent iterations (session 22).
     "istft-gla-cpu": {"dim": 256, "intermediate_dim": 768, "num_layers": 8, "n_fft": 1024, "phase": "griffin-lim", "mel_projection_iterations": 30,
                       "mel_consistent_iterations": 32, "mel_consistent_updates": 2},
 }
@@ -173,6 +173,8 @@ class IstftVocoder(nn.Module):
         """Fast Griffin-Lim from ``magnitude`` (batch, bins, frames + 1), then the mel-consistent
         iterations, whose magnitude is the consistent spectrum's projected onto ``mel``."""
         config = self.config
+        if config.phase != "griffin-lim":
+            raise ValueError("this vocoder predicts its phase; only a Griffin-Lim-phase vocoder searches for one")
         projection = MelProjection(repeat_last_frame(mel))
 
         def onto_mel(consistent_magnitude: torch.Tensor) -> torch.Tensor:
