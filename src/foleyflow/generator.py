@@ -155,7 +155,6 @@ class Generator:
         sampler: str | None = None,
         num_samples: int = 1,
         duration: float | None = None,
-        progress: bool = False,
         on_step: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         """Audio for each prompt, ``num_samples`` each: float32 (prompts x num_samples, samples) at 16 kHz.
@@ -164,19 +163,19 @@ class Generator:
         sample does not depend on the batch it is generated in. ``duration`` defaults to the
         training window (10.24 s for Tango); steps, cfg and sampler to the model's own
         (``sampling_settings``: 200 DDIM steps at w = 3, or a distilled student's N at w = 1).
-        ``progress`` shows a progress bar; ``on_step(done, total)`` is called after each sampling step.
+        ``on_step(done, total)`` is called after each sampling step (the CLI draws its progress bar from it).
         """
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         duration = self.train_seconds if duration is None else float(duration)
         steps, cfg, sampler = self.sampling_settings(steps, cfg, sampler)
         _check_request(prompts, steps, cfg, num_samples, duration)
-        latents = self.generate_latents(prompts, steps, cfg, seed, sampler, num_samples, duration, progress, on_step)
+        latents = self.generate_latents(prompts, steps, cfg, seed, sampler, num_samples, duration, on_step)
         samples = int(round(duration * SAMPLE_RATE))
         audio = self.codec.decode(latents, samples)
         return audio.float().cpu().numpy()
 
     def generate_latents(self, prompts: list[str], steps: int, cfg: float, seed: int, sampler: str, num_samples: int, duration: float,
-                         progress: bool = False, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                         on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
         solve = get_sampler(sampler)
         states, mask, empty_states, empty_mask = self._text_states(prompts)
         states, mask = states.repeat_interleave(num_samples, 0), mask.repeat_interleave(num_samples, 0)
@@ -189,7 +188,7 @@ class Generator:
         step_generator = torch.Generator(self.device).manual_seed(seed)
         times = sampling_times(self.schedule, steps).to(self.device)
         callback = None if on_step is None else (lambda info: on_step(info["i"] + 1, steps))
-        return solve(denoiser, noise, times, extra_args=extra, callback=callback, disable=not progress, generator=step_generator)
+        return solve(denoiser, noise, times, extra_args=extra, callback=callback, disable=True, generator=step_generator)
 
     def latent_frames(self, seconds: float) -> int:
         """Latent frames for ``seconds``, rounded up to what the UNet's down-sampling divides."""
