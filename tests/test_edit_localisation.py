@@ -247,7 +247,7 @@ def test_room_tone_is_the_quantile_of_the_source_outside_the_edit():
 def test_the_room_tone_near_the_edit_reads_only_the_frames_around_it():
     """Frames 0-9 silent, 10-19 a bed (10), 20-24 edited, 25-29 a louder bed (30). Over the whole clip
     the silence is the quantile; within 3 frames, only the beds on each side of the edit count."""
-    from foleyflow.pipelines.compositing import frames_near
+    from foleyflow.pipelines.masks import dilate
 
     magnitude = torch.cat([torch.zeros(10), torch.full((10,), 10.0), torch.full((5,), 99.0), torch.full((5,), 30.0)])[None].double()
     outside = np.ones(30, bool)
@@ -255,7 +255,7 @@ def test_the_room_tone_near_the_edit_reads_only_the_frames_around_it():
     assert float(room_tone(magnitude, outside, 0.25)) == 0.0
     near = room_tone(magnitude, outside, 0.25, near_frames=3)  # frames 17-19 and 25-27
     np.testing.assert_allclose(near, torch.quantile(torch.tensor([10.0] * 3 + [30.0] * 3, dtype=torch.float64), 0.25).reshape(1, 1))
-    assert frames_near(torch.tensor([False, False, True, False, False, False]), 2).tolist() == [True, True, True, True, True, False]
+    assert dilate(torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]), 2)[0].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
     # too few frames near the edit (it reaches both ends): every frame left alone counts, as without
     edge = np.zeros(30, bool)
     edge[[0, 1, 2, 3, 29]] = True

@@ -114,6 +114,8 @@ def reversed_time_features(time_proj: torch.nn.Module, horizon: float) -> torch.
     """
     channels = time_proj.num_channels
     half = channels // 2
+    # diffusers' frequencies (get_timestep_embedding), in float64: its helper computes in float32,
+    # and a phase of omega * 1000 rad needs the extra precision to fold in exactly.
     exponent = -torch.log(torch.tensor(10000.0, dtype=torch.float64)) * torch.arange(half, dtype=torch.float64) / (half - time_proj.downscale_freq_shift)
     omega_h = time_proj.scale * torch.exp(exponent) * horizon
     cos_at, sin_at = (torch.arange(half), torch.arange(half, 2 * half)) if time_proj.flip_sin_to_cos else (torch.arange(half, 2 * half), torch.arange(half))

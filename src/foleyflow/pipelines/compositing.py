@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.diffusion.flow import RectifiedFlowPath
 from foleyflow.errors import InputError
+from foleyflow.pipelines.masks import dilate
 
 MODES = ("none", "end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
 
@@ -180,12 +181,6 @@ def stft_frame_mask(sample_mask: np.ndarray, frames: int) -> np.ndarray:
     return sample_mask[np.minimum(np.arange(frames) * SPECTRAL_HOP, sample_mask.size - 1)]
 
 
-def frames_near(edited: torch.Tensor, frames: int) -> torch.Tensor:
-    """(frames,) bool: the frames within ``frames`` of an ``edited`` one (the edited ones included)."""
-    grown = F.max_pool1d(edited.float()[None, None], 2 * frames + 1, stride=1, padding=frames)[0, 0]
-    return grown > 0
-
-
 def room_tone(source_magnitude: torch.Tensor, outside: np.ndarray, quantile: float, near_frames: int | None = None) -> torch.Tensor | None:
     """(bins, 1) the recording's room tone: per frequency, the ``quantile`` of the source's STFT
     magnitude over the frames the edit leaves alone; None when fewer than ``ROOM_TONE_MIN_FRAMES`` are.
@@ -200,7 +195,7 @@ def room_tone(source_magnitude: torch.Tensor, outside: np.ndarray, quantile: flo
     hole where its target holds the bed (val, session 22: docs/editor.md)."""
     outside = torch.from_numpy(np.asarray(outside, dtype=bool))
     if near_frames is not None:
-        near = frames_near(~outside, near_frames) & outside
+        near = (dilate((~outside).float()[None], near_frames)[0] > 0) & outside
         if int(near.sum()) >= ROOM_TONE_MIN_FRAMES:
             outside = near
     if int(outside.sum()) < ROOM_TONE_MIN_FRAMES:
