@@ -44,6 +44,8 @@ def test_edit_writes_audio_and_both_figures(cli, tmp_path, model_dir, clip):
         (["{clip}", "Add rain", "--steps", "0"], "steps"),
         (["{clip}", "Add rain", "--solver", "rk4"], "solver"),
         (["{clip}", "Add rain", "--model", "/nonexistent/editor"], "no such model folder"),
+        (["{clip}", "Remove the rain", "--removal", "gains"], "needs an editor with a remover"),
+        (["{clip}", "Remove the rain", "--removal", "erase"], "removal"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(cli, tmp_path, model_dir, clip, args, message):

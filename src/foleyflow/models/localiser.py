@@ -42,6 +42,9 @@ class LocaliserConfig:
     attend_after: tuple[int, ...] = (2, 4)  # cross-attention to the tokens after these blocks
     heads: int = 4
     groups: int = 8
+    # False: one logit per latent frame (where the edit acts). True: one per latent frequency bin and
+    # frame (the removal gains, ``removal_gains``: how much of the source each cell keeps).
+    per_bin: bool = False
 
     def __post_init__(self) -> None:
         self.dilations = tuple(int(d) for d in self.dilations)
@@ -80,11 +83,11 @@ class EditLocaliser(nn.Module):
         self.film = nn.Linear(c.text_dim, 2 * c.width)
         self.keys = nn.Linear(c.text_dim, c.width)
         self.attention = nn.MultiheadAttention(c.width, c.heads, batch_first=True)
-        self.head = nn.Conv1d(c.width, 1, 1)
+        self.head = nn.Conv1d(c.width, c.latent_bins if c.per_bin else 1, 1)
 
     def forward(self, x_source: torch.Tensor, states: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x_source (batch, C, frames, bins), states (batch, tokens, text_dim), token_mask (batch, tokens)
-        -> edit logits (batch, frames)."""
+        -> logits (batch, frames), or (batch, bins, frames) with ``per_bin``."""
         if token_mask is None:
             token_mask = torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
         token_mask = token_mask.bool()
@@ -102,4 +105,5 @@ class EditLocaliser(nn.Module):
             if index in self.config.attend_after:
                 attended, _ = self.attention(h.transpose(1, 2), keys, keys, key_padding_mask=~token_mask)
                 h = h + attended.transpose(1, 2)
-        return self.head(h)[:, 0]
+        logits = self.head(h)
+        return logits if self.config.per_bin else logits[:, 0]

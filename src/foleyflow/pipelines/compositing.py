@@ -20,6 +20,9 @@ Modes (``Editor.edit(composite=...)``):
                       ``spectral_level``), edit and source are compared by local level, not bin by
                       bin, and replace is bounded both ways (``keep_levels``)
     every-step+spectral  every-step and spectral
+With an editor's removal gains (``removal: gains``), a spectral remove scales the source by the
+remover's gains instead of the edit's level (``blend_removal``; a replace takes the edit's new
+sound over that removal).
 Why spectral: a mixture's STFT magnitude is (up to phase) at least each of its parts', so the true
 result of adding a sound is nowhere quieter than the source and that of removing one nowhere
 louder. Keeping the louder (add) or quieter (remove) bin moves the edit towards the target in every
@@ -211,6 +214,49 @@ def raise_to_floor(kept: torch.Tensor, source: torch.Tensor, floor: torch.Tensor
     magnitude = kept.abs()
     phase = torch.where(magnitude > 1e-12, kept / magnitude.clamp(min=1e-12), source / source.abs().clamp(min=1e-12))
     return torch.where(magnitude < floor, phase * floor, kept)
+
+
+def blend_removal(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, gains: np.ndarray, task: str,
+                  room_tone_quantile: float | None = None, level: Sequence[int] | None = None,
+                  room_tone_seconds: float | None = None, gain_mask: np.ndarray | None = None,
+                  samples_per_cell: int | None = None) -> np.ndarray:
+    """(samples,) a remove (or replace) made by removal gains (``pipelines.removal``): the source's
+    STFT scaled by ``gains`` (cells' bins, cell frames; a cell is a latent frame, ``samples_per_cell``
+    samples, by default ``removal.CELL_FRAMES`` mel frames),
+    floored at the room tone read outside ``sample_mask``, blended in inside ``gain_mask`` (default
+    ``sample_mask``). A replace then takes the edit's bins where its local level is above the
+    *source's* (a new sound; the old one, which the edit may have regenerated, stays out), inside
+    ``sample_mask``."""
+    from foleyflow.pipelines.removal import stft_gains
+
+    if task not in ("remove", "replace"):
+        raise ValueError(f"removal gains make a remove or a replace, not {task!r}")
+    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
+    pair = torch.from_numpy(np.stack([edited, source]).astype(np.float64))
+    stft = torch.stft(pair, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    cell = {} if samples_per_cell is None else {"samples_per_cell": samples_per_cell}
+    kept = stft[1] * stft_gains(gains, SPECTRAL_N_FFT, SPECTRAL_HOP, stft.shape[-1], **cell).clamp(0, 1)
+    if room_tone_quantile is not None:
+        near = None if room_tone_seconds is None else round(room_tone_seconds * SAMPLE_RATE / SPECTRAL_HOP)
+        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
+        if floor is not None:
+            kept = raise_to_floor(kept, stft[1], floor)
+    removed = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=source.shape[-1]).numpy()
+    removed = blend_audio(removed, source, sample_mask if gain_mask is None else gain_mask)
+    if task == "remove":
+        return removed
+    return blend_audio(with_new_sound(edited, source, removed, level), removed, sample_mask)
+
+
+def with_new_sound(edited: np.ndarray, source: np.ndarray, removed: np.ndarray, level: Sequence[int] | None) -> np.ndarray:
+    """(samples,) ``removed`` with the edit's bins wherever the edit's local level (``level``; bin by
+    bin when None) is above the source's."""
+    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
+    signals = torch.from_numpy(np.stack([edited, source, removed]).astype(np.float64))
+    stft = torch.stft(signals, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    louder = local_level(stft[0], level) > local_level(stft[1], level) if level is not None else stft[0].abs() > stft[1].abs()
+    kept = torch.where(louder, stft[0], stft[2])
+    return torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=removed.shape[-1]).numpy()
 
 
 def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None,

@@ -524,13 +524,16 @@ class RowPlan:
 
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
-        """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given."""
+        """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given.
+        A remove made by removal gains alone (``Editor.removes_by_gains``) skips the sampling, as ``edit`` does."""
+        given = method in ("oracle", REGION)
+        network = not all(self.editor.removes_by_gains(item["instruction"], "none" if given else method, c) for c in self.composites)
         if method == REGION:
-            return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region)
+            return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region, network=network)
         if method != "oracle":
-            return sample(self.editor, t_start=self.editor.config.t_start, keep=method)
+            return sample(self.editor, t_start=self.editor.config.t_start, keep=method, network=network)
         oracle = scorer.oracle_mask()
-        run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle)
+        run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle, network=network)
         run.masks["oracle"] = oracle
         return run
 

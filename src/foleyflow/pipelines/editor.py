@@ -28,12 +28,12 @@ import torch
 
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.errors import InputError
-from foleyflow.pipelines import windowing
+from foleyflow.pipelines import removal, windowing
 from foleyflow.diffusion.ode import SOLVERS
 from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.data.language import instruction_task, removal_instruction
 from foleyflow.pipelines.compositing import (
-    MODES, blend, blend_audio, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
+    MODES, blend, blend_audio, blend_removal, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
 )
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit, network_evaluations
 from foleyflow.pipelines.masks import (
@@ -50,6 +50,8 @@ from foleyflow.pipelines.masks import (
 
 OBJECTIVES = ("flow", "ddpm")
 LOCALISER_QUERIES = ("instruction", "removed")
+REMOVALS = ("unet", "gains")
+REMOVAL_REGIONS = ("mask", "clip")
 NULL_INSTRUCTION = ""  # the unconditional branch of CFG, as trained by instruction dropout
 
 
@@ -74,6 +76,16 @@ class EditorConfig:
     # A separate localiser (models.localiser, ``foleyflow train localise``): its LocaliserConfig
     # as a dict, weights under ``localiser.*``; None: the editor has none.
     localiser: dict[str, Any] | None = None
+    # The removal gains (pipelines.removal; ``foleyflow train localise`` with ``target:
+    # "removal-gains"``): a per-cell localiser's config, weights under ``remover.*``; None: none.
+    remover: dict[str, Any] | None = None
+    # How a remove (and a replace's removal) takes the sound out (``REMOVALS``): "unet", the
+    # regenerated content's level under spectral compositing (RFM-Edit's content); "gains", the
+    # remover's gains on the recording (docs/editor.md, "Removal gains").
+    removal: str = "unet"
+    # Where the gains act: "mask", inside the edit mask (the localiser's); "clip", everywhere
+    # (the gains are 1 wherever the network hears nothing to remove).
+    removal_region: str = "mask"
     # Localisation defaults (issue 9, docs/editor.md): None picks "learned" + "end" for a
     # mask-head model and the paper's plain recipe ("none" + "none") otherwise.
     mask: str | None = None  # pipelines.masks.METHODS
@@ -124,6 +136,9 @@ class EditorConfig:
         self.spectral_level = check_spectral_bounds(self.room_tone_quantile, self.spectral_level, self.room_tone_seconds)
         if self.localiser_query not in LOCALISER_QUERIES:
             raise InputError(f"localiser_query must be one of {', '.join(LOCALISER_QUERIES)}, got {self.localiser_query!r}")
+        check_removal(self.removal, self.remover is not None)
+        if self.removal_region not in REMOVAL_REGIONS:
+            raise InputError(f"removal_region must be one of {', '.join(REMOVAL_REGIONS)}, got {self.removal_region!r}")
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
 
@@ -199,6 +214,14 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
     check_compositing(composite, objective)
 
 
+def check_removal(removal: str, has_remover: bool) -> str:
+    if removal not in REMOVALS:
+        raise InputError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}")
+    if removal == "gains" and not has_remover:
+        raise InputError("removal 'gains' needs an editor with a remover (foleyflow train localise, target removal-gains)")
+    return removal
+
+
 def check_region_settings(composite: str, objective: str) -> None:
     check_compositing(composite, objective)
     if composite == "none":
@@ -239,14 +262,15 @@ class Editor:
     """``Editor.from_pretrained("default").edit("park.wav", "Add a dog barking")``."""
 
     def __init__(self, unet: torch.nn.Module, text_encoder, codec, config: EditorConfig,
-                 localiser: torch.nn.Module | None = None) -> None:
-        if (localiser is None) != (config.localiser is None):
-            raise InputError("an editor's config names a localiser exactly when it has one")
+                 localiser: torch.nn.Module | None = None, remover: torch.nn.Module | None = None) -> None:
+        if (localiser is None) != (config.localiser is None) or (remover is None) != (config.remover is None):
+            raise InputError("an editor's config names a localiser (a remover) exactly when it has one")
         self.unet = unet.eval()
         self.text_encoder = text_encoder
         self.codec = codec
         self.config = config
         self.localiser = localiser.eval() if localiser is not None else None
+        self.remover = remover.eval() if remover is not None else None
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -286,6 +310,7 @@ class Editor:
         composite: str | None = None,
         region: Sequence[tuple[float, float]] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        removal: str | None = None,
     ) -> EditResult:
         """Edit ``audio`` (a path, or 16 kHz mono samples) as ``instruction`` says.
 
@@ -295,8 +320,10 @@ class Editor:
         ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one,
         edited with the config's ``region_t_start`` and ``region_composite`` unless given.
         ``progress(done, total)`` is called after every network evaluation of the sampling.
+        ``removal`` ("unet" or "gains", ``REMOVALS``) overrides the config's for a remove or replace.
         """
         samples = audio_samples(audio)
+        removal = check_removal(self.config.removal if removal is None else removal, self.remover is not None)
         if region is not None:
             if mask is not None:
                 raise InputError("give a region or a mask method, not both")
@@ -311,10 +338,10 @@ class Editor:
         run = self.sample_clip(
             samples, instruction, steps, cfg_scale, t_start, seed, solver,
             methods=() if mask == REGION else (mask,), keep=mask if every_step(composite) else None, attention=attention,
-            region=region, progress=progress,
+            region=region, progress=progress, network=attention or not self.removes_by_gains(instruction, mask, composite, removal),
         )
         start = time.perf_counter()
-        out = self.finish(run, run.masks[mask], composite)
+        out = self.finish(run, run.masks[mask], composite, removal)
         result = EditResult(out, run.instruction, run.seconds + time.perf_counter() - start, run.nfe,
                             mask=self.clip_frames(run.masks[mask], run), mask_method=mask, composite=composite)
         if attention:
@@ -337,6 +364,7 @@ class Editor:
         attention: bool = False,
         region: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
+        network: bool = True,
     ) -> "SampledClip":
         """Sample the edited latents of every window, estimating the masks of ``methods`` on the way.
 
@@ -344,6 +372,8 @@ class Editor:
         mask of ``region``, a (samples,) 0/1 array over the clip) or a given (windows, 1, frames, 1)
         mask (the benchmark's oracle). Decoding is ``finish``'s job, so that one sampling run can be
         composited with several masks; ``run.masks`` holds each method's mask, and ``"region"``'s.
+        ``network=False`` skips the sampling (the edited latent is the source's, NFE 0): a removal
+        by gains uses none of it (``removes_by_gains``).
         """
         c = self.config
         steps, cfg_scale = c.steps if steps is None else steps, c.cfg_scale if cfg_scale is None else cfg_scale
@@ -384,13 +414,18 @@ class Editor:
             keep_mask = lambda: given[REGION]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
-        with recorder, reporting_progress(self.unet, progress, network_evaluations(c.objective, steps, solver)):
-            run.x_edited, run.nfe = self.sample(
-                x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
-                evidence=evidence, both_branches="diffedit" in wanted, keep_mask=keep_mask,
-            )
-        if isinstance(recorder, AttentionRecorder):
-            run.attention = self._cond_attention(recorder, run)
+        if not network:
+            if wanted - {"localiser", "none"}:
+                raise InputError(f"mask {sorted(wanted - {'localiser', 'none'})[0]!r} is read from the network's sampling")
+            run.x_edited, run.nfe = x_source, 0
+        else:
+            with recorder, reporting_progress(self.unet, progress, network_evaluations(c.objective, steps, solver)):
+                run.x_edited, run.nfe = self.sample(
+                    x_source, noise, cond, uncond, steps, cfg_scale, t_start, solver,
+                    evidence=evidence, both_branches="diffedit" in wanted, keep_mask=keep_mask,
+                )
+            if isinstance(recorder, AttentionRecorder):
+                run.attention = self._cond_attention(recorder, run)
         run.masks = {method: estimate(method) for method in wanted} | given
         run.seconds = time.perf_counter() - start
         return run
@@ -402,6 +437,14 @@ class Editor:
             cond = self.encode_texts([query], len(x_source))[0]
         return torch.sigmoid(self.localiser(x_source, cond[0], cond[1]).float())
 
+    @torch.no_grad()
+    def removal_gains(self, run: "SampledClip") -> np.ndarray:
+        """(cells' bins, clip frames) the remover's gains: how much of the source each latent cell keeps
+        once the named sound is out; a replace is asked as the removal of its old sound."""
+        query = removal_instruction(run.instruction) or run.instruction
+        states, mask = self.encode_texts([query], len(run.x_source))[0]
+        return self.clip_frames(removal.gains(self.remover(run.x_source, states, mask)), run)  # (windows, bins, frames) before joining
+
     def _estimate(self, method: str, run: "SampledClip", evidence, recorder) -> torch.Tensor:
         attention = self._cond_attention(recorder, run) if method == "attention" else None
         return estimated_mask(method, evidence, self.config.mask_options(), attention, run.tokens, like=run.x_source,
@@ -412,12 +455,26 @@ class Editor:
         """(windows, valid tokens, frames): the conditional rows of the recorded attention (CFG batches are cond..., uncond...)."""
         return recorder.token_frame_map()[: run.x_source.shape[0], : len(run.tokens)]
 
+    def removes_by_gains(self, instruction: str, mask: str, composite: str, removal: str | None = None) -> bool:
+        """Whether this edit is a remove made by the remover's gains alone: no network sampling, no decoding."""
+        removal = self.config.removal if removal is None else removal
+        return (removal == "gains" and spectral(composite) and mask in ("localiser", "none", REGION)
+                and instruction_task(instruction) == "remove")
+
     @torch.no_grad()
-    def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str) -> np.ndarray:
-        """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows."""
-        x = blend(run.x_edited, run.x_source, mask) if latent_end(composite) else run.x_edited
-        edited = self.codec.decode(x, self.window_samples).float().numpy()
-        out = windowing.overlap_add(edited, run.starts, run.samples.size).astype(np.float32)
+    def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str, removal: str | None = None) -> np.ndarray:
+        """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows;
+        a remove or replace by the remover's gains when ``removal`` (default: the config's) is "gains"."""
+        removal = self.config.removal if removal is None else removal
+        gains = self.removal_gains(run) if removal == "gains" and run.task in ("remove", "replace") else None
+        if gains is not None and spectral(composite):
+            sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
+            # a remove keeps nothing of the network's content, so nothing is decoded
+            out = run.samples if run.task == "remove" else self.decoded(run, mask, composite)
+            whole = np.ones_like(sample_mask) if self.config.removal_region == "clip" else None
+            return blend_removal(out, run.samples, sample_mask, gains, run.task, self.config.room_tone_quantile,
+                                 self.config.spectral_level, self.config.room_tone_seconds, whole, self.codec.samples_per_latent_frame)
+        out = self.decoded(run, mask, composite)
         if in_audio(composite):
             per_frame = self.codec.samples_per_latent_frame
             sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
@@ -426,6 +483,12 @@ class Editor:
                                       self.config.spectral_level, self.config.room_tone_seconds)
             out = blend_audio(out, run.samples, sample_mask)
         return out
+
+    def decoded(self, run: "SampledClip", mask: torch.Tensor, composite: str) -> np.ndarray:
+        """(samples,) the edited latents (blended with the source's on latents for ``end``) decoded and joined."""
+        x = blend(run.x_edited, run.x_source, mask) if latent_end(composite) else run.x_edited
+        edited = self.codec.decode(x, self.window_samples).float().numpy()
+        return windowing.overlap_add(edited, run.starts, run.samples.size).astype(np.float32)
 
     def encode_instruction(self, instruction: str, copies: int):
         """(cond, uncond) text states and masks, repeated for ``copies`` windows."""

@@ -58,6 +58,9 @@ def save_editor(editor, folder: str | os.PathLike, card: str | None = None) -> P
     if editor.localiser is not None:
         config["localiser"] = editor.localiser.config.to_dict()
         weights.update({f"localiser.{key}": value for key, value in editor.localiser.state_dict().items()})
+    if editor.remover is not None:
+        config["remover"] = editor.remover.config.to_dict()
+        weights.update({f"remover.{key}": value for key, value in editor.remover.state_dict().items()})
     return save_model_folder(folder, weights, config, card)
 
 
@@ -76,17 +79,19 @@ def load_editor(name: str | os.PathLike = "default"):
     text_encoder = build_component(config.text_encoder or DEFAULT_TEXT_ENCODER, "text encoder")
     _load_lora(text_encoder, _with_prefix(weights, "text_encoder."), folder)
     codec = build_component(_codec_spec(config.codec, folder), "codec")
-    return Editor(unet, text_encoder, codec, config, _load_localiser(config.localiser, _with_prefix(weights, "localiser."), folder))
+    return Editor(unet, text_encoder, codec, config, _load_localiser(config.localiser, _with_prefix(weights, "localiser."), folder),
+                  remover=_load_localiser(config.remover, _with_prefix(weights, "remover."), folder, "remover"))
 
 
-def _load_localiser(spec: dict | None, weights: dict[str, torch.Tensor], folder: Path):
+def _load_localiser(spec: dict | None, weights: dict[str, torch.Tensor], folder: Path, role: str = "localiser"):
+    """The localiser (or the removal gains' network, ``role`` "remover") of an editor folder."""
     from foleyflow.models.localiser import EditLocaliser
 
     if spec is None:
-        check_keys(set(), set(weights), f"{folder} (localiser)")
+        check_keys(set(), set(weights), f"{folder} ({role})")
         return None
     localiser = EditLocaliser(spec)
-    check_keys(set(localiser.state_dict()), set(weights), f"{folder} (localiser)")
+    check_keys(set(localiser.state_dict()), set(weights), f"{folder} ({role})")
     localiser.load_state_dict({key: value.float() for key, value in weights.items()})
     return localiser
 

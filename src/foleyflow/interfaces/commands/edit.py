@@ -34,8 +34,10 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @click.option("--region", "regions", multiple=True, metavar="START-END",
               help="Edit only this time range (seconds, e.g. 1.2-2.0; repeatable) instead of a mask the editor estimates.")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
+@click.option("--removal", type=click.Choice(["unet", "gains"]), default=None,
+              help="How a remove (or a replace's removal) is made: the UNet's regenerated content, or the remover's gains on the recording (default: the model's).")
 def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
-         mask_method, composite, regions, mask_out) -> None:
+         mask_method, composite, regions, mask_out, removal) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
     from foleyflow.audio.io import load_audio, write_wav
     from foleyflow.pipelines.compositing import check_mode
@@ -49,7 +51,8 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     ranges = [r for text in regions for r in parse_time_ranges(text)] if regions else None
     if composite is not None:
         check_mode(composite)
-    options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite}
+    options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite,
+               "removal": removal}
     if manifest is not None:
         if audio_path or instruction or output or attention_map or spectrogram or mask_out or regions:
             raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o, --region and the PNG options; give --out-dir DIR")
@@ -67,7 +70,7 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     editor = Editor.from_pretrained(model)
     with progress_bar("edit", "NFE") as report:
         result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
-                             mask=mask_method, composite=composite, region=ranges, progress=report)
+                             mask=mask_method, composite=composite, region=ranges, progress=report, removal=removal)
     write_wav(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)

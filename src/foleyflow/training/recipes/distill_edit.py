@@ -117,8 +117,9 @@ class EditDistillRecipe(EditRecipe):
     def export(self, modules, folder: Path, card: str) -> Path:
         unet = getattr(modules["unet"], "module", modules["unet"])
         config = dataclasses.replace(self.teacher.config, steps=self.student_steps, cfg_scale=1.0, solver="euler", unet=dict(unet.config), distillation=self.record())
-        # The instruction encoder is the teacher's, unchanged, so the teacher's localiser still fits it.
-        return Editor(unet, modules["text_encoder"], modules["codec"], config, self.teacher.localiser).save_pretrained(folder, card)
+        # The instruction encoder is the teacher's, unchanged, so the teacher's localiser and remover still fit it.
+        return Editor(unet, modules["text_encoder"], modules["codec"], config, self.teacher.localiser,
+                      remover=self.teacher.remover).save_pretrained(folder, card)
 
     def record(self) -> dict[str, Any]:
         return round_record(self, self.teacher.config.distillation, t_start=self.t_start, method="progressive halving of Euler steps")
