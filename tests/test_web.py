@@ -111,6 +111,8 @@ def test_edit_resamples_a_stereo_upload(server):
     ({"audio": ("a.wav", b"RIFF"), "instruction": "Remove it", "region": "0.1-0.2", "mask": "diffedit"}, "not both"),
     ({"audio": ("a.wav", b"RIFF"), "instruction": "Remove it", "region": "soon"}, "START-END"),
     ({"audio": ("a.wav", b"RIFF"), "instruction": "Remove it", "steps": "many"}, "steps must be a whole number"),
+    ({"audio": ("a.wav", b"RIFF"), "instruction": "Remove it", "removal": "erase"}, "removal must be one of"),
+    ({"audio": ("a.wav", _wav(np.zeros(800, np.float32))), "instruction": "Remove it", "removal": "gains"}, "needs an editor with a remover"),
 ])
 def test_bad_edit_input_is_one_line_and_400(server, fields, message):
     status, page = _post(server + "/edit", fields)

@@ -36,6 +36,7 @@ from foleyflow.errors import InputError
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 IDLE = {"busy": False, "job": "", "done": 0, "total": 0, "unit": ""}  # what GET /progress says between jobs
 MASK_CHOICES = ("", "learned", "localiser", "diffedit", "attention", "none")  # "": the model's default
+REMOVAL_CHOICES = ("", "gains", "unet")  # "": the model's default (pipelines.editor.REMOVALS)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Studio:
 
     def edit(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
-        from foleyflow.pipelines.editor import check_instruction
+        from foleyflow.pipelines.editor import REMOVALS, check_instruction
         from foleyflow.pipelines.masks import check_method, parse_time_ranges
 
         upload = form.get("audio")
@@ -104,13 +105,17 @@ class Studio:
         mask = form_text(form, "mask") or None
         if mask is not None:
             check_method(mask)
+        removal = form_text(form, "removal") or None
+        if removal is not None and removal not in REMOVALS:
+            raise InputError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}")
         region_text = form_text(form, "region").strip()
         region = parse_time_ranges(region_text) if region_text else None
         if region is not None and mask is not None:
             raise InputError("give a region or a mask method, not both")
         steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
         source = decode_upload(upload)  # the costly check last
-        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, progress=self._progress("network evaluations"))
+        result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, removal=removal,
+                                    progress=self._progress("network evaluations"))
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
         details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s; mask {result.mask_method}, composite "
@@ -210,6 +215,7 @@ form{{border:1px solid #ccc;padding:1em;margin:1em 0}} label{{display:block;marg
 <label>Instruction <input type="text" name="instruction" size="50" placeholder="Remove the bell" required></label>
 <label>Region, seconds (optional) <input type="text" name="region" placeholder="1.2-2.0, 3.0-3.5"></label>
 <label>Mask <select name="mask">{mask_options}</select></label>
+<label>Removal <select name="removal">{removal_options}</select></label>
 <label>Steps <input type="number" name="steps" min="1" placeholder="model default"></label>
 <label>Seed <input type="number" name="seed" value="0"></label>
 <button type="submit">Edit</button></form>
@@ -248,6 +254,7 @@ window.addEventListener("pageshow", () => {{
 
 def render_page(result: Result | None = None, error: str | None = None) -> bytes:
     options = "".join(f'<option value="{m}">{m or "model default"}</option>' for m in MASK_CHOICES)
+    removal_options = "".join(f'<option value="{m}">{m or "model default"}</option>' for m in REMOVAL_CHOICES)
     message = ""
     if error is not None:
         message = f'<p class="error">{html.escape(error)}</p>'
@@ -258,7 +265,7 @@ def render_page(result: Result | None = None, error: str | None = None) -> bytes
                    f'<a download="foleyflow.wav" href="data:audio/wav;base64,{audio}">download WAV</a>')
         if result.spectrogram_png:
             message += f'<p><img alt="log-mel" src="data:image/png;base64,{base64.b64encode(result.spectrogram_png).decode("ascii")}"></p>'
-    return PAGE.format(message=message, mask_options=options).encode("utf-8")
+    return PAGE.format(message=message, mask_options=options, removal_options=removal_options).encode("utf-8")
 
 
 def make_handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
