@@ -132,6 +132,10 @@ def test_the_recipe_learns_removal_gains_and_the_editor_removes_with_them(tmp_pa
     assert by_unet.nfe > 0 and not np.allclose(by_unet.audio, removed)
     with pytest.raises(InputError, match="removal must be one of"):
         editor.edit(audio, "Remove the tone", removal="erase")
+    # A region the user marks is inpainted by the UNet unless asked otherwise (``region_removal``).
+    marked = editor.edit(audio, "Remove the tone", region=[(0.0, 0.05)])
+    assert marked.nfe > 0 and editor.config.region_removal == "unet"
+    assert editor.edit(audio, "Remove the tone", region=[(0.0, 0.05)], removal="gains").nfe == 0
     regenerated = Editor.from_pretrained(tmp_path / "base").edit(audio, "Remove the tone", mask="none", composite="spectral").audio
     error = lambda out: float(np.mean((cell_levels(out, FRAMES) + 1e-5).log().sub((cell_levels(target, FRAMES) + 1e-5).log()).abs().numpy()))  # noqa: E731
     assert error(removed) < 0.6 * error(audio) and error(removed) < error(regenerated)

@@ -511,23 +511,31 @@ class RowPlan:
                         blended[method] = self._blended_run(sample, method, scorer, item, region)
                     run = blended[method]
                 mask = run.masks[method]
-                yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite), moved(run, mask), scorer.mask_iou(item, mask))
+                yield (f"{method} + {composite}", *finished(self.editor, run, mask, composite, self.removal(method)), moved(run, mask),
+                       scorer.mask_iou(item, mask))
         if self.ceilings:
             perfect = dataclasses.replace(main, x_edited=scorer.x_target, seconds=0.0, nfe=0)
             for composite in self.ceilings:
                 for method in self.masked:
                     mask = end_run(method).masks[method]
-                    yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite), moved(perfect, mask), scorer.mask_iou(item, mask))
+                    # the target's own content decoded and composited: what a perfect sampler's would score
+                    yield (ceiling_name(method, composite), *finished(self.editor, perfect, mask, composite, "unet"), moved(perfect, mask),
+                           scorer.mask_iou(item, mask))
         if self.perfect_sampler and item["task"] in ALIGNABLE_TASKS:  # the reference row, no model in it
             audio = item.get("perfect_sampler_audio")
             yield (PERFECT_SAMPLER, None if audio is None else np.asarray(audio, np.float32), 0.0, 0, float("nan"), float("nan"), float("nan"))
 
 
+    def removal(self, method: str) -> str:
+        """The editor's removal for a row: a marked region's (``region_removal``), or its default."""
+        return self.editor.config.region_removal if method == REGION else self.editor.config.removal
+
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
         """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given.
         A remove made by removal gains alone (``Editor.removes_by_gains``) skips the sampling, as ``edit`` does."""
         given = method in ("oracle", REGION)
-        network = not all(self.editor.removes_by_gains(item["instruction"], "none" if given else method, c) for c in self.composites)
+        network = not all(self.editor.removes_by_gains(item["instruction"], "none" if given else method, c, self.removal(method))
+                          for c in self.composites)
         if method == REGION:
             return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region, network=network)
         if method != "oracle":
@@ -546,10 +554,10 @@ def plain_name(t_start: float) -> str:
     return f"flow t_start={t_start:g}"
 
 
-def finished(editor: Editor, run, mask: torch.Tensor, composite: str) -> tuple[np.ndarray, float, int, float]:
+def finished(editor: Editor, run, mask: torch.Tensor, composite: str, removal: str | None = None) -> tuple[np.ndarray, float, int, float]:
     """The row's audio, seconds, NFE, and the share of the clip its mask lets the edit change."""
     start = time.perf_counter()
-    audio = editor.finish(run, mask, composite)
+    audio = editor.finish(run, mask, composite, removal)
     seconds = run.seconds + time.perf_counter() - start
     return audio, seconds, run.nfe, float(np.mean(editor.clip_frames(mask, run)))
 

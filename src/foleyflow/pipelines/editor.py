@@ -86,6 +86,10 @@ class EditorConfig:
     # Where the gains act: "mask", inside the edit mask (the localiser's); "clip", everywhere
     # (the gains are 1 wherever the network hears nothing to remove).
     removal_region: str = "mask"
+    # The removal inside a region the user marks. "unet": with the true region the UNet's content
+    # removes more than the gains (200 test removes, the oracle mask: gains minus UNet +0.039
+    # [+0.016, +0.063]; BENCHMARKS.md "Editor benchmark, session 23").
+    region_removal: str = "unet"
     # Localisation defaults (issue 9, docs/editor.md): None picks "learned" + "end" for a
     # mask-head model and the paper's plain recipe ("none" + "none") otherwise.
     mask: str | None = None  # pipelines.masks.METHODS
@@ -137,6 +141,7 @@ class EditorConfig:
         if self.localiser_query not in LOCALISER_QUERIES:
             raise InputError(f"localiser_query must be one of {', '.join(LOCALISER_QUERIES)}, got {self.localiser_query!r}")
         check_removal(self.removal, self.remover is not None)
+        check_removal(self.region_removal, self.remover is not None)
         if self.removal_region not in REMOVAL_REGIONS:
             raise InputError(f"removal_region must be one of {', '.join(REMOVAL_REGIONS)}, got {self.removal_region!r}")
         if self.window_seconds <= 0 or not 0 <= self.overlap_seconds < self.window_seconds:
@@ -320,10 +325,12 @@ class Editor:
         ranges in seconds [(start, end), ...], is the user's own mask instead of an estimated one,
         edited with the config's ``region_t_start`` and ``region_composite`` unless given.
         ``progress(done, total)`` is called after every network evaluation of the sampling.
-        ``removal`` ("unet" or "gains", ``REMOVALS``) overrides the config's for a remove or replace.
+        ``removal`` ("unet" or "gains", ``REMOVALS``) overrides the config's (``removal``, or
+        ``region_removal`` for a region) for a remove or replace.
         """
         samples = audio_samples(audio)
-        removal = check_removal(self.config.removal if removal is None else removal, self.remover is not None)
+        default_removal = self.config.removal if region is None else self.config.region_removal
+        removal = check_removal(default_removal if removal is None else removal, self.remover is not None)
         if region is not None:
             if mask is not None:
                 raise InputError("give a region or a mask method, not both")
