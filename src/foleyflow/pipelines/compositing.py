@@ -232,15 +232,15 @@ def blend_removal(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarra
     if task not in ("remove", "replace"):
         raise ValueError(f"removal gains make a remove or a replace, not {task!r}")
     window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
-    pair = torch.from_numpy(np.stack([edited, source]).astype(np.float64))
-    stft = torch.stft(pair, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    stft = torch.stft(torch.from_numpy(np.asarray(source, np.float64)), SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True,
+                      return_complex=True)
     cell = {} if samples_per_cell is None else {"samples_per_cell": samples_per_cell}
-    kept = stft[1] * stft_gains(gains, SPECTRAL_N_FFT, SPECTRAL_HOP, stft.shape[-1], **cell).clamp(0, 1)
+    kept = stft * stft_gains(gains, SPECTRAL_N_FFT, SPECTRAL_HOP, stft.shape[-1], **cell).clamp(0, 1)
     if room_tone_quantile is not None:
         near = None if room_tone_seconds is None else round(room_tone_seconds * SAMPLE_RATE / SPECTRAL_HOP)
-        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
+        floor = room_tone(stft.abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
         if floor is not None:
-            kept = raise_to_floor(kept, stft[1], floor)
+            kept = raise_to_floor(kept, stft, floor)
     removed = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=source.shape[-1]).numpy()
     removed = blend_audio(removed, source, sample_mask if gain_mask is None else gain_mask)
     if task == "remove":

@@ -10,9 +10,10 @@ trained against the true scene (the data set knows it: a remove's target, a repl
 RFM-Edit: the paper's regenerated content stays selectable (``removal: unet``).
 
 Measured before it was built (val, 60 removes and 60 replaces, the true scene's cell levels applied
-as the gain, shipped localiser's mask; ``/work/scratch/s23/gainceil.py``): vs no edit -0.100 /
--0.030 inside the localiser's mask and -0.242 / -0.080 over the whole clip, against the shipped
-editor's -0.028 / +0.041 (session 19 / 22, the same split).
+as the gain; ``/work/scratch/s23/gainceil.py``): vs no edit -0.100 / -0.030 inside the shipped
+localiser's mask and -0.242 / -0.080 over the whole clip, where the UNet's content scores +0.001 /
++0.041 on the same triplets. The trained remover, on 200 test triplets per task: as good as the
+UNet's content on remove, better on replace (BENCHMARKS.md "Editor benchmark, session 23").
 
 Written by hand: the target and its loss are specific to this data set's mixes, and the
 interpolation back to the compositing's STFT grid is two small linear maps.
