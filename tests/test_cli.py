@@ -23,9 +23,9 @@ def test_info_lists_versions_device_and_models(cli):
     code, out, _ = cli("info")
     assert code == 0
     assert "torch" in out and "device: " in out and "shipped model" in out
-    # every shipped model says what it is (no "?"): the editor by its objective and localiser
+    # every shipped model says what it is (no "?"): the editor by its objective, localiser and remover
     assert "?" not in "".join(line for line in out.splitlines() if line.startswith("shipped model"))
-    assert "Editor (flow, localiser)" in out and "InworldClap" in out
+    assert "Editor (flow, localiser, remover)" in out and "InworldClap" in out
 
 
 def test_model_class_reads_each_config_kind():

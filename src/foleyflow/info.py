@@ -32,12 +32,13 @@ def compute_device() -> str:
 
 def model_class(config: dict) -> str:
     """What a model folder holds: diffusers' ``_class_name``, transformers' ``model_type``, our
-    in-world backbones' ``class``; an editor folder (no class key) by its objective and localiser."""
+    in-world backbones' ``class``; an editor folder (no class key) by its objective, localiser and remover."""
     for key in ("_class_name", "model_type", "class"):
         if config.get(key):
             return str(config[key])
     if "objective" in config and "mask" in config:
-        return f"Editor ({config['objective']}" + (", localiser" if config.get("localiser") else "") + ")"
+        parts = [config["objective"]] + [name for name in ("localiser", "remover") if config.get(name)]
+        return f"Editor ({', '.join(parts)})"
     return "?"
 
 
