@@ -79,7 +79,8 @@ class TinyTextEncoder(torch.nn.Module):
         return self.proj(self.embed(ids)), mask
 
 
-def tiny_editor(objective: str = "flow", window_seconds: float = 0.064, overlap_seconds: float = 0.016, **config) -> Editor:
+def tiny_editor(objective: str = "flow", window_seconds: float = 0.064, overlap_seconds: float = 0.016,
+                remover: torch.nn.Module | None = None, **config) -> Editor:
     editor_config = EditorConfig(
         objective=objective,
         steps=config.pop("steps", 4),
@@ -88,9 +89,10 @@ def tiny_editor(objective: str = "flow", window_seconds: float = 0.064, overlap_
         unet=tiny_unet_config(),
         text_encoder={"factory": "editor_tiny:TinyTextEncoder"},
         codec={"factory": "editor_tiny:make_reshape_codec"},
+        remover=None if remover is None else remover.config.to_dict(),
         **config,
     )
-    return Editor(tiny_unet(), TinyTextEncoder(), ReshapeCodec(), editor_config)
+    return Editor(tiny_unet(), TinyTextEncoder(), ReshapeCodec(), editor_config, remover=remover)
 
 
 class TinyTriplets(torch.utils.data.Dataset):

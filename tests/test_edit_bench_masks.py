@@ -81,15 +81,22 @@ def test_pairing_refuses_reports_scored_differently():
         pair_rows(full, "m", aligned, "m", resamples=10)
 
 
-def test_mask_rows_come_with_the_oracle_beside_them():
-    pytest.importorskip("foleyflow.evaluation.bootstrap")
-    rng = np.random.default_rng(1)
+def quieted_items(seed: int, samples: int, quiet: tuple[int, int], factor: float, span: list[int], noun: str) -> list[dict]:
+    """A remove and a replace item: noise whose target is ``factor`` times quieter over ``quiet``, the
+    edit span ``span``, instructions "<task> the <noun>"."""
+    rng = np.random.default_rng(seed)
     items = []
     for task in ("remove", "replace"):
-        source = (0.1 * rng.standard_normal(2048)).astype(np.float32)
+        source = (0.1 * rng.standard_normal(samples)).astype(np.float32)
         target = source.copy()
-        target[600:1200] *= 0.2
-        items.append({"task": task, "source": source, "target": target, "instruction": f"{task} the bell", "edit_spans": [[600, 1200]]})
+        target[quiet[0] : quiet[1]] *= factor
+        items.append({"task": task, "source": source, "target": target, "instruction": f"{task} the {noun}", "edit_spans": [span]})
+    return items
+
+
+def test_mask_rows_come_with_the_oracle_beside_them():
+    pytest.importorskip("foleyflow.evaluation.bootstrap")
+    items = quieted_items(1, 2048, (600, 1200), 0.2, [600, 1200], "bell")
     report = run_edit_bench(tiny_editor(steps=2), items, t_starts=(0.01,), resamples=10,
                             methods=("none", "diffedit", "oracle"), composites=("end", "every-step+audio"))
     names = list(report["tasks"]["remove"]["methods"])

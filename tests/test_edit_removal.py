@@ -188,23 +188,15 @@ def test_a_remover_survives_a_new_localiser_and_distillation(tmp_path):
 
 
 def test_the_bench_removes_by_gains_without_sampling_except_in_a_marked_region():
-    from editor_tiny import ReshapeCodec, TinyTextEncoder, tiny_unet, tiny_unet_config
+    from editor_tiny import tiny_editor
+    from test_edit_bench_masks import quieted_items
 
     from foleyflow.pipelines.edit_bench import run_edit_bench
 
-    remover_config = {**SMALL, "latent_channels": LATENT_CHANNELS, "latent_bins": LATENT_BINS, "per_bin": True}
-    config = EditorConfig(steps=2, window_seconds=0.128, overlap_seconds=0.0, unet=tiny_unet_config(), remover=remover_config,
-                          removal="gains", text_encoder={"factory": "editor_tiny:TinyTextEncoder"},
-                          codec={"factory": "editor_tiny:make_reshape_codec"})
     torch.manual_seed(0)
-    editor = Editor(tiny_unet(), TinyTextEncoder(), ReshapeCodec(), config, remover=EditLocaliser(remover_config))
-    rng = np.random.default_rng(4)
-    items = []
-    for task in ("remove", "replace"):
-        source = (0.1 * rng.standard_normal(4096)).astype(np.float32)
-        target = source.copy()
-        target[1500:2500] *= 0.05
-        items.append({"task": task, "source": source, "target": target, "instruction": f"{task} the hiss", "edit_spans": [[1200, 2800]]})
+    remover = EditLocaliser({**SMALL, "latent_channels": LATENT_CHANNELS, "latent_bins": LATENT_BINS, "per_bin": True})
+    editor = tiny_editor(steps=2, window_seconds=0.128, overlap_seconds=0.0, removal="gains", remover=remover)
+    items = quieted_items(4, 4096, (1500, 2500), 0.05, [1200, 2800], "hiss")
     items[1]["instruction"] = "Replace the hiss with rain"
     report = run_edit_bench(editor, items, t_starts=(), resamples=10, methods=("region", "oracle"), composites=("every-step+spectral",))
     remove, replace = report["tasks"]["remove"]["methods"], report["tasks"]["replace"]["methods"]

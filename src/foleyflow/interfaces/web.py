@@ -95,7 +95,7 @@ class Studio:
 
     def edit(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
-        from foleyflow.pipelines.editor import REMOVALS, check_instruction
+        from foleyflow.pipelines.editor import check_instruction, check_removal_name
         from foleyflow.pipelines.masks import check_method, parse_time_ranges
 
         upload = form.get("audio")
@@ -106,8 +106,8 @@ class Studio:
         if mask is not None:
             check_method(mask)
         removal = form_text(form, "removal") or None
-        if removal is not None and removal not in REMOVALS:
-            raise InputError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}")
+        if removal is not None:
+            check_removal_name(removal)  # before the upload is decoded; the remover's presence once the editor is loaded
         region_text = form_text(form, "region").strip()
         region = parse_time_ranges(region_text) if region_text else None
         if region is not None and mask is not None:

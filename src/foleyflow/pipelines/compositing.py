@@ -129,9 +129,7 @@ def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sam
         raise ValueError(f"rule must be 'louder', 'quieter' or None, got {rule!r}")
     if room_tone_quantile is not None and sample_mask is None:
         raise ValueError("the room tone is read outside the edit: it needs the sample mask")
-    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
-    pair = torch.from_numpy(np.stack([edited, source]).astype(np.float64))
-    stft = torch.stft(pair, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    stft = spectra(edited, source)
     kept = stft[0]
     if level is not None:
         kept = keep_levels(stft[0], stft[1], rule, level)
@@ -139,12 +137,30 @@ def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sam
         edit_louder = stft[0].abs() > stft[1].abs()
         kept = torch.where(edit_louder if rule == "louder" else ~edit_louder, stft[0], stft[1])
     if room_tone_quantile is not None:
-        near = None if room_tone_seconds is None else round(room_tone_seconds * SAMPLE_RATE / SPECTRAL_HOP)
-        floor = room_tone(stft[1].abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
-        if floor is not None:
-            kept = raise_to_floor(kept, stft[1], floor)
-    out = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=edited.shape[-1])
-    return out.numpy()
+        kept = floor_at_room_tone(kept, stft[1], sample_mask, room_tone_quantile, room_tone_seconds)
+    return resynthesised(kept, edited.shape[-1])
+
+
+def spectra(*signals: np.ndarray) -> torch.Tensor:
+    """(len(signals), bins, frames) complex STFTs on the resynthesis grid (``SPECTRAL_N_FFT``, ``SPECTRAL_HOP``)."""
+    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
+    stacked = torch.from_numpy(np.stack([np.asarray(x, np.float64) for x in signals]))
+    return torch.stft(stacked, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+
+
+def resynthesised(stft: torch.Tensor, length: int) -> np.ndarray:
+    """(samples,) the inverse of ``spectra`` for one spectrum."""
+    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
+    return torch.istft(stft, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=length).numpy()
+
+
+def floor_at_room_tone(kept: torch.Tensor, source: torch.Tensor, sample_mask: np.ndarray, quantile: float,
+                       seconds: float | None = None) -> torch.Tensor:
+    """STFT ``kept`` raised to the source's room tone (``room_tone``, read outside ``sample_mask``,
+    within ``seconds`` of the edit when given; ``raise_to_floor``); unchanged when too little is left alone."""
+    near = None if seconds is None else round(seconds * SAMPLE_RATE / SPECTRAL_HOP)
+    floor = room_tone(source.abs(), stft_frame_mask(sample_mask, source.shape[-1]) < 0.5, quantile, near)
+    return kept if floor is None else raise_to_floor(kept, source, floor)
 
 
 def local_level(stft: torch.Tensor, level: Sequence[int]) -> torch.Tensor:
@@ -231,18 +247,12 @@ def blend_removal(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarra
 
     if task not in ("remove", "replace"):
         raise ValueError(f"removal gains make a remove or a replace, not {task!r}")
-    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
-    stft = torch.stft(torch.from_numpy(np.asarray(source, np.float64)), SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True,
-                      return_complex=True)
+    stft = spectra(source)[0]
     cell = {} if samples_per_cell is None else {"samples_per_cell": samples_per_cell}
     kept = stft * stft_gains(gains, SPECTRAL_N_FFT, SPECTRAL_HOP, stft.shape[-1], **cell).clamp(0, 1)
     if room_tone_quantile is not None:
-        near = None if room_tone_seconds is None else round(room_tone_seconds * SAMPLE_RATE / SPECTRAL_HOP)
-        floor = room_tone(stft.abs(), stft_frame_mask(sample_mask, stft.shape[-1]) < 0.5, room_tone_quantile, near)
-        if floor is not None:
-            kept = raise_to_floor(kept, stft, floor)
-    removed = torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=source.shape[-1]).numpy()
-    removed = blend_audio(removed, source, sample_mask if gain_mask is None else gain_mask)
+        kept = floor_at_room_tone(kept, stft, sample_mask, room_tone_quantile, room_tone_seconds)
+    removed = blend_audio(resynthesised(kept, source.shape[-1]), source, sample_mask if gain_mask is None else gain_mask)
     if task == "remove":
         return removed
     return blend_audio(with_new_sound(edited, source, removed, level), removed, sample_mask)
@@ -251,12 +261,9 @@ def blend_removal(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarra
 def with_new_sound(edited: np.ndarray, source: np.ndarray, removed: np.ndarray, level: Sequence[int] | None) -> np.ndarray:
     """(samples,) ``removed`` with the edit's bins wherever the edit's local level (``level``; bin by
     bin when None) is above the source's."""
-    window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
-    signals = torch.from_numpy(np.stack([edited, source, removed]).astype(np.float64))
-    stft = torch.stft(signals, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
+    stft = spectra(edited, source, removed)
     louder = local_level(stft[0], level) > local_level(stft[1], level) if level is not None else stft[0].abs() > stft[1].abs()
-    kept = torch.where(louder, stft[0], stft[2])
-    return torch.istft(kept, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, length=removed.shape[-1]).numpy()
+    return resynthesised(torch.where(louder, stft[0], stft[2]), removed.shape[-1])
 
 
 def blend_spectral(edited: np.ndarray, source: np.ndarray, sample_mask: np.ndarray, rule: str | None,

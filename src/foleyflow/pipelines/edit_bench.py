@@ -528,7 +528,7 @@ class RowPlan:
 
     def removal(self, method: str) -> str:
         """The editor's removal for a row: a marked region's (``region_removal``), or its default."""
-        return self.editor.config.region_removal if method == REGION else self.editor.config.removal
+        return self.editor.default_removal(method == REGION)
 
     def _blended_run(self, sample, method: str, scorer: ItemScorer, item, region):
         """An every-step run: an estimated mask is used as it accumulates, the region and the oracle as given.

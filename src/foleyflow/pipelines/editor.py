@@ -219,9 +219,14 @@ def check_localisation(mask: str, composite: str, mask_head: bool, objective: st
     check_compositing(composite, objective)
 
 
-def check_removal(removal: str, has_remover: bool) -> str:
+def check_removal_name(removal: str) -> str:
     if removal not in REMOVALS:
         raise InputError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}")
+    return removal
+
+
+def check_removal(removal: str, has_remover: bool) -> str:
+    check_removal_name(removal)
     if removal == "gains" and not has_remover:
         raise InputError("removal 'gains' needs an editor with a remover (foleyflow train localise, target removal-gains)")
     return removal
@@ -329,8 +334,7 @@ class Editor:
         ``region_removal`` for a region) for a remove or replace.
         """
         samples = audio_samples(audio)
-        default_removal = self.config.removal if region is None else self.config.region_removal
-        removal = check_removal(default_removal if removal is None else removal, self.remover is not None)
+        removal = check_removal(self.default_removal(region is not None) if removal is None else removal, self.remover is not None)
         if region is not None:
             if mask is not None:
                 raise InputError("give a region or a mask method, not both")
@@ -462,19 +466,27 @@ class Editor:
         """(windows, valid tokens, frames): the conditional rows of the recorded attention (CFG batches are cond..., uncond...)."""
         return recorder.token_frame_map()[: run.x_source.shape[0], : len(run.tokens)]
 
+    def default_removal(self, marked_region: bool) -> str:
+        """The config's removal for an edit: ``region_removal`` inside a region the user marks, else ``removal``."""
+        return self.config.region_removal if marked_region else self.config.removal
+
+    def by_gains(self, task: str | None, composite: str, removal: str | None = None) -> bool:
+        """Whether the remover's gains make this edit (a remove or replace, spectral compositing, ``removal``
+        "gains"; default the config's ``removal``)."""
+        removal = self.config.removal if removal is None else removal
+        return removal == "gains" and spectral(composite) and task in ("remove", "replace")
+
     def removes_by_gains(self, instruction: str, mask: str, composite: str, removal: str | None = None) -> bool:
         """Whether this edit is a remove made by the remover's gains alone: no network sampling, no decoding."""
-        removal = self.config.removal if removal is None else removal
-        return (removal == "gains" and spectral(composite) and mask in ("localiser", "none", REGION)
-                and instruction_task(instruction) == "remove")
+        task = instruction_task(instruction)
+        return task == "remove" and mask in ("localiser", "none", REGION) and self.by_gains(task, composite, removal)
 
     @torch.no_grad()
     def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str, removal: str | None = None) -> np.ndarray:
         """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows;
         a remove or replace by the remover's gains when ``removal`` (default: the config's) is "gains"."""
-        removal = self.config.removal if removal is None else removal
-        gains = self.removal_gains(run) if removal == "gains" and run.task in ("remove", "replace") else None
-        if gains is not None and spectral(composite):
+        if self.by_gains(run.task, composite, removal):
+            gains = self.removal_gains(run)
             sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
             # a remove keeps nothing of the network's content, so nothing is decoded
             out = run.samples if run.task == "remove" else self.decoded(run, mask, composite)

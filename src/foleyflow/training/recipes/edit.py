@@ -198,8 +198,6 @@ class EditRecipe:
 
     def _cached_dataset(self, triplets):
         """Latents of every source and target mix, encoded once (see the module docstring)."""
-        from accelerate import PartialState
-
         from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_text
 
         cache = FeatureCache(self.options.cache_dir)
@@ -207,14 +205,20 @@ class EditRecipe:
         # Triplets of a scene share its mixes: hash each (scene, mix) recipe once.
         mixes = list(dict.fromkeys((t["scene_id"], t[role]) for t in triplets.triplets for role in ("source", "target")))
         key = {mix: hash_text(triplets.mix_key(*mix)) for mix in mixes}
-        state = PartialState()
-        shard = mixes[state.process_index :: state.num_processes]
-        cache.fill("edit-latent", encoder, [(key[m], m) for m in shard], self._encode_mixes(triplets),
-                   self.options.encode_batch_size, state.is_main_process)
-        state.wait_for_everyone()
+        self.fill_shared(cache, "edit-latent", encoder, [(key[m], m) for m in mixes], self._encode_mixes(triplets))
         fields = [{role: ("edit-latent", key[(t["scene_id"], t[role])]) for role in ("source", "target")} for t in triplets.triplets]
         extras = [{"instruction": t["instruction"], "edit_spans": t["edit_spans"]} for t in triplets.triplets]
         return CachedFeatures(cache, {"edit-latent": encoder}, fields, extras)
+
+    def fill_shared(self, cache, kind: str, encoder: str, items, encode) -> None:
+        """``cache.fill`` split over the Accelerate processes (each its own share), then a barrier so
+        that every process reads a complete cache."""
+        from accelerate import PartialState
+
+        state = PartialState()
+        cache.fill(kind, encoder, items[state.process_index :: state.num_processes], encode, self.options.encode_batch_size,
+                   state.is_main_process)
+        state.wait_for_everyone()
 
     def _encode_mixes(self, triplets):
         def encode(mixes: list[tuple[str, str]]) -> list[dict[str, torch.Tensor]]:

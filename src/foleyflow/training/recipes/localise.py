@@ -102,17 +102,12 @@ class LocaliseRecipe(EditRecipe):
         dataset = super()._cached_dataset(triplets)
         if not self.removal:
             return dataset
-        from accelerate import PartialState
-
         from foleyflow.training.cache import hash_text
 
         encoder = hash_text(f"{LEVELS_KIND} {cell_levels.__module__} v1")
         pairs = [(t["scene_id"], t["source"]) for t in triplets.triplets]
         keys = [hash_text(triplets.mix_key(scene, mix) + "\x00" + triplets.mix_key(scene, BARE_SCENE)) for scene, mix in pairs]
-        state = PartialState()
-        todo = list(zip(keys, pairs))[state.process_index :: state.num_processes]
-        dataset.cache.fill(LEVELS_KIND, encoder, todo, self._levels(triplets), self.options.encode_batch_size, state.is_main_process)
-        state.wait_for_everyone()
+        self.fill_shared(dataset.cache, LEVELS_KIND, encoder, list(zip(keys, pairs)), self._levels(triplets))
         dataset.encoders[LEVELS_KIND] = encoder
         for fields, key in zip(dataset.items, keys):
             fields["levels"] = (LEVELS_KIND, key)
