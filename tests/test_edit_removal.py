@@ -191,7 +191,7 @@ def test_the_bench_removes_by_gains_without_sampling_except_in_a_marked_region()
     from editor_tiny import tiny_editor
     from test_edit_bench_masks import quieted_items
 
-    from foleyflow.pipelines.edit_bench import run_edit_bench
+    from foleyflow.pipelines.edit_bench import format_table, run_edit_bench
 
     torch.manual_seed(0)
     remover = EditLocaliser({**SMALL, "latent_channels": LATENT_CHANNELS, "latent_bins": LATENT_BINS, "per_bin": True})
@@ -203,3 +203,14 @@ def test_the_bench_removes_by_gains_without_sampling_except_in_a_marked_region()
     assert remove["oracle + every-step+spectral"]["nfe"] == 0  # the gains alone: no sampling
     assert remove["region + every-step+spectral"]["nfe"] == 2  # a marked region keeps the UNet (region_removal)
     assert replace["oracle + every-step+spectral"]["nfe"] == 2  # a replace samples its new sound
+    assert (report["removal"], report["region_removal"]) == ("gains", "unet")
+    assert ", removal gains (unet in a marked region);" in format_table(report)
+    # --removal: one way on every row, a marked region's included
+    by_gains = run_edit_bench(editor, items[:1], t_starts=(), resamples=10, methods=("region",), composites=("every-step+spectral",), removal="gains")
+    assert by_gains["tasks"]["remove"]["methods"]["region + every-step+spectral"]["nfe"] == 0
+    assert ", removal gains;" in format_table(by_gains)
+    by_unet = run_edit_bench(editor, items[:1], t_starts=(), resamples=10, methods=("oracle",), composites=("every-step+spectral",), removal="unet")
+    assert by_unet["tasks"]["remove"]["methods"]["oracle + every-step+spectral"]["nfe"] == 2
+    assert editor.config.removal == "gains"  # the caller's editor keeps its config
+    with pytest.raises(InputError, match="needs an editor with a remover"):
+        run_edit_bench(tiny_editor(steps=2), items[:1], t_starts=(), methods=("oracle",), composites=("every-step+spectral",), removal="gains")

@@ -98,6 +98,16 @@ def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
     assert code == 2 and "--cfg" in err
 
 
+@pytest.mark.parametrize("removal, message", [("erase", "removal must be one of"), ("gains", "needs an editor with a remover")])
+def test_bench_edit_rejects_a_bad_removal(cli, monkeypatch, model_dir, removal, message):
+    import foleyflow.pipelines.edit_bench as edit_bench
+
+    item = {"task": "remove", "source": np.zeros(1024, np.float32), "target": np.zeros(1024, np.float32), "instruction": "remove it"}
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda *args: [item])
+    code, _, err = cli("bench", "edit", "--model", str(model_dir), "--n", "1", "--tasks", "remove", "--removal", removal)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_bench_edit_rejects_bad_t_starts(cli, model_dir):
     code, _, err = cli("bench", "edit", "--model", str(model_dir), "--t-starts", "0.1,abc")
     assert code == 2 and "--t-starts" in err

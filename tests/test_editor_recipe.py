@@ -312,3 +312,19 @@ def test_source_dropout_hides_the_source_from_the_network_on_dropped_rows_only()
         torch.manual_seed(3)  # with 0.9, all three rows of this draw drop
         recipe.losses(modules, batch, "main", 0)
         assert sum(bool(torch.all(row == 0)) for row in seen[0][:, source.shape[1]:]) == dropped
+
+
+class _RecordingTriplets:
+    """A data set factory that records the arguments the recipe gives it."""
+
+    seen: dict = {}
+
+    def __init__(self, **kwargs):
+        _RecordingTriplets.seen = kwargs
+
+
+def test_the_data_root_expands_foleyflow_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLEYFLOW_HOME", str(tmp_path))
+    data = {"factory": "test_editor_recipe:_RecordingTriplets", "root": "$FOLEYFLOW_HOME/datasets/editing-15k"}
+    EditRecipe(**TINY, data=data, train_triplets=7).dataset("train")
+    assert _RecordingTriplets.seen == {"root": str(tmp_path / "datasets" / "editing-15k"), "split": "train", "max_triplets": 7}

@@ -47,7 +47,7 @@ from foleyflow.audio.mel import log_mel
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.pipelines.compositing import blend, check_mode, every_step
-from foleyflow.pipelines.editor import Editor
+from foleyflow.pipelines.editor import Editor, check_removal
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
@@ -374,6 +374,7 @@ def run_edit_bench(
     per_triplet: bool = False,
     presence=None,
     cfg_scale: float | None = None,
+    removal: str | None = None,
 ) -> dict[str, Any]:
     """Rows: the plain recipe at each t_start ("none"), the ddpm baseline, and each mask method x
     compositing mode with the oracle beside them (``RowPlan``). ``methods=None``: every method
@@ -384,8 +385,10 @@ def run_edit_bench(
     ``perfect_sampler_audio`` (``test_triplets(perfect_sampler=True)``) get that reference row;
     ``presence`` (an ``evaluation.presence.ClassPresence``) adds each row's change in the edited
     classes' presence from the source, with the true target's beside it. ``cfg_scale`` guides
-    every editor of the run (the model and the baseline) at that scale instead of its own."""
-    editor = with_guidance(_load(model), cfg_scale)
+    every editor of the run (the model and the baseline) at that scale instead of its own;
+    ``removal`` ("unet" | "gains") removes that way on every row, a marked region's included,
+    instead of the model's ``removal`` and ``region_removal``."""
+    editor = with_removal(with_guidance(_load(model), cfg_scale), removal)
     methods = default_methods(editor) if methods is None else list(methods)
     triplets = list(triplets)
     plan = RowPlan(editor, with_guidance(_load(baseline), cfg_scale) if baseline is not None else None, steps or editor.config.steps,
@@ -428,6 +431,9 @@ def run_edit_bench(
         report[f"{task}_scoring"] = ALIGNED_SCORING if task in aligned else "true target"
     report["t_start"] = editor.config.t_start
     report["cfg_scale"] = editor.config.cfg_scale
+    if editor.remover is not None and any(task in scores for task in ("remove", "replace")):
+        report["removal"] = editor.config.removal
+        report["region_removal"] = editor.config.region_removal
     if REGION in methods:
         report["region_t_start"] = editor.config.region_t_start
     return report
@@ -672,7 +678,7 @@ def _presence_figure(changes: np.ndarray | None, resamples: int, seed: int) -> d
 def format_table(report: Mapping[str, Any]) -> str:
     """A Markdown table: one row per task and method, the oracle mask's gap beside each masked row."""
     lines = [
-        f"steps {report['steps']}{_guidance_clause(report)}{_t_start_clause(report)}; L1 = log-mel L1 to the true target"
+        f"steps {report['steps']}{_guidance_clause(report)}{_t_start_clause(report)}{_removal_clause(report)}; L1 = log-mel L1 to the true target"
         " (lower is better); gap closed = (identity - method) / (identity - floor), 95% bootstrap CI;"
         " vs no edit = the method's L1 minus the unedited source's, per triplet (below 0: better than no edit);"
         " region move = inside the true edit region, the kept latent's distance to the target latent over the source's"
@@ -743,6 +749,14 @@ def _t_start_clause(report: Mapping[str, Any]) -> str:
     return f", t_start {report['t_start']} for the mask rows{region}"
 
 
+def _removal_clause(report: Mapping[str, Any]) -> str:
+    """", removal gains (unet in a marked region)" for an editor with a remover; else nothing."""
+    if "removal" not in report:
+        return ""
+    region = f" ({report['region_removal']} in a marked region)" if report["region_removal"] != report["removal"] else ""
+    return f", removal {report['removal']}{region}"
+
+
 def _ci(estimate: Mapping[str, float]) -> str:
     return f"{estimate['value']:.3f} [{estimate['ci95_low']:.3f}, {estimate['ci95_high']:.3f}]"
 
@@ -763,6 +777,17 @@ def with_guidance(editor: Editor, cfg_scale: float | None) -> Editor:
     guided = copy.copy(editor)
     guided.config = dataclasses.replace(editor.config, cfg_scale=cfg_scale)
     return guided
+
+
+def with_removal(editor: Editor, removal: str | None) -> Editor:
+    """``editor`` removing by ``removal`` everywhere, a marked region's included (None: as its
+    config says); a shallow copy, as ``with_guidance``."""
+    if removal is None:
+        return editor
+    check_removal(removal, editor.remover is not None)
+    chosen = copy.copy(editor)
+    chosen.config = dataclasses.replace(editor.config, removal=removal, region_removal=removal)
+    return chosen
 
 
 def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, Any], row_b: str,

@@ -129,6 +129,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--cfg", "cfg_scale", type=click.FloatRange(min=0), default=None, help="Guidance scale of every editor in the run (default: each model's own).")
 @click.option("--t-starts", default="0,0.01,0.1", show_default=True, help="t_start values of the plain recipe (mask none); '': the model's.")
 @click.option("--methods", default=None, help="Comma-separated mask methods: none, learned, localiser, diffedit, attention, oracle (default: all the model can run).")
+@click.option("--removal", default=None, help="How every row removes: 'unet' (the network's content) or 'gains' (the editor's remover), a marked region's rows included (default: the model's removal and region_removal).")
 @click.option("--composite", "composites", default=None, help="Comma-separated compositing modes of the mask rows (default: every mode but none).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Editing set folder (default: the one `foleyflow data build` wrote).")
@@ -141,7 +142,7 @@ def _write_spectrogram(path, audio_path, source, result, with_mask: bool = False
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--per-triplet", is_flag=True, help="With --json: each row's L1 triplet by triplet, and the triplets' ids (to pair two runs on the same triplets).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file (BENCHMARKS.md) whose section for these rows is replaced.")
-def bench_edit(count, tasks, model, baseline, steps, cfg_scale, t_starts, methods, composites, split, data_dir, seed, replace_onset, ceiling,
+def bench_edit(count, tasks, model, baseline, steps, cfg_scale, t_starts, methods, removal, composites, split, data_dir, seed, replace_onset, ceiling,
                perfect_sampler, tagger, as_json, per_triplet, output) -> None:
     """Editing benchmark on held-out triplets: log-mel L1 to the true target and the gap closed."""
     import shlex
@@ -152,24 +153,27 @@ def bench_edit(count, tasks, model, baseline, steps, cfg_scale, t_starts, method
     from foleyflow.pipelines.edit_bench import MASKED_COMPOSITES, TASKS, format_table, run_edit_bench, test_triplets
     from foleyflow.pipelines.masks import BENCH_METHODS, check_method
     from foleyflow.pipelines.compositing import check_mode
+    from foleyflow.pipelines.editor import check_removal_name
 
     values = _parse_t_starts(t_starts)
     method_list = None if methods is None else [check_method(m, BENCH_METHODS) for m in _names(methods, "--methods")]
     composite_list = list(MASKED_COMPOSITES) if composites is None else [check_mode(c) for c in _names(composites, "--composite")]
     task_list = list(TASKS) if tasks is None else _names(tasks, "--tasks")
+    if removal is not None:
+        check_removal_name(removal)
     if count < len(task_list):
         raise InputError(f"--n {count} is less than one triplet per task ({len(task_list)} tasks)")
     presence = None if tagger == "none" else ClassPresence.from_pretrained(tagger)
     triplets = test_triplets(split, count, seed, data_dir, task_list, replace_onset, perfect_sampler)
     report = run_edit_bench(model, triplets, baseline=baseline, steps=steps, t_starts=values, seed=seed, methods=method_list,
                             composites=composite_list, progress=True, ceiling=ceiling, per_triplet=per_triplet, presence=presence,
-                            cfg_scale=cfg_scale)
+                            cfg_scale=cfg_scale, removal=removal)
     table = format_table(report)
     click.echo(json.dumps(report, indent=2) if as_json else table)
     if output:
         command = "foleyflow bench edit " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["bench", "edit"] else "foleyflow bench edit"
         # The model is in the title when it is not the shipped one, so two models keep two sections.
-        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "") + ("; perfect sampler" if perfect_sampler else "") + (f"; replace onset {replace_onset}" if replace_onset != "aligned" else "")
+        part = (f"model {model}; " if model != "default" else "") + (f"tasks {tasks}; " if tasks is not None else "") + (f"removal {removal}; " if removal is not None else "") + f"methods {methods or 'all'}; composite {composites or 'all'}; t_starts {t_starts or 'none'}; n {count}" + ("; ceiling" if ceiling else "") + ("; perfect sampler" if perfect_sampler else "") + (f"; replace onset {replace_onset}" if replace_onset != "aligned" else "")
         write_section(output, f"Editor benchmark ({part})", f"`{command}`\n\nMachine: {machine_description()}.\n\n{table}")
 
 

@@ -50,6 +50,7 @@ from foleyflow.pipelines.edit_network import UNetNoise, UNetVelocity
 from foleyflow.pipelines.masks import ground_truth_latent_mask
 from foleyflow.pipelines.editor import NULL_INSTRUCTION, OBJECTIVES, Editor, EditorConfig
 from foleyflow.pipelines.editor_io import DEFAULT_TEXT_ENCODER, build_component
+from foleyflow.training.config import expand_path
 
 TIME_SAMPLINGS = tuple(mode.value for mode in TimeSampling)
 DEFAULT_DATA = {"factory": "foleyflow.data.datasets:TripletDataset"}  # the triplet set `foleyflow data build` wrote
@@ -186,6 +187,8 @@ class EditRecipe:
             raise InputError("recipe_options.data must name the triplet data set ({\"factory\": ...})")
         limit = self.options.train_triplets if split == "train" else self.options.val_triplets
         spec = {**self.options.data, "split": split, **({"max_triplets": limit} if limit is not None else {})}
+        if "root" in spec:  # another build of the set, e.g. "$FOLEYFLOW_HOME/datasets/editing-15k"
+            spec["root"] = expand_path(str(spec["root"]))
         triplets = build_component(spec, "edit data set")
         if not self.options.cache or not hasattr(triplets, "mix_key"):
             return triplets
