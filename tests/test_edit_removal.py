@@ -167,6 +167,7 @@ def test_the_remover_config_parses_and_fits_the_default_editor():
     config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "remover-cpu.json")
     recipe = LocaliseRecipe(config.recipe_options)
     assert config.recipe == "localise" and recipe.removal and recipe.localiser_config.per_bin
+    assert config.export_best  # model-best/ too: the lowest validation loss came before the last step (session 24)
     assert recipe.localiser_config.latent_channels == 8 and recipe.localiser_config.text_dim == 384
     assert recipe.options.data["tasks"] == ["remove", "replace"]
 
