@@ -215,3 +215,41 @@ def test_the_bench_removes_by_gains_without_sampling_except_in_a_marked_region()
     assert editor.config.removal == "gains"  # the caller's editor keeps its config
     with pytest.raises(InputError, match="needs an editor with a remover"):
         run_edit_bench(tiny_editor(steps=2), items[:1], t_starts=(), methods=("oracle",), composites=("every-step+spectral",), removal="gains")
+
+
+def test_the_cached_levels_are_computed_once_per_mix_and_match_cell_levels(tmp_path):
+    """Four removal triplets of one scene share its three mixes: each mix is rendered once for the
+    levels (the bare scene serves both source mixes), and the batch carries its cells' levels."""
+    samples = FRAMES * SAMPLES_PER_FRAME
+    rng = np.random.default_rng(0)
+    audio = {mix: (0.1 * rng.standard_normal(samples)).astype(np.float32) for mix in ("X", "XA", "XB")}
+
+    class MixTriplets:
+        def __init__(self):
+            self.renders = []
+            span = [[0, samples // 2]]
+            self.triplets = [
+                {"scene_id": "s", "source": "XA", "target": "X", "instruction": "Remove the a", "edit_spans": span},
+                {"scene_id": "s", "source": "XA", "target": "XB", "instruction": "Replace the a with b", "edit_spans": span + span},
+                {"scene_id": "s", "source": "XB", "target": "X", "instruction": "Remove the b", "edit_spans": span},
+                {"scene_id": "s", "source": "XB", "target": "XA", "instruction": "Replace the b with a", "edit_spans": span + span},
+            ]
+
+        def mix_key(self, scene, mix):
+            return f"{scene}/{mix}"
+
+        def render(self, scene, mix):
+            self.renders.append(mix)
+            return audio[mix]
+
+    recipe = _recipe(tmp_path)
+    recipe.options.cache_dir = str(tmp_path / "cache")
+    triplets = MixTriplets()
+    dataset = recipe._cached_dataset(triplets)
+    assert sorted(triplets.renders) == ["X", "X", "XA", "XA", "XB", "XB"]  # once for the latents, once for the levels
+    batch = recipe.collate([dataset[i] for i in range(4)])
+    for row, source in enumerate(("XA", "XA", "XB", "XB")):
+        expected_source, expected_kept = (cell_levels(audio[m])[0].half().float() for m in (source, "X"))
+        assert torch.allclose(batch["source_levels"][row], expected_source, rtol=2e-3)
+        assert torch.allclose(batch["kept_levels"][row], expected_kept, rtol=2e-3)
+    assert batch["instruction"] == ["Remove the a", "Remove the a", "Remove the b", "Remove the b"]  # a replace asked as a removal

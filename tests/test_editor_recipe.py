@@ -328,3 +328,15 @@ def test_the_data_root_expands_foleyflow_home(tmp_path, monkeypatch):
     data = {"factory": "test_editor_recipe:_RecordingTriplets", "root": "$FOLEYFLOW_HOME/datasets/editing-15k"}
     EditRecipe(**TINY, data=data, train_triplets=7).dataset("train")
     assert _RecordingTriplets.seen == {"root": str(tmp_path / "datasets" / "editing-15k"), "split": "train", "max_triplets": 7}
+
+
+def test_the_shared_cache_fill_hands_out_each_key_once():
+    """Before sharding over processes: a key two triplets share must not land in two shares."""
+
+    class Recording:
+        def fill(self, kind, encoder, items, encode, batch_size, progress):
+            self.items = items
+
+    cache = Recording()
+    EditRecipe(**TINY).fill_shared(cache, "kind", "enc", [("k1", "a"), ("k2", "b"), ("k1", "a"), ("k3", "c")], encode=None)
+    assert cache.items == [("k1", "a"), ("k2", "b"), ("k3", "c")]

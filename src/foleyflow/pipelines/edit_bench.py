@@ -769,25 +769,26 @@ def _load(model) -> Editor:
     return model if isinstance(model, Editor) else Editor.from_pretrained(model)
 
 
+def with_config(editor: Editor, **changes) -> Editor:
+    """A shallow copy of ``editor`` with these config fields changed, so that an editor the caller
+    passed in keeps its config."""
+    changed = copy.copy(editor)
+    changed.config = dataclasses.replace(editor.config, **changes)
+    return changed
+
+
 def with_guidance(editor: Editor, cfg_scale: float | None) -> Editor:
-    """``editor`` guided at ``cfg_scale`` unless told otherwise (None: its own scale); a shallow
-    copy, so an editor the caller passed in keeps its config."""
-    if cfg_scale is None:
-        return editor
-    guided = copy.copy(editor)
-    guided.config = dataclasses.replace(editor.config, cfg_scale=cfg_scale)
-    return guided
+    """``editor`` guided at ``cfg_scale`` unless told otherwise (None: its own scale)."""
+    return editor if cfg_scale is None else with_config(editor, cfg_scale=cfg_scale)
 
 
 def with_removal(editor: Editor, removal: str | None) -> Editor:
     """``editor`` removing by ``removal`` everywhere, a marked region's included (None: as its
-    config says); a shallow copy, as ``with_guidance``."""
+    config says)."""
     if removal is None:
         return editor
     check_removal(removal, editor.remover is not None)
-    chosen = copy.copy(editor)
-    chosen.config = dataclasses.replace(editor.config, removal=removal, region_removal=removal)
-    return chosen
+    return with_config(editor, removal=removal, region_removal=removal)
 
 
 def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, Any], row_b: str,

@@ -55,12 +55,11 @@ def save_editor(editor, folder: str | os.PathLike, card: str | None = None) -> P
     weights = {f"unet.{key}": value for key, value in editor.unet.state_dict().items()}
     if isinstance(editor.text_encoder, torch.nn.Module):
         weights.update({f"text_encoder.{key}": value for key, value in lora_state_dict(editor.text_encoder).items()})
-    if editor.localiser is not None:
-        config["localiser"] = editor.localiser.config.to_dict()
-        weights.update({f"localiser.{key}": value for key, value in editor.localiser.state_dict().items()})
-    if editor.remover is not None:
-        config["remover"] = editor.remover.config.to_dict()
-        weights.update({f"remover.{key}": value for key, value in editor.remover.state_dict().items()})
+    for role in ("localiser", "remover"):  # the two EditLocaliser networks, each under its own prefix
+        network = getattr(editor, role)
+        if network is not None:
+            config[role] = network.config.to_dict()
+            weights.update({f"{role}.{key}": value for key, value in network.state_dict().items()})
     return save_model_folder(folder, weights, config, card)
 
 

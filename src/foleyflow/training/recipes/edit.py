@@ -214,10 +214,12 @@ class EditRecipe:
         return CachedFeatures(cache, {"edit-latent": encoder}, fields, extras)
 
     def fill_shared(self, cache, kind: str, encoder: str, items, encode) -> None:
-        """``cache.fill`` split over the Accelerate processes (each its own share), then a barrier so
-        that every process reads a complete cache."""
+        """``cache.fill`` split over the Accelerate processes (each its own share of the distinct
+        keys, so no two compute the same entry), then a barrier so that every process reads a
+        complete cache."""
         from accelerate import PartialState
 
+        items = list(dict(items).items())  # distinct keys (triplets share mixes), in first-seen order
         state = PartialState()
         cache.fill(kind, encoder, items[state.process_index :: state.num_processes], encode, self.options.encode_batch_size,
                    state.is_main_process)

@@ -116,11 +116,15 @@ class LocaliseRecipe(EditRecipe):
     @staticmethod
     def _levels(triplets):
         def levels(pairs: list[tuple[str, str]]) -> list[dict[str, torch.Tensor]]:
-            out = []
-            for scene, mix in pairs:
-                both = cell_levels(torch.stack([torch.as_tensor(triplets.render(scene, m)) for m in (mix, BARE_SCENE)]))
-                out.append({"log_source": both[0].clamp(min=1e-12).log().half(), "log_kept": both[1].clamp(min=1e-12).log().half()})
-            return out
+            log_levels = {}  # (scene, mix) -> log cell levels: a scene's two source mixes share its bare mix
+
+            def log_of(scene: str, mix: str) -> torch.Tensor:
+                if (scene, mix) not in log_levels:
+                    audio = torch.as_tensor(triplets.render(scene, mix))
+                    log_levels[(scene, mix)] = cell_levels(audio)[0].clamp(min=1e-12).log().half()
+                return log_levels[(scene, mix)]
+
+            return [{"log_source": log_of(scene, mix), "log_kept": log_of(scene, BARE_SCENE)} for scene, mix in pairs]
 
         return levels
 
