@@ -18,18 +18,27 @@ Output folder (``$FOLEYFLOW_HOME/datasets/editing`` by default):
 
 Everything is drawn from ``numpy.random.default_rng([seed, split, index])``, so a build is
 identical however it is chunked, parallelised or resumed.
+
+``speed_range`` (train scenes of composed corpora only) plays each part at a speed drawn
+log-uniformly in [1 / (1 + s), 1 + s], pitch and tempo together: a recording heard in many
+scenes is then heard at many speeds, which is what a model that memorises its few recordings
+lacks. The speeds come from a stream of their own, ``[seed, split, index, 2]``, so everything
+else a scene draws is the same as without them, and val and test scenes never change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import shutil
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -63,6 +72,15 @@ class BuildConfig:
     max_base_events: int = 3
     event_seconds: float = 4.0
     chunk_size: int = 64
+    speed_range: float = 0.0  # train scenes' parts play at speeds in [1 / (1 + s), 1 + s] (module docstring)
+
+    def settings(self) -> dict:
+        """The config as a build records it; a zero ``speed_range`` is left out, so that builds made
+        before speeds existed still resume."""
+        settings = asdict(self)
+        if not self.speed_range:
+            del settings["speed_range"]
+        return settings
 
     def bases_per_split(self) -> dict[str, int]:
         val = round(self.bases * self.val_fraction)
@@ -128,24 +146,36 @@ def _loudest_window(audio: np.ndarray, length: int) -> int:
     return int(min(np.argmax(sums) * FRAME, len(audio) - length))
 
 
-def _event_part(rng, clip: ClipRecord, bank, gain: float, event_samples: int) -> Part:
+def _event_part(rng, clip: ClipRecord, bank, gain: float, event_samples: int, speed: float = 1.0) -> Part:
     audio = bank(clip.clip_id)
+    window = int(round(event_samples * speed))  # the clip samples that last event_samples at this speed
     offset, length = 0, 0
-    if len(audio) > event_samples:
-        offset, length = _loudest_window(audio, event_samples), event_samples
-    used = length or len(audio)
+    if len(audio) > window:
+        offset, length = _loudest_window(audio, window), window
+    used = len(segment(audio, Part(clip.clip_id, 0, gain, offset, length, speed=speed)))
     onset = int(rng.integers(0, max(1, NUM_SAMPLES - used + 1)))
-    return Part(clip.clip_id, onset, gain, offset, length)
+    return Part(clip.clip_id, onset, gain, offset, length, speed=speed)
 
 
-def _composed_base(rng, pools: Pools, bank, config: BuildConfig) -> tuple[list[Part], list[str], list[str], list[str]]:
+def scene_speeds(config: BuildConfig, split: str, index: int) -> Iterator[float]:
+    """The speeds of a scene's parts in the order they are drawn: all 1 unless ``speed_range`` is
+    set and the scene is a train scene (module docstring)."""
+    if config.speed_range <= 0 or split != "train":
+        return itertools.repeat(1.0)
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), index, 2])
+    bound = math.log1p(config.speed_range)
+    return (round(float(np.exp(rng.uniform(-bound, bound))), 4) for _ in itertools.count())
+
+
+def _composed_base(rng, pools: Pools, bank, config: BuildConfig,
+                   speeds: Iterator[float]) -> tuple[list[Part], list[str], list[str], list[str]]:
     parts, labels, sentences, roles = [], [], [], []
     use_bed = bool(pools.beds) and rng.random() < config.bed_probability
     if use_bed:
         label = _pick(rng, sorted(pools.beds))
         clip = _pick(rng, pools.beds[label])
         offset = int(rng.integers(0, max(1, clip.num_samples // 2)))
-        parts.append(Part(clip.clip_id, 0, _db(rng.uniform(*BED_DB_RANGE)), offset, 0, loop=True))
+        parts.append(Part(clip.clip_id, 0, _db(rng.uniform(*BED_DB_RANGE)), offset, 0, loop=True, speed=next(speeds)))
         labels.append(label)
         sentences.append(_pick(rng, list(sound_class(label).sentences)))
         roles.append(BED)
@@ -153,7 +183,7 @@ def _composed_base(rng, pools: Pools, bank, config: BuildConfig) -> tuple[list[P
     event_samples = int(config.event_seconds * SAMPLE_RATE)
     for label in _pick_labels(rng, pools.events, n_events, set(labels)):
         clip = _pick(rng, pools.events[label])
-        parts.append(_event_part(rng, clip, bank, _db(rng.uniform(*EVENT_DB_RANGE)), event_samples))
+        parts.append(_event_part(rng, clip, bank, _db(rng.uniform(*EVENT_DB_RANGE)), event_samples, next(speeds)))
         labels.append(label)
         sentences.append(_pick(rng, list(sound_class(label).sentences)))
         roles.append(EVENT)
@@ -213,10 +243,11 @@ def another_clip_of_class(scene: Scene, name: str, x: np.ndarray, clips: list[Cl
 def draw_scene(index: int, split: str, pools: Pools, bank, config: BuildConfig) -> Scene:
     """Base X and events A, B for scene ``index`` of ``split`` (deterministic in seed, split, index)."""
     rng = np.random.default_rng([config.seed, SPLITS.index(split), index])
+    speeds = scene_speeds(config, split, index) if not pools.captioned else itertools.repeat(1.0)
     if pools.captioned:
         parts, labels, sentences, roles = _captioned_base(rng, pools)
     else:
-        parts, labels, sentences, roles = _composed_base(rng, pools, bank, config)
+        parts, labels, sentences, roles = _composed_base(rng, pools, bank, config, speeds)
     parts = _limit_peak(parts, bank, BASE_PEAK)
     x = render_parts(parts, bank)
     event_samples = int(config.event_seconds * SAMPLE_RATE)
@@ -224,7 +255,7 @@ def draw_scene(index: int, split: str, pools: Pools, bank, config: BuildConfig) 
     for name, label in zip("AB", _pick_labels(rng, pools.events, 2, set(labels))):
         clip = _pick(rng, [c for c in pools.events[label] if c.clip_id not in {p.clip_id for p in parts}] or pools.events[label])
         relative_db = float(rng.uniform(*EDIT_DB_RANGE))
-        draft = _event_part(rng, clip, bank, 1.0, event_samples)
+        draft = _event_part(rng, clip, bank, 1.0, event_samples, next(speeds))
         part = replace(draft, gain=_edit_gain(x, draft, bank, relative_db))
         sound = adhoc_class(clip.caption) if clip.role == CLIP else sound_class(label)
         events[name] = {"part": part, "label": label, "relative_db": relative_db,
@@ -311,7 +342,7 @@ def build_editing_set(corpus_dir: str | Path, out_dir: str | Path, config: Build
     corpus_dir, out_dir = Path(corpus_dir).resolve(), Path(out_dir)
     clips = read_clips(corpus_dir)
     _check_pools(clips, config)
-    settings = {"config": asdict(config), "corpus_dir": str(corpus_dir), "corpus": corpus_fingerprint(corpus_dir)}
+    settings = {"config": config.settings(), "corpus_dir": str(corpus_dir), "corpus": corpus_fingerprint(corpus_dir)}
     chunks = _prepare_out(out_dir, settings, force)
     tasks = []
     for split, count in config.bases_per_split().items():
@@ -320,7 +351,7 @@ def build_editing_set(corpus_dir: str | Path, out_dir: str | Path, config: Build
             if not path.is_file():  # resume: finished chunks are kept
                 tasks.append((split, start, min(count, start + config.chunk_size), str(path)))
     began = time.perf_counter()
-    rendered = _run_chunks(tasks, str(corpus_dir), asdict(config), workers, progress)
+    rendered = _run_chunks(tasks, str(corpus_dir), config.settings(), workers, progress)
     wall = time.perf_counter() - began
     scenes, triplets = _merge_chunks(chunks, config)
     if scorer is None:

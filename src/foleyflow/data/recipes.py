@@ -1,7 +1,8 @@
 """Scene recipes and their deterministic rendering (SPEC 3).
 
 A *part* places one corpus clip in the 10.24 s frame: which samples of the clip, where, at
-which linear gain, and whether it loops (beds fill the frame). A *scene* is the base clip X
+which linear gain, at which speed (a training augmentation; 1 in held-out scenes), and whether
+it loops (beds fill the frame). A *scene* is the base clip X
 (a list of parts) plus the two single-event parts A and B drawn for it. The three mixes
 
     X,   X + A = parts(X) + [A],   X + B = parts(X) + [B]
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+import soxr
+
 from foleyflow.audio.io import SAMPLE_RATE, load_audio
 from foleyflow.audio.mel import TANGO_NUM_SAMPLES
 
@@ -46,17 +49,22 @@ SIX_TRIPLETS = (
 
 @dataclass(frozen=True)
 class Part:
-    """One clip placed in the frame: ``clip[offset : offset + length] * gain`` starting at ``onset``."""
+    """One clip placed in the frame: ``clip[offset : offset + length] * gain`` starting at ``onset``,
+    played ``speed`` times as fast (pitch and tempo together, as a tape would)."""
 
     clip_id: str
     onset: int
     gain: float
     offset: int = 0
-    length: int = 0  # 0: to the clip's end
+    length: int = 0  # 0: to the clip's end; in the clip's own samples, before the speed change
     loop: bool = False  # tile the segment (with a crossfade) until the frame is full
+    speed: float = 1.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        row = asdict(self)
+        if self.speed == 1.0:  # recipes written before speeds existed keep their JSON, and so their cache keys
+            del row["speed"]
+        return row
 
     @classmethod
     def from_dict(cls, row: dict) -> "Part":
@@ -84,8 +92,18 @@ class ClipBank:
 
 
 def segment(audio: np.ndarray, part: Part) -> np.ndarray:
+    """The samples of ``audio`` that ``part`` plays, at its speed (everything that measures a part's
+    audio, its span and its level, reads it through here)."""
     end = len(audio) if part.length <= 0 else part.offset + part.length
-    return audio[part.offset : end]
+    return change_speed(audio[part.offset : end], part.speed)
+
+
+def change_speed(audio: np.ndarray, speed: float) -> np.ndarray:
+    """``audio`` played ``speed`` times as fast: read as if recorded at ``speed`` x the sample rate and
+    resampled (soxr) back, so that duration scales by 1/speed and every frequency by speed."""
+    if speed == 1.0 or len(audio) == 0:
+        return audio
+    return soxr.resample(audio, SAMPLE_RATE * speed, SAMPLE_RATE, quality="HQ").astype(np.float32)
 
 
 def loop_to_length(audio: np.ndarray, length: int, crossfade: int = LOOP_CROSSFADE) -> np.ndarray:

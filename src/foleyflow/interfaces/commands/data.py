@@ -75,6 +75,8 @@ def _clap_filter(model: str, threshold: str | None):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--chunk-size", default=64, show_default=True, type=click.IntRange(min=1), help="Scenes per resumable chunk.")
+@click.option("--speed-range", default=0.0, show_default=True, type=click.FloatRange(min=0.0, max=1.0),
+              help="Augment train scenes: each part plays at a speed in [1/(1+S), 1+S] (pitch and tempo); val and test unchanged.")
 @click.option("--force", is_flag=True, help="Discard a previous build in OUT instead of resuming it.")
 @click.option("--materialize", is_flag=True, help="Also write every scene's three mixes as WAVs under OUT/audio/.")
 @click.option("--clap", "clap_model", default="default", show_default=True,
@@ -84,7 +86,7 @@ def _clap_filter(model: str, threshold: str | None):
                    " 'calibrated': the threshold measured for this CLAP on held-out pairs (its config.json).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def build(source: str, corpus_dir: str | None, out_dir: str | None, bases: int, seed: int, workers: int,
-          chunk_size: int, force: bool, materialize: bool, clap_model: str, clap_threshold: str, no_progress: bool) -> None:
+          chunk_size: int, speed_range: float, force: bool, materialize: bool, clap_model: str, clap_threshold: str, no_progress: bool) -> None:
     """Build the editing triplets (six per base clip) as recipes; resumable and idempotent."""
     from foleyflow.data.builder import BuildConfig, build_editing_set
     from foleyflow.data.paths import default_corpus_dir, default_editing_dir
@@ -101,7 +103,7 @@ def build(source: str, corpus_dir: str | None, out_dir: str | None, bases: int, 
             fetch_corpus(corpus, ("synthetic",), workers=1, progress=False, say=lambda _: None)
     else:
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
-    config = BuildConfig(bases=bases, seed=seed, chunk_size=chunk_size)
+    config = BuildConfig(bases=bases, seed=seed, chunk_size=chunk_size, speed_range=speed_range)
     began = time.perf_counter()
     build_editing_set(corpus, out, config, workers=workers, force=force, progress=not no_progress, scorer=scorer,
                       clap_threshold=threshold, skipped_reason="--clap none")
