@@ -40,6 +40,41 @@ def test_splits_never_divide_a_recording():
     assert {c.split for c in assign_splits(two_recordings)} == {"train"}
 
 
+def _cow_clips(recordings: range) -> list[ClipRecord]:
+    return [ClipRecord(f"c{i}", "cow", "event", ["x"], "s", "p", "l", f"rec{i}") for i in recordings]
+
+
+def test_a_growing_corpus_keeps_its_recordings_splits_and_fills_the_shares_with_new_ones():
+    first = assign_splits(_cow_clips(range(20)))
+    kept = {(c.label, c.recording): c.split for c in first}
+    plain = {c.recording: c.split for c in assign_splits(_cow_clips(range(40)))}
+    grown = {c.recording: c.split for c in assign_splits(_cow_clips(range(40)), kept=kept)}
+    assert any(plain[r] != s for (_, r), s in kept.items())  # the plain rule would move some
+    assert all(grown[r] == s for (_, r), s in kept.items())
+    counts = {s: sum(v == s for v in grown.values()) for s in ("train", "val", "test")}
+    assert counts == {"train": 32, "val": 4, "test": 4}  # 10% each of 40, as without history
+    assert [c.split for c in assign_splits(_cow_clips(range(20)), kept={})] == [c.split for c in first]
+
+
+def test_fetching_again_keeps_the_splits_the_corpus_had(tmp_path):
+    import json
+
+    from foleyflow.data.manifest import read_clips
+    from foleyflow.interfaces.cli import main
+
+    fetch = ["data", "fetch", "--source", "synthetic", "--corpus", str(tmp_path), "--workers", "1", "--no-progress"]
+    assert main(fetch) == 0
+    rows = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
+    moved = next(row for row in rows if row["split"] == "train")
+    for row in rows:  # as if an earlier corpus had held this recording out
+        if row["recording"] == moved["recording"] and row["label"] == moved["label"]:
+            row["split"] = "test"
+    (tmp_path / "clips.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(fetch) == 0
+    again = {c.clip_id: c.split for c in read_clips(tmp_path)}
+    assert again == {row["clip_id"]: row["split"] for row in rows}
+
+
 def _wav_bytes(seconds=0.5, rate=22050):
     buffer = io.BytesIO()
     sf.write(buffer, (0.3 * np.sin(np.arange(int(seconds * rate)) / 5)).astype(np.float32), rate, format="WAV", subtype="PCM_16")

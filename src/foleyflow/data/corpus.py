@@ -20,14 +20,14 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from tqdm import tqdm
 
 from foleyflow.atomic import atomic_path
 from foleyflow.audio.io import SAMPLE_RATE, to_mono_at_rate, write_wav
-from foleyflow.data.manifest import SPLITS, ClipRecord, write_clips
+from foleyflow.data.manifest import CLIPS_FILE, SPLITS, ClipRecord, read_clips, write_clips
 from foleyflow.data.ontology import BED, EVENT
 
 CLIP = "clip"  # a whole captioned recording (ingested corpora): X as it is, or the source of A/B windows
@@ -152,30 +152,43 @@ def _stable_fraction(text: str) -> float:
     return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def assign_splits(clips: list[ClipRecord], val_fraction: float = 0.1, test_fraction: float = 0.1) -> list[ClipRecord]:
+def assign_splits(clips: list[ClipRecord], val_fraction: float = 0.1, test_fraction: float = 0.1,
+                  kept: Mapping[tuple[str, str], str] | None = None) -> list[ClipRecord]:
     """Split by recording within each class, so val and test hear recordings train never hears.
 
-    Recordings of a class are ordered by a hash of their name (stable, seed-free). A class
-    with at least three recordings gives val and test at least one each; a class with fewer
-    stays in train (listed by ``foleyflow data stats``).
+    Recordings of a class are ordered by a hash of their name (stable, seed-free) and fill val,
+    then test, then train. A class with at least three recordings gives val and test at least one
+    each; a class with fewer stays in train (listed by ``foleyflow data stats``).
+
+    ``kept`` maps (label, recording) to a split given earlier (a corpus's previous clips.jsonl):
+    those recordings keep it, and only the new ones are placed, in the same order, into the splits
+    still short of their share. So a corpus that grows never moves a held-out recording into train,
+    and a model's held-out figures stay held out. With nothing kept this is the plain rule.
     """
+    kept = kept or {}
     by_class: dict[str, list[str]] = defaultdict(list)
     for clip in clips:
         if clip.recording not in by_class[clip.label]:
             by_class[clip.label].append(clip.recording)
     split_of: dict[tuple[str, str], str] = {}
     for label, recordings in by_class.items():
-        ordered = sorted(recordings, key=lambda r: (_stable_fraction(r), r))
-        n = len(ordered)
-        n_val = n_test = 0
-        if n >= 3:
-            n_val = max(1, round(n * val_fraction))
-            n_test = max(1, round(n * test_fraction))
-        for i, recording in enumerate(ordered):
-            split_of[(label, recording)] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+        n = len(recordings)
+        quota = {"val": max(1, round(n * val_fraction)), "test": max(1, round(n * test_fraction))} if n >= 3 else {}
+        taken = Counter(kept[(label, r)] for r in recordings if (label, r) in kept)
+        for recording in sorted((r for r in recordings if (label, r) not in kept), key=lambda r: (_stable_fraction(r), r)):
+            split = next((s for s, share in quota.items() if taken[s] < share), "train")
+            taken[split] += 1
+            split_of[(label, recording)] = split
     for clip in clips:
-        clip.split = split_of[(clip.label, clip.recording)]
+        clip.split = kept.get((clip.label, clip.recording)) or split_of[(clip.label, clip.recording)]
     return clips
+
+
+def previous_splits(corpus_dir: Path) -> dict[tuple[str, str], str]:
+    """(label, recording) -> split of the corpus already in ``corpus_dir`` (empty when there is none)."""
+    if not (corpus_dir / CLIPS_FILE).is_file():
+        return {}
+    return {(clip.label, clip.recording): clip.split for clip in read_clips(corpus_dir)}
 
 
 def write_attribution(corpus_dir: Path, clips: Iterable[ClipRecord], notes: dict[str, str]) -> Path:
@@ -199,11 +212,14 @@ def write_attribution(corpus_dir: Path, clips: Iterable[ClipRecord], notes: dict
 
 def write_corpus(corpus_dir: str | os.PathLike, raws: list[RawClip], notes: dict[str, str] | None = None,
                  workers: int = 2, progress: bool = True, say: Callable[[str], None] | None = None) -> list[ClipRecord]:
-    """Process ``raws`` into ``corpus_dir``: WAVs, clips.jsonl (with splits) and ATTRIBUTION.md."""
+    """Process ``raws`` into ``corpus_dir``: WAVs, clips.jsonl (with splits) and ATTRIBUTION.md.
+
+    A corpus already in ``corpus_dir`` keeps its recordings' splits (``assign_splits``)."""
     corpus_dir = Path(corpus_dir)
     seen: set[str] = set()
     unique = [r for r in raws if not (r.clip_id in seen or seen.add(r.clip_id))]
-    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say))
+    kept = previous_splits(corpus_dir)  # read before anything in the folder is rewritten
+    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say), kept=kept)
     kept = {f"{c.clip_id}.wav" for c in clips}
     for stale in (corpus_dir / "audio").glob("*.wav"):  # left by an earlier run with other rules
         if stale.name not in kept:
