@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -73,6 +74,37 @@ def test_fetching_again_keeps_the_splits_the_corpus_had(tmp_path):
     assert main(fetch) == 0
     again = {c.clip_id: c.split for c in read_clips(tmp_path)}
     assert again == {row["clip_id"]: row["split"] for row in rows}
+
+
+def test_a_fresh_fetch_starts_from_the_shipped_splits(tmp_path, monkeypatch):
+    import json
+
+    from foleyflow.data import corpus
+    from foleyflow.data.manifest import read_clips
+    from foleyflow.interfaces.cli import main
+
+    plain = tmp_path / "plain"
+    fetch = ["data", "fetch", "--source", "synthetic", "--workers", "1", "--no-progress", "--corpus"]
+    assert main([*fetch, str(plain)]) == 0
+    clips = read_clips(plain)
+    moved = next(c for c in clips if c.split == "train")
+    shipped = tmp_path / "splits.json"
+    shipped.write_text(json.dumps({"rows": [[moved.label, moved.recording, "test"]]}))
+    monkeypatch.setattr(corpus, "SHIPPED_SPLITS", shipped)
+    assert main([*fetch, str(tmp_path / "fresh")]) == 0
+    fresh = read_clips(tmp_path / "fresh")
+    assert {c.split for c in fresh if c.recording == moved.recording} == {"test"}
+    shares = lambda cs: Counter((c.label, c.split) for c in {(c.label, c.recording): c for c in cs}.values())  # noqa: E731
+    assert shares(fresh) == shares(clips)  # the others were placed around it, in the same shares
+
+
+def test_the_shipped_splits_are_the_plain_rule_over_their_recordings():
+    from foleyflow.data.corpus import shipped_splits
+
+    shipped = shipped_splits()
+    assert len(shipped) > 700
+    records = [ClipRecord(f"c{i}", label, "event", ["x"], "s", "p", "l", recording) for i, (label, recording) in enumerate(shipped)]
+    assert {(c.label, c.recording): c.split for c in assign_splits(records)} == shipped
 
 
 def _wav_bytes(seconds=0.5, rate=22050):

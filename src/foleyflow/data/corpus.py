@@ -15,6 +15,7 @@ manifest, the WAVs and ATTRIBUTION.md. Processing one clip:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -184,6 +185,21 @@ def assign_splits(clips: list[ClipRecord], val_fraction: float = 0.1, test_fract
     return clips
 
 
+SHIPPED_SPLITS = Path(__file__).resolve().parents[1] / "pretrained" / "corpus" / "splits.json"
+
+
+def shipped_splits(path: Path | None = None) -> dict[tuple[str, str], str]:
+    """(label, recording) -> split of the corpus the shipped models were trained and measured on.
+
+    A fresh fetch with more sources (or more packages) than theirs starts from these, so that a
+    recording the shipped models were measured on is never put into train, nor one they were
+    trained on into val or test."""
+    path = path or SHIPPED_SPLITS
+    if not path.is_file():
+        return {}
+    return {(label, recording): split for label, recording, split in json.loads(path.read_text())["rows"]}
+
+
 def previous_splits(corpus_dir: Path) -> dict[tuple[str, str], str]:
     """(label, recording) -> split of the corpus already in ``corpus_dir`` (empty when there is none)."""
     if not (corpus_dir / CLIPS_FILE).is_file():
@@ -214,11 +230,12 @@ def write_corpus(corpus_dir: str | os.PathLike, raws: list[RawClip], notes: dict
                  workers: int = 2, progress: bool = True, say: Callable[[str], None] | None = None) -> list[ClipRecord]:
     """Process ``raws`` into ``corpus_dir``: WAVs, clips.jsonl (with splits) and ATTRIBUTION.md.
 
-    A corpus already in ``corpus_dir`` keeps its recordings' splits (``assign_splits``)."""
+    A corpus already in ``corpus_dir`` keeps its recordings' splits, and recordings the shipped
+    models know keep theirs (``shipped_splits``); only new recordings are placed (``assign_splits``)."""
     corpus_dir = Path(corpus_dir)
     seen: set[str] = set()
     unique = [r for r in raws if not (r.clip_id in seen or seen.add(r.clip_id))]
-    kept = previous_splits(corpus_dir)  # read before anything in the folder is rewritten
+    kept = {**shipped_splits(), **previous_splits(corpus_dir)}  # read before anything in the folder is rewritten
     clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say), kept=kept)
     kept = {f"{c.clip_id}.wav" for c in clips}
     for stale in (corpus_dir / "audio").glob("*.wav"):  # left by an earlier run with other rules
