@@ -142,6 +142,33 @@ def test_dep5_licence_lookup():
     assert debian.licence_for("usr/share/sounds/freedesktop/stereo/message.oga", stanzas) == "GPL-2+"
 
 
+def test_tuxpaint_stamps_give_their_hand_labelled_sounds_only(tmp_path):
+    stamps = tmp_path / "usr/share/tuxpaint/stamps"
+    for name in ("animals/mammals/dogs/dog", "animals/mammals/dogs/dog_desc", "animals/mammals/aquatic/whale",
+                 "symbols/math/5_en_GB", "animals/mammals/pig_golden2"):
+        path = stamps / f"{name}.ogg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32), 16000, format="OGG")
+    stanzas = debian.dep5_licences("Format: x\n\nFiles: *\nCopyright: a\nLicense: GPL-2\n")
+    clips = debian.tuxpaint_clips(tmp_path, stanzas)
+    assert [(c.label, c.recording, c.licence) for c in clips] == [
+        ("dog", "tuxpaint-stamps-default/dog", "GPL-2"), ("pig", "tuxpaint-stamps-default/pig_golden2", "GPL-2")]
+    audio, rate = clips[0].load()
+    assert rate == 16000 and audio.shape == (8000, 1)
+
+
+def test_tuxpaint_joins_a_fetch_only_when_named(monkeypatch):
+    from foleyflow.data import fetch
+    from foleyflow.data.sources import debian as debian_source
+
+    asked = []
+    monkeypatch.setattr(debian_source, "debian_raw_clips", lambda say, packages=None: (asked.append(packages), ([], {}))[1])
+    fetch.gather_raw_clips(("debian",), say=lambda _: None)
+    fetch.gather_raw_clips(("tuxpaint",), say=lambda _: None)
+    assert asked == [None, debian_source.EXTRA_PACKAGES]
+    assert "tuxpaint" not in fetch.REAL_SOURCES and "tuxpaint-stamps-default" not in debian_source.PACKAGES
+
+
 def test_drumkit_xml_labels_each_layer(tmp_path):
     kit = tmp_path / "usr/share/hydrogen/data/drumkits/TestKit"
     kit.mkdir(parents=True)
