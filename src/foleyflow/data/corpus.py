@@ -235,8 +235,8 @@ def write_corpus(corpus_dir: str | os.PathLike, raws: list[RawClip], notes: dict
     corpus_dir = Path(corpus_dir)
     seen: set[str] = set()
     unique = [r for r in raws if not (r.clip_id in seen or seen.add(r.clip_id))]
-    kept = {**shipped_splits(), **previous_splits(corpus_dir)}  # read before anything in the folder is rewritten
-    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say), kept=kept)
+    given = {**shipped_splits(), **previous_splits(corpus_dir)}  # read before anything in the folder is rewritten
+    clips = assign_splits(process_clips(unique, corpus_dir, workers, progress, say), kept=given)
     kept = {f"{c.clip_id}.wav" for c in clips}
     for stale in (corpus_dir / "audio").glob("*.wav"):  # left by an earlier run with other rules
         if stale.name not in kept:

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
 import soxr
 
 from foleyflow.audio.io import SAMPLE_RATE, load_audio

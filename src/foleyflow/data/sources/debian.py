@@ -285,7 +285,7 @@ def tuxpaint_clips(root: Path, stanzas) -> list[RawClip]:
         if label is None:
             continue
         relative = str(path.relative_to(root))
-        clip = _clip("tuxpaint-stamps-default", relative, relative, path.stem, licence_for(relative, stanzas),
+        clip = _clip("tuxpaint-stamps-default", relative, relative, _recording_of(path.stem), licence_for(relative, stanzas),
                      partial(read_file, str(path)), label=label)
         clips.append(clip)
     return clips
