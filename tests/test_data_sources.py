@@ -142,31 +142,48 @@ def test_dep5_licence_lookup():
     assert debian.licence_for("usr/share/sounds/freedesktop/stereo/message.oga", stanzas) == "GPL-2+"
 
 
-def test_tuxpaint_stamps_give_their_hand_labelled_sounds_only(tmp_path):
-    stamps = tmp_path / "usr/share/tuxpaint/stamps"
-    for name in ("animals/mammals/dogs/dog", "animals/mammals/dogs/dog_desc", "animals/mammals/aquatic/whale",
-                 "symbols/math/5_en_GB", "animals/mammals/pig_golden2"):
-        path = stamps / f"{name}.ogg"
+def _ogg_files(folder, names):
+    for name in names:
+        path = folder / f"{name}.ogg"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32), 16000, format="OGG")
-    stanzas = debian.dep5_licences("Format: x\n\nFiles: *\nCopyright: a\nLicense: GPL-2\n")
-    clips = debian.tuxpaint_clips(tmp_path, stanzas)
+
+
+def test_tuxpaint_stamps_give_their_hand_labelled_sounds_only(tmp_path):
+    _ogg_files(tmp_path / debian.TUXPAINT_STAMPS, ("animals/mammals/dogs/dog", "animals/mammals/dogs/dog_desc",
+                                                   "animals/mammals/aquatic/whale", "symbols/math/5_en_GB",
+                                                   "animals/mammals/pig_golden2"))
+    doc = tmp_path / "usr/share/doc/tuxpaint-stamps-default/copyright"
+    doc.parent.mkdir(parents=True)
+    doc.write_text("Format: x\n\nFiles: *\nCopyright: a\nLicense: GPL-2\n")
+    clips = debian.package_clips("tuxpaint-stamps-default", tmp_path)
     assert [(c.label, c.recording, c.licence) for c in clips] == [
-        ("dog", "tuxpaint-stamps-default/dog", "GPL-2"), ("pig", "tuxpaint-stamps-default/pig_golden", "GPL-2")]  # numbered variants: one recording
+        ("dog", "tuxpaint-stamps-default/dog", "GPL-2"),
+        ("pig", "tuxpaint-stamps-default/pig_golden", "GPL-2")]  # numbered variants: one recording
     audio, rate = clips[0].load()
     assert rate == 16000 and audio.shape == (8000, 1)
 
 
-def test_tuxpaint_joins_a_fetch_only_when_named(monkeypatch):
+def test_wesnoth_sounds_are_labelled_by_stem_with_the_package_licence(tmp_path):
+    _ogg_files(tmp_path / debian.WESNOTH_SOUNDS, ("ambient/birds1", "horse-hit-1", "horse-hit-2", "human-female-die-3",
+                                                  "mace", "horse-canter"))
+    clips = debian.package_clips("wesnoth-1.16-data", tmp_path)
+    assert [(c.label, c.recording) for c in clips] == [
+        ("bird", "wesnoth-1.16-data/birds"), ("horse", "wesnoth-1.16-data/horse-hit"),
+        ("horse", "wesnoth-1.16-data/horse-hit"), ("scream", "wesnoth-1.16-data/human-female-die")]
+    assert {c.licence for c in clips} == {debian.WESNOTH_LICENCE}
+
+
+def test_the_extra_packages_join_a_fetch_only_when_named(monkeypatch):
     from foleyflow.data import fetch
     from foleyflow.data.sources import debian as debian_source
 
     asked = []
     monkeypatch.setattr(debian_source, "debian_raw_clips", lambda say, packages=None: (asked.append(packages), ([], {}))[1])
     fetch.gather_raw_clips(("debian",), say=lambda _: None)
-    fetch.gather_raw_clips(("tuxpaint",), say=lambda _: None)
+    fetch.gather_raw_clips(("debian-extra",), say=lambda _: None)
     assert asked == [None, debian_source.EXTRA_PACKAGES]
-    assert "tuxpaint" not in fetch.REAL_SOURCES and "tuxpaint-stamps-default" not in debian_source.PACKAGES
+    assert "debian-extra" not in fetch.REAL_SOURCES and not set(debian_source.EXTRA_PACKAGES) & set(debian_source.PACKAGES)
 
 
 def test_drumkit_xml_labels_each_layer(tmp_path):

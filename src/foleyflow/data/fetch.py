@@ -17,7 +17,7 @@ from foleyflow.data.manifest import ClipRecord
 from foleyflow.errors import InputError
 
 REAL_SOURCES = ("debian", "speech", "instruments")
-SOURCES = REAL_SOURCES + ("tuxpaint", "synthetic")  # tuxpaint: only when named (sources.debian.EXTRA_PACKAGES)
+SOURCES = REAL_SOURCES + ("debian-extra", "synthetic")  # debian-extra: only when named (sources.debian.EXTRA_PACKAGES)
 
 
 def gather_raw_clips(sources: tuple[str, ...], say: Callable[[str], None] = print) -> tuple[list[RawClip], dict[str, str]]:
@@ -38,7 +38,7 @@ def gather_raw_clips(sources: tuple[str, ...], say: Callable[[str], None] = prin
         clips, debian_notes = debian_raw_clips(say)
         raws += clips
         notes.update(debian_notes)
-    if "tuxpaint" in sources:
+    if "debian-extra" in sources:
         from foleyflow.data.sources.debian import EXTRA_PACKAGES, debian_raw_clips
 
         clips, debian_notes = debian_raw_clips(say, EXTRA_PACKAGES)

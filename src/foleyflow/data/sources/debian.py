@@ -6,9 +6,12 @@ Packages and what is taken from each:
     lincity-ng-data          sounds/*.wav (city and ambient loops)
     hydrogen-drumkits        drum samples, labelled from each kit's drumkit.xml instrument names
     sound-theme-freedesktop  desktop event sounds (bells, alarms, chimes)
-and, only when asked for (``data fetch --source tuxpaint``, ``EXTRA_PACKAGES``):
-    tuxpaint-stamps-default  the sound of each stamp (animals, birds, tools, instruments),
-                             labelled by hand per stamp (``TUXPAINT_LABELS``); spoken names left out
+and, only when asked for (``data fetch --source debian-extra``, ``EXTRA_PACKAGES``), sounds
+labelled by hand by file name (files not named in the map are left out):
+    tuxpaint-stamps-default  the sound of each stamp (animals, birds, tools, instruments;
+                             ``TUXPAINT_LABELS``); the spoken names are left out
+    wesnoth-1.16-data        core unit and ambient sounds (``WESNOTH_LABELS``): bows, swords,
+                             guns, horses, cries, fire, birds
 A file is labelled by ``ontology.label_for`` (``DRUM_RULES`` for drum kits); files that no
 rule claims are left out. Licences come from the package's DEP-5 copyright file (the last
 ``Files:`` stanza that matches wins), or from the finer source where there is one: each
@@ -47,8 +50,11 @@ PACKAGES: dict[str, list[str] | None] = {
 }
 # Not in the default corpus, so that a fresh fetch rebuilds the corpus every figure in
 # BENCHMARKS.md was measured on; the corpus's shipped splits keep those held out either way.
+TUXPAINT_STAMPS = "usr/share/tuxpaint/stamps"
+WESNOTH_SOUNDS = "usr/share/games/wesnoth/1.16/data/core/sounds"
 EXTRA_PACKAGES: dict[str, list[str] | None] = {
-    "tuxpaint-stamps-default": ["./usr/share/tuxpaint/stamps/*.ogg", "./usr/share/doc/tuxpaint-stamps-default/copyright"],
+    "tuxpaint-stamps-default": [f"./{TUXPAINT_STAMPS}/*.ogg", "./usr/share/doc/tuxpaint-stamps-default/copyright"],
+    "wesnoth-1.16-data": [f"./{WESNOTH_SOUNDS}/*", "./usr/share/doc/wesnoth-1.16-data/copyright"],
 }
 AUDIO_SUFFIXES = (".ogg", ".oga", ".wav", ".flac")
 
@@ -278,16 +284,31 @@ TUXPAINT_LABELS: dict[str, str] = {
 }
 
 
-def tuxpaint_clips(root: Path, stanzas) -> list[RawClip]:
+# The Battle for Wesnoth's sounds, by file stem; weapon sounds whose class would be a guess
+# (mace, axe swings, magic), UI sounds and the hoof-beats (the horse class is its call) are left out.
+WESNOTH_LABELS: dict[str, str] = {
+    "birds1": "bird", "birds2": "bird", "birds3": "bird", "campfire": "fire", "fire": "fire", "ship": "ship",
+    "bow": "arrow", "bow-puny": "arrow", "crossbow": "arrow", "sword-1": "sword", "explosion": "explosion",
+    "gunshot": "gunshot", "thunderstick": "gunshot", "horse-hit-1": "horse", "horse-hit-2": "horse",
+    "horse-hit-3": "horse", "horse-die": "horse", "dagger-swish": "whoosh", "throw-1": "whoosh",
+    "throw-2": "whoosh", "throw-3": "whoosh", "throw-4": "whoosh", "club": "impact", "fist": "impact",
+    **{f"{who}-{how}-{i}": "scream" for who in ("human", "human-old", "human-female") for how in ("die", "hit")
+       for i in range(1, 6)},
+}
+WESNOTH_LICENCE = "GPL-2+ (The Battle for Wesnoth; see the package's copyright file)"
+
+
+def hand_labelled_clips(package: str, root: Path, folder: str, labels: dict[str, str],
+                        licence: Callable[[str], str]) -> list[RawClip]:
+    """The audio files under ``folder`` whose stem ``labels`` names, with that label."""
     clips = []
-    for path in sorted((root / "usr/share/tuxpaint/stamps").rglob("*.ogg")):
-        label = TUXPAINT_LABELS.get(path.stem)
-        if label is None:
+    for path in sorted((root / folder).rglob("*")):
+        label = labels.get(path.stem)
+        if label is None or path.suffix.lower() not in AUDIO_SUFFIXES:
             continue
         relative = str(path.relative_to(root))
-        clip = _clip("tuxpaint-stamps-default", relative, relative, _recording_of(path.stem), licence_for(relative, stanzas),
-                     partial(read_file, str(path)), label=label)
-        clips.append(clip)
+        clips.append(_clip(package, relative, relative, _recording_of(path.stem), licence(relative), partial(read_file, str(path)),
+                           label=label))
     return clips
 
 
@@ -304,7 +325,9 @@ def package_clips(package: str, root: Path) -> list[RawClip]:
     if package == "sound-theme-freedesktop":
         return folder_clips(package, root, "usr/share/sounds/freedesktop/stereo", stanzas)
     if package == "tuxpaint-stamps-default":
-        return tuxpaint_clips(root, stanzas)
+        return hand_labelled_clips(package, root, TUXPAINT_STAMPS, TUXPAINT_LABELS, partial(licence_for, stanzas=stanzas))
+    if package == "wesnoth-1.16-data":  # its copyright file is not DEP-5
+        return hand_labelled_clips(package, root, WESNOTH_SOUNDS, WESNOTH_LABELS, lambda _: WESNOTH_LICENCE)
     raise ValueError(f"no reader for package {package!r}")
 
 

@@ -26,8 +26,9 @@ def _corpus_option(func):
 @data.command()
 @_corpus_option
 @click.option("--source", "sources", multiple=True, default=("debian", "speech", "instruments"), show_default=True,
-              type=click.Choice(["debian", "speech", "instruments", "tuxpaint", "synthetic"]),
-              help="Sources to use (repeatable). 'tuxpaint': the Tux Paint stamps' sounds, added only when named.")
+              type=click.Choice(["debian", "speech", "instruments", "debian-extra", "synthetic"]),
+              help="Sources to use (repeatable). 'debian-extra': more hand-labelled Debian packages"
+                   " (Tux Paint's stamps, Wesnoth's sounds), used only when named.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes for clip processing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def fetch(corpus_dir: str | None, sources: tuple[str, ...], workers: int, no_progress: bool) -> None:
