@@ -32,18 +32,13 @@ def gather_raw_clips(sources: tuple[str, ...], say: Callable[[str], None] = prin
 
         raws += synthetic_raw_clips()
         notes["synthetic"] = LICENCE
-    if "debian" in sources:
-        from foleyflow.data.sources.debian import debian_raw_clips
+    for source in ("debian", "debian-extra"):
+        if source in sources:
+            from foleyflow.data.sources import debian
 
-        clips, debian_notes = debian_raw_clips(say)
-        raws += clips
-        notes.update(debian_notes)
-    if "debian-extra" in sources:
-        from foleyflow.data.sources.debian import EXTRA_PACKAGES, debian_raw_clips
-
-        clips, debian_notes = debian_raw_clips(say, EXTRA_PACKAGES)
-        raws += clips
-        notes.update(debian_notes)
+            clips, debian_notes = debian.debian_raw_clips(say, debian.EXTRA_PACKAGES if source == "debian-extra" else None)
+            raws += clips
+            notes.update(debian_notes)
     if "speech" in sources:
         from foleyflow.data.sources.render import speech_raw_clips
 

@@ -233,13 +233,18 @@ def opensfx_clips(root: Path) -> list[RawClip]:
     return clips
 
 
-def folder_clips(package: str, root: Path, folder: str, stanzas) -> list[RawClip]:
+def folder_clips(package: str, root: Path, folder: str, stanzas, labels: dict[str, str] | None = None,
+                 licence: str | None = None) -> list[RawClip]:
+    """The audio files under ``folder``, labelled by the path rules, or with ``labels`` by their
+    stem in it (files it does not name are left out); licensed by ``stanzas`` unless ``licence``
+    is given."""
     clips = []
     for path in sorted((root / folder).rglob("*")):
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
+        if path.suffix.lower() not in AUDIO_SUFFIXES or (labels is not None and path.stem not in labels):
             continue
         relative = str(path.relative_to(root))
-        clip = _clip(package, relative, relative, _recording_of(path.stem), licence_for(relative, stanzas), partial(read_file, str(path)))
+        clip = _clip(package, relative, relative, _recording_of(path.stem), licence or licence_for(relative, stanzas),
+                     partial(read_file, str(path)), label=(labels or {}).get(path.stem))
         if clip:
             clips.append(clip)
     return clips
@@ -298,20 +303,6 @@ WESNOTH_LABELS: dict[str, str] = {
 WESNOTH_LICENCE = "GPL-2+ (The Battle for Wesnoth; see the package's copyright file)"
 
 
-def hand_labelled_clips(package: str, root: Path, folder: str, labels: dict[str, str],
-                        licence: Callable[[str], str]) -> list[RawClip]:
-    """The audio files under ``folder`` whose stem ``labels`` names, with that label."""
-    clips = []
-    for path in sorted((root / folder).rglob("*")):
-        label = labels.get(path.stem)
-        if label is None or path.suffix.lower() not in AUDIO_SUFFIXES:
-            continue
-        relative = str(path.relative_to(root))
-        clips.append(_clip(package, relative, relative, _recording_of(path.stem), licence(relative), partial(read_file, str(path)),
-                           label=label))
-    return clips
-
-
 def package_clips(package: str, root: Path) -> list[RawClip]:
     stanzas = dep5_licences(_copyright(root, package))
     if package == "0ad-data":
@@ -325,9 +316,9 @@ def package_clips(package: str, root: Path) -> list[RawClip]:
     if package == "sound-theme-freedesktop":
         return folder_clips(package, root, "usr/share/sounds/freedesktop/stereo", stanzas)
     if package == "tuxpaint-stamps-default":
-        return hand_labelled_clips(package, root, TUXPAINT_STAMPS, TUXPAINT_LABELS, partial(licence_for, stanzas=stanzas))
+        return folder_clips(package, root, TUXPAINT_STAMPS, stanzas, labels=TUXPAINT_LABELS)
     if package == "wesnoth-1.16-data":  # its copyright file is not DEP-5
-        return hand_labelled_clips(package, root, WESNOTH_SOUNDS, WESNOTH_LABELS, lambda _: WESNOTH_LICENCE)
+        return folder_clips(package, root, WESNOTH_SOUNDS, stanzas, labels=WESNOTH_LABELS, licence=WESNOTH_LICENCE)
     raise ValueError(f"no reader for package {package!r}")
 
 
