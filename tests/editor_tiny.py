@@ -89,7 +89,7 @@ def tiny_editor(objective: str = "flow", window_seconds: float = 0.064, overlap_
         unet=tiny_unet_config(),
         text_encoder={"factory": "editor_tiny:TinyTextEncoder"},
         codec={"factory": "editor_tiny:make_reshape_codec"},
-        remover=None if remover is None else remover.config.to_dict(),
+        remover=None if remover is None else remover.to_spec(),
         **config,
     )
     return Editor(tiny_unet(), TinyTextEncoder(), ReshapeCodec(), editor_config, remover=remover)

@@ -35,6 +35,8 @@ def test_model_class_reads_each_config_kind():
     assert model_class({"model_type": "t5"}) == "t5"
     assert model_class({"class": "InworldTagger"}) == "InworldTagger"
     assert model_class({"objective": "ddpm", "mask": "none"}) == "Editor (ddpm)"
+    ensemble = {"objective": "flow", "mask": "localiser", "localiser": {"width": 8}, "remover": {"width": 8, "members": 3}}
+    assert model_class(ensemble) == "Editor (flow, localiser, 3 removers averaged)"
     assert model_class({}) == "?"
 
 

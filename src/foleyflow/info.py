@@ -37,9 +37,15 @@ def model_class(config: dict) -> str:
         if config.get(key):
             return str(config[key])
     if "objective" in config and "mask" in config:
-        parts = [config["objective"]] + [name for name in ("localiser", "remover") if config.get(name)]
+        parts = [config["objective"]] + [_network(name, config[name]) for name in ("localiser", "remover") if config.get(name)]
         return f"Editor ({', '.join(parts)})"
     return "?"
+
+
+def _network(name: str, spec: dict) -> str:
+    """"remover", or "4 removers averaged" for an ensemble (``models.localiser.LocaliserEnsemble``)."""
+    members = spec.get("members", 1)
+    return name if members == 1 else f"{members} {name}s averaged"
 
 
 def shipped_models() -> dict[str, dict]:

@@ -21,7 +21,7 @@ text-conditioned 1-D sequence labeller of this size.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,3 +107,48 @@ class EditLocaliser(nn.Module):
                 h = h + attended.transpose(1, 2)
         logits = self.head(h)
         return logits if self.config.per_bin else logits[:, 0]
+
+    def to_spec(self) -> dict[str, Any]:
+        """The config an editor folder stores for this network (``build_localiser`` reads it back)."""
+        return self.config.to_dict()
+
+
+class LocaliserEnsemble(nn.Module):
+    """Localisers of one config read as one network: the mean of their logits.
+
+    For the remover the logits are log-gains, so the mean is the geometric mean of the members'
+    gains. Why: one remover memorises the clips it was trained on (training loss about 0.05 against
+    validation 0.21, however many scenes it sees; BENCHMARKS.md, sessions 23-25), and members trained
+    on other scene draws err on held-out clips in other ways, so their mean errs less."""
+
+    def __init__(self, members: Sequence[EditLocaliser]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise InputError(f"an ensemble needs at least two localisers, got {len(members)}")
+        if any(member.config != members[0].config for member in members):
+            raise InputError("the localisers of an ensemble must share one config")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, x_source: torch.Tensor, states: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([member(x_source, states, token_mask) for member in self.members]).mean(0)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {**self.config.to_dict(), "members": len(self.members)}
+
+
+def build_localiser(spec: Mapping[str, Any]) -> EditLocaliser | LocaliserEnsemble:
+    """The network an editor folder's config describes: a ``LocaliserConfig``, plus ``members``
+    (default 1) for an ensemble of that many."""
+    spec = dict(spec)
+    members = spec.pop("members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+        raise InputError(f"localiser config: members must be a whole number >= 1, got {members!r}")
+    if members == 1:
+        return EditLocaliser(spec)
+    return LocaliserEnsemble([EditLocaliser(spec) for _ in range(members)])
+
+
+def ensemble_members(network: EditLocaliser | LocaliserEnsemble) -> list[EditLocaliser]:
+    """The single localisers a network averages (itself when it is one)."""
+    return list(network.members) if isinstance(network, LocaliserEnsemble) else [network]

@@ -14,7 +14,7 @@ import importlib
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -58,7 +58,7 @@ def save_editor(editor, folder: str | os.PathLike, card: str | None = None) -> P
     for role in ("localiser", "remover"):  # the two EditLocaliser networks, each under its own prefix
         network = getattr(editor, role)
         if network is not None:
-            config[role] = network.config.to_dict()
+            config[role] = network.to_spec()
             weights.update({f"{role}.{key}": value for key, value in network.state_dict().items()})
     return save_model_folder(folder, weights, config, card)
 
@@ -82,14 +82,49 @@ def load_editor(name: str | os.PathLike = "default"):
                   remover=_load_localiser(config.remover, _with_prefix(weights, "remover."), folder, "remover"))
 
 
+def ensemble_removers(names: Sequence[str | os.PathLike]):
+    """The first editor of ``names`` with the removers of all of them averaged
+    (``models.localiser.LocaliserEnsemble``; an editor whose remover is already an ensemble gives
+    each of its members). A remover reads its editor's instruction token states and codec latents,
+    so every editor must have the first one's instruction encoder (LoRA weights included) and codec."""
+    import dataclasses
+
+    from foleyflow.errors import InputError
+    from foleyflow.models.localiser import LocaliserEnsemble, ensemble_members
+    from foleyflow.pipelines.editor import Editor
+
+    if len(names) < 2:
+        raise InputError("an ensemble of removers needs at least two editors")
+    editors = [load_editor(name) for name in names]
+    base = editors[0]
+    for name, editor in zip(names, editors):
+        if editor.remover is None:
+            raise InputError(f"{name}: this editor has no remover (foleyflow train localise, target removal-gains)")
+        if editor.config.text_encoder != base.config.text_encoder or not _same_weights(editor.text_encoder, base.text_encoder):
+            raise InputError(f"{name}: its instruction encoder differs from {names[0]}'s; its remover reads other token states")
+        if editor.config.codec != base.config.codec or not _same_weights(editor.codec, base.codec):
+            raise InputError(f"{name}: its codec differs from {names[0]}'s; its remover reads other latents")
+    remover = LocaliserEnsemble([member for editor in editors for member in ensemble_members(editor.remover)])
+    config = dataclasses.replace(base.config, remover=remover.to_spec())
+    return Editor(base.unet, base.text_encoder, base.codec, config, base.localiser, remover=remover)
+
+
+def _same_weights(a, b) -> bool:
+    """Whether two components hold equal weights (non-modules, such as a frozen external encoder, count as equal)."""
+    if not (isinstance(a, torch.nn.Module) and isinstance(b, torch.nn.Module)):
+        return True
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+
+
 def _load_localiser(spec: dict | None, weights: dict[str, torch.Tensor], folder: Path, role: str = "localiser"):
     """The localiser (or the removal gains' network, ``role`` "remover") of an editor folder."""
-    from foleyflow.models.localiser import EditLocaliser
+    from foleyflow.models.localiser import build_localiser
 
     if spec is None:
         check_keys(set(), set(weights), f"{folder} ({role})")
         return None
-    localiser = EditLocaliser(spec)
+    localiser = build_localiser(spec)
     check_keys(set(localiser.state_dict()), set(weights), f"{folder} ({role})")
     localiser.load_state_dict({key: value.float() for key, value in weights.items()})
     return localiser

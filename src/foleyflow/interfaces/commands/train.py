@@ -75,6 +75,27 @@ def export(run_dir: str, step: int | None, output: str) -> None:
     click.echo(f"{config.recipe}: checkpoint {'latest' if step is None else step} -> {folder}")
 
 
+@train.command(name="ensemble-removers")
+@click.argument("editors", metavar="EDITOR...", nargs=-1, required=True)
+@click.option("--out", "output", required=True, type=click.Path(file_okay=False), help="Editor folder to write.")
+def ensemble_removers_command(editors: tuple[str, ...], output: str) -> None:
+    """Write the first EDITOR with the removers of all EDITORs averaged (their log-gains' mean).
+
+    Each EDITOR is a model folder ("default": the shipped editor), e.g. the exports of
+    `foleyflow train localise` runs with target removal-gains on other data builds; all must share
+    the first one's instruction encoder and codec."""
+    from pathlib import Path
+
+    from foleyflow.pipelines.editor_io import ensemble_removers
+
+    editor = ensemble_removers(editors)
+    members = editor.config.remover["members"]
+    card = f"# Editor with {members} removers averaged\n\n`foleyflow train ensemble-removers {' '.join(editors)}`: the first editor, " \
+           f"its remover replaced by the mean of the log-gains of every editor's remover (members in this order: {', '.join(editors)}).\n"
+    folder = editor.save_pretrained(Path(output), card)
+    click.echo(f"ensemble of {members} removers -> {folder}")
+
+
 @train.command(name="curve")
 @click.argument("run_dir", metavar="RUN")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
