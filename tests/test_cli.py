@@ -25,7 +25,7 @@ def test_info_lists_versions_device_and_models(cli):
     assert "torch" in out and "device: " in out and "shipped model" in out
     # every shipped model says what it is (no "?"): the editor by its objective, localiser and remover
     assert "?" not in "".join(line for line in out.splitlines() if line.startswith("shipped model"))
-    assert "Editor (flow, localiser, remover)" in out and "InworldClap" in out
+    assert "Editor (flow, localiser, 4 removers averaged)" in out and "InworldClap" in out
 
 
 def test_model_class_reads_each_config_kind():
