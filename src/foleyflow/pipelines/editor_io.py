@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from foleyflow.errors import FoleyflowError
+from foleyflow.errors import FoleyflowError, InputError
 from foleyflow.models.checkpoint import check_keys, load_config, load_weights, resolve_model_dir, save_model_folder
 
 COMPONENT = "editor"
@@ -87,9 +87,6 @@ def ensemble_removers(names: Sequence[str | os.PathLike]):
     (``models.localiser.LocaliserEnsemble``; an editor whose remover is already an ensemble gives
     each of its members). A remover reads its editor's instruction token states and codec latents,
     so every editor must have the first one's instruction encoder (LoRA weights included) and codec."""
-    import dataclasses
-
-    from foleyflow.errors import InputError
     from foleyflow.models.localiser import LocaliserEnsemble, ensemble_members
     from foleyflow.pipelines.editor import Editor
 
@@ -105,7 +102,7 @@ def ensemble_removers(names: Sequence[str | os.PathLike]):
         if editor.config.codec != base.config.codec or not _same_weights(editor.codec, base.codec):
             raise InputError(f"{name}: its codec differs from {names[0]}'s; its remover reads other latents")
     remover = LocaliserEnsemble([member for editor in editors for member in ensemble_members(editor.remover)])
-    config = dataclasses.replace(base.config, remover=remover.to_spec())
+    config = replace(base.config, remover=remover.to_spec())
     return Editor(base.unet, base.text_encoder, base.codec, config, base.localiser, remover=remover)
 
 
