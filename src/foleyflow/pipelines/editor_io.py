@@ -3,7 +3,9 @@
 config.json is ``EditorConfig``: the UNet's full diffusers config, the text encoder's spec and
 the codec's name. model.safetensors holds ``unet.*`` (every UNet weight) and ``text_encoder.*``
 (only the LoRA adapters: the base text encoder is frozen and comes from its own files), and
-``localiser.*`` when the editor has a localiser (config key ``localiser``: its LocaliserConfig).
+``localiser.*`` when the editor has a localiser (config key ``localiser``: its LocaliserConfig),
+``remover.*`` when it has a remover (config key ``remover``; with ``members`` N > 1 an ensemble,
+weights ``remover.members.0.*`` ... ``remover.members.N-1.*``).
 Components named by ``{"factory": "module:callable", ...arguments}`` are built by calling
 that factory, so a user's own text encoder or codec plugs in without code changes.
 """
