@@ -88,32 +88,37 @@ def ensemble_removers(names: Sequence[str | os.PathLike]):
     """The first editor of ``names`` with the removers of all of them averaged
     (``models.localiser.LocaliserEnsemble``; an editor whose remover is already an ensemble gives
     each of its members). A remover reads its editor's instruction token states and codec latents,
-    so every editor must have the first one's instruction encoder (LoRA weights included) and codec."""
+    so every editor must have the first one's instruction encoder (LoRA weights included) and
+    latent encoder."""
     from foleyflow.models.localiser import LocaliserEnsemble, ensemble_members
     from foleyflow.pipelines.editor import Editor
+    from foleyflow.training.cache import hash_latent_encoder
 
     if len(names) < 2:
         raise InputError("an ensemble of removers needs at least two editors")
     editors = [load_editor(name) for name in names]
     base = editors[0]
+    # The feature cache's own hashes: the whole instruction encoder, and the codec's encoder half
+    # (a remover never reads what the decoder or vocoder do).
+    base_text, base_latents = _text_encoder_hash(base), hash_latent_encoder(base.codec)
     for name, editor in zip(names, editors):
         if editor.remover is None:
             raise InputError(f"{name}: this editor has no remover (foleyflow train localise, target removal-gains)")
-        if editor.config.text_encoder != base.config.text_encoder or not _same_weights(editor.text_encoder, base.text_encoder):
+        if editor.config.text_encoder != base.config.text_encoder or _text_encoder_hash(editor) != base_text:
             raise InputError(f"{name}: its instruction encoder differs from {names[0]}'s; its remover reads other token states")
-        if editor.config.codec != base.config.codec or not _same_weights(editor.codec, base.codec):
-            raise InputError(f"{name}: its codec differs from {names[0]}'s; its remover reads other latents")
+        if hash_latent_encoder(editor.codec) != base_latents:
+            raise InputError(f"{name}: its codec encodes other latents than {names[0]}'s; its remover reads other latents")
     remover = LocaliserEnsemble([member for editor in editors for member in ensemble_members(editor.remover)])
     config = replace(base.config, remover=remover.to_spec())
     return Editor(base.unet, base.text_encoder, base.codec, config, base.localiser, remover=remover)
 
 
-def _same_weights(a, b) -> bool:
-    """Whether two components hold equal weights (non-modules, such as a frozen external encoder, count as equal)."""
-    if not (isinstance(a, torch.nn.Module) and isinstance(b, torch.nn.Module)):
-        return True
-    first, second = a.state_dict(), b.state_dict()
-    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+def _text_encoder_hash(editor) -> str | None:
+    """The feature cache's hash of an editor's instruction encoder; None for a non-module encoder (a
+    user's plug-in), which its spec in the config names alone."""
+    from foleyflow.training.cache import hash_module
+
+    return hash_module(editor.text_encoder) if isinstance(editor.text_encoder, torch.nn.Module) else None
 
 
 def _load_localiser(spec: dict | None, weights: dict[str, torch.Tensor], folder: Path, role: str = "localiser"):
