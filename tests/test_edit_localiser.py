@@ -249,3 +249,34 @@ def test_a_localiser_can_train_on_replaces_asked_as_the_editor_asks_them(tmp_pat
     assert Editor.from_pretrained(folder).config.localiser_query == "removed"
     with pytest.raises(InputError, match="recipe_options.query"):
         _recipe(tmp_path, query="where")
+
+
+def test_an_edit_the_localiser_marks_nothing_of_skips_the_sampling_and_returns_the_same_audio(tmp_path):
+    from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, run_edit_bench
+
+    folder = _recipe(tmp_path).export(_recipe(tmp_path).build(), tmp_path / "out", "card")
+    editor = Editor.from_pretrained(folder)
+    item = ToneTriplets("val")[0]
+    audio = item["source"].numpy()
+    editor.config = dataclasses.replace(editor.config, mask_threshold=1.0)  # a probability below 1 everywhere: no frame marked
+    for composite in ("every-step+spectral", "every-step+audio", "end", "spectral"):
+        skipped = editor.edit(audio, "Add a tone", mask="localiser", composite=composite)
+        assert skipped.untouched and skipped.nfe == 0, composite
+        run = editor.sample_clip(audio, "Add a tone", methods=("localiser",), keep="localiser" if composite.startswith("every-step") else None)
+        assert run.nfe > 0  # the same clip sampled in full ...
+        assert np.array_equal(editor.finish(run, run.masks["localiser"], composite), skipped.audio), composite  # ... ends the same
+    assert np.array_equal(editor.edit(audio, "Add a tone", mask="localiser", composite="spectral").audio, audio)
+    # every-step alone ends on the source's path at t = 1 (sigma_min from the source): it still samples
+    assert editor.edit(audio, "Add a tone", mask="localiser", composite="every-step").nfe > 0
+    editor.config = dataclasses.replace(editor.config, mask_threshold=0.0)  # every frame marked: sampled as before
+    assert editor.edit(audio, "Add a tone", mask="localiser", composite="every-step+spectral").nfe > 0
+
+    editor.config = dataclasses.replace(editor.config, mask_threshold=1.0)
+    items = [{"task": "add", "source": audio, "target": item["target"].numpy(), "instruction": "Add a tone", "edit_spans": [[0, 256]]}]
+    report = run_edit_bench(editor, items, t_starts=(), resamples=10, methods=("localiser",), composites=("every-step+spectral", "spectral"))
+    rows = report["tasks"]["add"]["methods"]
+    for name in ("localiser + every-step+spectral", "localiser + spectral"):
+        assert rows[name]["nfe"] == 0 and rows[name]["l1"]["value"] == rows[SOURCE_ITSELF]["l1"]["value"], name
+    # beside the oracle (or the plain recipe) the run is sampled: those rows use what it samples
+    report = run_edit_bench(editor, items, t_starts=(), resamples=10, methods=("localiser", "oracle"), composites=("spectral",))
+    assert report["tasks"]["add"]["methods"]["oracle + spectral"]["nfe"] > 0

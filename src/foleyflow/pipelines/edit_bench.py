@@ -47,7 +47,7 @@ from foleyflow.audio.mel import log_mel
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
 from foleyflow.pipelines.compositing import blend, check_mode, every_step
-from foleyflow.pipelines.editor import Editor, check_removal
+from foleyflow.pipelines.editor import Editor, check_removal, unmarked_is_source
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
 TASKS = ("add", "remove", "replace")
@@ -494,7 +494,11 @@ class RowPlan:
         main = region_main = None
         at_end = any(not every_step(c) for c in self.composites)
         if t_model in self.t_starts or at_end:
-            main = sample(self.editor, t_start=t_model, methods=estimated, region=region if t_region == t_model else None)
+            # Plain rows use the whole sampled latent and other masks' rows its inside, so only a run
+            # for the localiser's rows alone may skip a sampling the localiser marks nothing of.
+            skip = not self.t_starts and set(self.masked) == {"localiser"} and all(unmarked_is_source(c) for c in self.composites)
+            main = sample(self.editor, t_start=t_model, methods=estimated, region=region if t_region == t_model else None,
+                          skip_unmarked=skip)
             if "oracle" in self.masked:
                 main.masks["oracle"] = scorer.oracle_mask()
         if region is not None and at_end:
@@ -545,7 +549,8 @@ class RowPlan:
         if method == REGION:
             return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region, network=network)
         if method != "oracle":
-            return sample(self.editor, t_start=self.editor.config.t_start, keep=method, network=network)
+            return sample(self.editor, t_start=self.editor.config.t_start, keep=method, network=network,
+                          skip_unmarked=all(unmarked_is_source(c) for c in self.composites))
         oracle = scorer.oracle_mask()
         run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle, network=network)
         run.masks["oracle"] = oracle

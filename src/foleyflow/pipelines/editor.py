@@ -350,6 +350,7 @@ class Editor:
             samples, instruction, steps, cfg_scale, t_start, seed, solver,
             methods=() if mask == REGION else (mask,), keep=mask if every_step(composite) else None, attention=attention,
             region=region, progress=progress, network=attention or not self.removes_by_gains(instruction, mask, composite, removal),
+            skip_unmarked=unmarked_is_source(composite),
         )
         start = time.perf_counter()
         out = self.finish(run, run.masks[mask], composite, removal)
@@ -376,6 +377,7 @@ class Editor:
         region: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
         network: bool = True,
+        skip_unmarked: bool = False,
     ) -> "SampledClip":
         """Sample the edited latents of every window, estimating the masks of ``methods`` on the way.
 
@@ -384,7 +386,10 @@ class Editor:
         mask (the benchmark's oracle). Decoding is ``finish``'s job, so that one sampling run can be
         composited with several masks; ``run.masks`` holds each method's mask, and ``"region"``'s.
         ``network=False`` skips the sampling (the edited latent is the source's, NFE 0): a removal
-        by gains uses none of it (``removes_by_gains``).
+        by gains uses none of it (``removes_by_gains``). ``skip_unmarked`` skips it too when the
+        localiser, the only mask asked for (and the one ``keep`` follows, if any), marks no frame; the caller
+        says so only when its compositing keeps the source wherever the mask is 0 (``unmarked_is_source``),
+        so that the output is the same without the sampling (most "add"s: ``EditResult.untouched``).
         """
         c = self.config
         steps, cfg_scale = c.steps if steps is None else steps, c.cfg_scale if cfg_scale is None else cfg_scale
@@ -425,6 +430,8 @@ class Editor:
             keep_mask = lambda: given[REGION]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
+        if network and skip_unmarked and wanted == {"localiser"} and (keep is None or isinstance(keep, str)) and region is None and not attention:
+            network = bool(estimate("localiser").any())
         if not network:
             if wanted - {"localiser", "none"}:
                 raise InputError(f"mask {sorted(wanted - {'localiser', 'none'})[0]!r} is read from the network's sampling")
@@ -485,18 +492,19 @@ class Editor:
     def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str, removal: str | None = None) -> np.ndarray:
         """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows;
         a remove or replace by the remover's gains when ``removal`` (default: the config's) is "gains"."""
+        sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
+        # Composited on waveforms, an edit the mask lets in nowhere is the source (or its removal by
+        # gains) whatever the network made: the source stands in for the decoded edit, which is never read.
+        unmarked = in_audio(composite) and not sample_mask.any()
         if self.by_gains(run.task, composite, removal):
             gains = self.removal_gains(run)
-            sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
             # a remove keeps nothing of the network's content, so nothing is decoded
-            out = run.samples if run.task == "remove" else self.decoded(run, mask, composite)
+            out = run.samples if run.task == "remove" or unmarked else self.decoded(run, mask, composite)
             whole = np.ones_like(sample_mask) if self.config.removal_region == "clip" else None
             return blend_removal(out, run.samples, sample_mask, gains, run.task, self.config.room_tone_quantile,
                                  self.config.spectral_level, self.config.room_tone_seconds, whole, self.codec.samples_per_latent_frame)
-        out = self.decoded(run, mask, composite)
+        out = run.samples if unmarked else self.decoded(run, mask, composite)
         if in_audio(composite):
-            per_frame = self.codec.samples_per_latent_frame
-            sample_mask = frames_to_samples(self.clip_frames(mask, run), per_frame, run.samples.size)
             if spectral(composite):
                 return blend_spectral(out, run.samples, sample_mask, spectral_rule(run.task), self.config.room_tone_quantile,
                                       self.config.spectral_level, self.config.room_tone_seconds)
@@ -564,6 +572,14 @@ class SampledClip:
     def task(self) -> str | None:
         """"add", "remove", "replace" or None, read from the instruction (mask and compositing rules use it)."""
         return instruction_task(self.instruction)
+
+
+def unmarked_is_source(composite: str) -> bool:
+    """Whether ``composite`` returns the source wherever the mask is 0, whatever was sampled: on
+    latents at the end (``end``) or on waveforms (``audio``, ``spectral``; a removal by gains
+    too). ``every-step`` alone ends on the source's path at t = 1, sigma_min times the noise away
+    from the source, so an edit with no frame marked still depends (barely) on its sampling."""
+    return latent_end(composite) or in_audio(composite)
 
 
 def token_strings(text_encoder, instruction: str, count: int) -> list[str]:
