@@ -430,7 +430,8 @@ class Editor:
             keep_mask = lambda: given[REGION]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
-        if network and skip_unmarked and wanted == {"localiser"} and (keep is None or isinstance(keep, str)) and region is None and not attention:
+        localiser_alone = wanted == {"localiser"} and (keep is None or isinstance(keep, str)) and region is None and not attention
+        if network and skip_unmarked and localiser_alone:
             network = bool(estimate("localiser").any())
         if not network:
             if wanted - {"localiser", "none"}:
