@@ -186,6 +186,17 @@ def test_the_extra_packages_join_a_fetch_only_when_named(monkeypatch):
     assert "debian-extra" not in fetch.REAL_SOURCES and not set(debian_source.EXTRA_PACKAGES) & set(debian_source.PACKAGES)
 
 
+def test_the_fetch_command_offers_exactly_the_library_sources():
+    # The CLI spells its choices out (importing data.fetch would load torch before --help); they must not drift.
+    from foleyflow.data import fetch
+    from foleyflow.interfaces.cli import cli
+    from foleyflow.interfaces.commands import load_all
+
+    load_all()
+    option = next(p for p in cli.commands["data"].commands["fetch"].params if p.name == "sources")
+    assert tuple(option.type.choices) == fetch.SOURCES and tuple(option.default) == fetch.REAL_SOURCES
+
+
 def test_drumkit_xml_labels_each_layer(tmp_path):
     kit = tmp_path / "usr/share/hydrogen/data/drumkits/TestKit"
     kit.mkdir(parents=True)
