@@ -98,7 +98,7 @@ def test_bench_edit_prints_a_table_and_json(cli, monkeypatch, model_dir):
     assert code == 2 and "--cfg" in err
 
 
-@pytest.mark.parametrize("removal, message", [("erase", "removal must be one of"), ("gains", "needs an editor with a remover")])
+@pytest.mark.parametrize("removal, message", [("erase", "--removal"), ("gains", "needs an editor with a remover")])
 def test_bench_edit_rejects_a_bad_removal(cli, monkeypatch, model_dir, removal, message):
     import foleyflow.pipelines.edit_bench as edit_bench
 
@@ -121,3 +121,15 @@ def test_bench_edit_rejects_fewer_triplets_than_tasks(cli, model_dir):
 def test_bench_edit_rejects_an_unknown_replace_scoring(cli, model_dir):
     code, _, err = cli("bench", "edit", "--model", str(model_dir), "--n", "3", "--replace-onset", "free")
     assert code == 2 and "replace_onset must be one of aligned, true" in err and len(err.strip().splitlines()) == 1
+
+
+def test_edit_and_bench_edit_offer_exactly_the_editors_removals():
+    # Spelled out in the CLI (importing the editor would load torch before --help); they must not drift.
+    from foleyflow.interfaces.cli import cli as group
+    from foleyflow.interfaces.commands import load_all
+    from foleyflow.pipelines.editor import REMOVALS
+
+    load_all()
+    for command in (group.commands["edit"], group.commands["bench"].commands["edit"]):
+        option = next(p for p in command.params if p.name == "removal")
+        assert tuple(option.type.choices) == tuple(REMOVALS), command.name
