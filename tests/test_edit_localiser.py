@@ -276,7 +276,18 @@ def test_an_edit_the_localiser_marks_nothing_of_skips_the_sampling_and_returns_t
     report = run_edit_bench(editor, items, t_starts=(), resamples=10, methods=("localiser",), composites=("every-step+spectral", "spectral"))
     rows = report["tasks"]["add"]["methods"]
     for name in ("localiser + every-step+spectral", "localiser + spectral"):
-        assert rows[name]["nfe"] == 0 and rows[name]["l1"]["value"] == rows[SOURCE_ITSELF]["l1"]["value"], name
+        assert rows[name]["nfe"] == rows[name]["mean_nfe"] == 0 and rows[name]["l1"]["value"] == rows[SOURCE_ITSELF]["l1"]["value"], name
+    # Two items, a threshold between their localiser's highest probabilities: one sampled, one not.
+    sources = [ToneTriplets("val")[i]["source"].numpy() for i in (0, 1)]
+    highest = []
+    for source in sources:
+        x_source = editor.codec.encode(torch.from_numpy(source)[None])
+        highest.append(float(editor.localise(x_source, "Add a tone", editor.encode_instruction("Add a tone", 1)[0]).max()))
+    assert highest[0] != highest[1]
+    editor.config = dataclasses.replace(editor.config, mask_threshold=float(np.mean(highest)))
+    mixed = [dict(items[0], source=source) for source in sources]
+    row = run_edit_bench(editor, mixed, t_starts=(), resamples=10, methods=("localiser",), composites=("spectral",))["tasks"]["add"]["methods"]["localiser + spectral"]
+    assert row["nfe"] == editor.config.steps and row["mean_nfe"] == editor.config.steps / 2
     # beside the oracle (or the plain recipe) the run is sampled: those rows use what it samples
     report = run_edit_bench(editor, items, t_starts=(), resamples=10, methods=("localiser", "oracle"), composites=("spectral",))
     assert report["tasks"]["add"]["methods"]["oracle + spectral"]["nfe"] > 0

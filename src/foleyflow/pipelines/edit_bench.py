@@ -9,8 +9,9 @@ target of:
     method    the edited output.
 Per task type: fraction of the gap closed = (identity - method) / (identity - floor), from the
 means (1 = as good as the codec allows, 0 = no better than not editing, < 0 = worse), with a
-95% paired bootstrap interval over triplets; time per edit, NFE, the time of one network
-forward, and overhead = time per edit / (NFE x forward).
+95% paired bootstrap interval over triplets; time per edit, NFE (the most any edit of the row
+ran: an edit the localiser marks nothing of runs none, ``Editor.sample_clip(skip_unmarked=True)``),
+the time of one network forward, and overhead = time per edit / (mean NFE x forward).
 
 "add" is scored against the best-aligned target: the onset of an added event cannot be
 inferred from the source, so the true event is re-placed on a 0.1 s grid and the output is
@@ -628,6 +629,7 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
             rows_here = {key: value[have] for key, value in rows.items() if value.shape == have.shape} if not have.all() else rows
             seconds = float(np.mean(rows_here[f"{name}:seconds"]))
             nfe = int(np.max(rows_here[f"{name}:nfe"]))
+            mean_nfe = float(np.mean(rows_here[f"{name}:nfe"]))
             # "add" rows may be scored against a re-aligned target, with identity and floor to match.
             own_identity, own_floor = rows_here.get(f"{name}:identity", identity[have]), rows_here.get(f"{name}:floor", floor[have])
             entry["methods"][name] = {
@@ -636,8 +638,9 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
                 "mean_onset_shift_s": float(np.mean(rows_here.get(f"{name}:shift", [0]))) / SAMPLE_RATE,
                 "seconds_per_edit": seconds,
                 "nfe": nfe,
+                "mean_nfe": mean_nfe,
                 "forward_seconds": forwards[name],
-                "overhead": seconds / (nfe * forwards[name]) if nfe else float("nan"),
+                "overhead": seconds / (mean_nfe * forwards[name]) if nfe else float("nan"),
             }
             if not have.all():
                 entry["methods"][name]["n"] = int(have.sum())
