@@ -64,3 +64,23 @@ def test_localiser_add_span_applies_to_add_instructions_only():
         assert estimated_mask("localiser", evidence, options, task=task).sum() == 0
     with pytest.raises(InputError, match="add_span"):
         MaskOptions(add_span="anywhere")
+
+
+def test_a_task_threshold_overrides_the_mask_threshold_for_that_task_only():
+    from foleyflow.pipelines.editor import EditorConfig
+    from foleyflow.pipelines.masks import MaskEvidence, MaskOptions, estimated_mask
+
+    evidence = MaskEvidence(4)
+    evidence.localised = torch.tensor([[0.2, 0.6, 0.8, 0.95, 0.6, 0.2]])
+    options = MaskOptions(threshold=0.5, dilate=0, ramp=0, task_thresholds={"replace": 0.9})
+    marked = lambda task: estimated_mask("localiser", evidence, options, task=task)[0, 0, :, 0].tolist()  # noqa: E731
+    assert marked("remove") == marked(None) == marked("add") == [0, 1, 1, 1, 1, 0]
+    assert marked("replace") == [0, 0, 0, 1, 0, 0]
+    assert options.threshold_for("localiser", "replace") == 0.9 and options.threshold_for("diffedit", "add") == 0.5
+    assert MaskOptions(task_thresholds={"add": 0.3}).threshold_for("localiser", "remove") == 0.5  # the method's default
+    for bad, message in (({"erase": 0.5}, "tasks are add, remove, replace"), ({"replace": 1.5}, r"lie in \[0, 1\]")):
+        with pytest.raises(InputError, match=message):
+            MaskOptions(task_thresholds=bad)
+    config = EditorConfig(mask_threshold=0.5, mask_task_thresholds={"replace": 0.9})
+    assert config.mask_options().threshold_for("localiser", "replace") == 0.9
+    assert EditorConfig.from_dict(dict(mask_threshold=0.5, mask_task_thresholds={"replace": 0.9})) == config

@@ -95,6 +95,7 @@ class EditorConfig:
     mask: str | None = None  # pipelines.masks.METHODS
     composite: str | None = None  # pipelines.compositing.MODES
     mask_threshold: float | None = None  # None: the method's own (masks.DEFAULT_THRESHOLDS)
+    mask_task_thresholds: dict[str, float] | None = None  # {"replace": 0.9}: over mask_threshold for that task
     # A region the user marks (``edit(region=...)``) is regenerated inside from (almost) pure noise
     # with the source's own path kept outside at every step: inpainting, which matches what
     # path (1) trains (docs/editor.md, "A region you mark"). None: every-step+spectral for the flow
@@ -148,7 +149,8 @@ class EditorConfig:
             raise InputError(f"need window_seconds > overlap_seconds >= 0, got {self.window_seconds} and {self.overlap_seconds}")
 
     def mask_options(self) -> MaskOptions:
-        return MaskOptions(self.mask_threshold, self.mask_smooth, self.mask_dilate, self.mask_ramp, self.mask_add_span)
+        return MaskOptions(self.mask_threshold, self.mask_smooth, self.mask_dilate, self.mask_ramp, self.mask_add_span,
+                           self.mask_task_thresholds)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EditorConfig":

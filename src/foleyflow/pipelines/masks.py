@@ -79,19 +79,34 @@ class MaskOptions:
     ramp: int = 3  # frames of linear fall-off outside the region (soft edges)
     # How the localiser marks an "add": "threshold" as any other task, or "expected" (``expected_span``).
     add_span: str = "threshold"
+    # {instruction task: threshold} over ``threshold`` for that task's edits. Why: one mask does two
+    # jobs in a replace (where the old sound is taken out *and* where the new one may enter), so the
+    # threshold best for a remove need not be best for a replace (docs/editor.md).
+    task_thresholds: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.add_span not in ADD_SPANS:
             raise InputError(f"mask add_span must be one of {', '.join(ADD_SPANS)}, got {self.add_span!r}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise InputError(f"mask threshold must lie in [0, 1], got {self.threshold}")
+        for task, threshold in {None: self.threshold, **(self.task_thresholds or {})}.items():
+            if task is not None and task not in EDIT_TASKS:
+                raise InputError(f"mask task thresholds: tasks are {', '.join(EDIT_TASKS)}, got {task!r}")
+            if threshold is not None and not 0.0 <= threshold <= 1.0:
+                raise InputError(f"mask threshold must lie in [0, 1], got {threshold}")
         for name in ("smooth", "dilate", "ramp"):
             value = getattr(self, name)
             if int(value) != value or value < (1 if name == "smooth" else 0):
                 raise InputError(f"mask {name} must be a whole number of frames (>= {1 if name == 'smooth' else 0}), got {value}")
 
 
+    def threshold_for(self, method: str, task: str | None) -> float:
+        """The threshold a ``method``'s score is cut at for an edit of ``task``."""
+        if task in (self.task_thresholds or {}):
+            return self.task_thresholds[task]
+        return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS.get(method, 0.5)
+
+
 ADD_SPANS = ("threshold", "expected")
+EDIT_TASKS = ("add", "remove", "replace")  # data.language.instruction_task's answers
 
 NO_LOCALISER = "mask 'localiser' needs an editor with a localiser (foleyflow train localise)"
 
@@ -292,7 +307,7 @@ def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, at
                    tokens: list[str] | None = None, like: torch.Tensor | None = None, task: str | None = None) -> torch.Tensor:
     """The (batch, 1, frames, 1) mask of ``method`` from what the sampler recorded; ``task`` is the
     instruction's (``data.language.instruction_task``), for the localiser's ``add_span``."""
-    threshold = options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS.get(method, 0.5)
+    threshold = options.threshold_for(method, task)
     if method == "none":
         return full_mask(like)
     if method == "learned":
