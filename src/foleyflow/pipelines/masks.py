@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from foleyflow.data.recipes import TASKS
 from foleyflow.errors import InputError
 
 
@@ -88,15 +89,14 @@ class MaskOptions:
         if self.add_span not in ADD_SPANS:
             raise InputError(f"mask add_span must be one of {', '.join(ADD_SPANS)}, got {self.add_span!r}")
         for task, threshold in {None: self.threshold, **(self.task_thresholds or {})}.items():
-            if task is not None and task not in EDIT_TASKS:
-                raise InputError(f"mask task thresholds: tasks are {', '.join(EDIT_TASKS)}, got {task!r}")
+            if task is not None and task not in TASKS:
+                raise InputError(f"mask task thresholds: tasks are {', '.join(TASKS)}, got {task!r}")
             if threshold is not None and not 0.0 <= threshold <= 1.0:
                 raise InputError(f"mask threshold must lie in [0, 1], got {threshold}")
         for name in ("smooth", "dilate", "ramp"):
             value = getattr(self, name)
             if int(value) != value or value < (1 if name == "smooth" else 0):
                 raise InputError(f"mask {name} must be a whole number of frames (>= {1 if name == 'smooth' else 0}), got {value}")
-
 
     def threshold_for(self, method: str, task: str | None) -> float:
         """The threshold a ``method``'s score is cut at for an edit of ``task``."""
@@ -106,7 +106,6 @@ class MaskOptions:
 
 
 ADD_SPANS = ("threshold", "expected")
-EDIT_TASKS = ("add", "remove", "replace")  # data.language.instruction_task's answers
 
 NO_LOCALISER = "mask 'localiser' needs an editor with a localiser (foleyflow train localise)"
 
@@ -306,7 +305,8 @@ def attention_score(token_frame: torch.Tensor, tokens: list[str]) -> torch.Tenso
 def estimated_mask(method: str, evidence: MaskEvidence, options: MaskOptions, attention: torch.Tensor | None = None,
                    tokens: list[str] | None = None, like: torch.Tensor | None = None, task: str | None = None) -> torch.Tensor:
     """The (batch, 1, frames, 1) mask of ``method`` from what the sampler recorded; ``task`` is the
-    instruction's (``data.language.instruction_task``), for the localiser's ``add_span``."""
+    instruction's (``data.language.instruction_task``), for the localiser's ``add_span`` and
+    ``MaskOptions.task_thresholds``."""
     threshold = options.threshold_for(method, task)
     if method == "none":
         return full_mask(like)
