@@ -209,6 +209,10 @@ def test_the_shipped_localiser_config_parses_and_fits_the_default_editor():
     config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "localiser-cpu.json")
     recipe = LocaliseRecipe(config.recipe_options)
     assert config.recipe == "localise" and recipe.localiser_config.latent_channels == 8 and recipe.localiser_config.text_dim == 384
+    # The shipped localiser's recipe (session 27): the removal question on the 15,000-scene build, its best validation step kept.
+    config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "localiser-cpu-removed-15k.json")
+    recipe = LocaliseRecipe(config.recipe_options)
+    assert recipe.localise.query == "removed" and config.export_best and recipe.options.data["root"].endswith("datasets/editing-15k")
 
 
 def test_a_distilled_student_keeps_its_teachers_localiser(tmp_path):
