@@ -258,8 +258,8 @@ def test_a_localiser_can_train_on_replaces_asked_as_the_editor_asks_them(tmp_pat
 def test_an_edit_the_localiser_marks_nothing_of_skips_the_sampling_and_returns_the_same_audio(tmp_path):
     from foleyflow.pipelines.edit_bench import SOURCE_ITSELF, run_edit_bench
 
-    folder = _recipe(tmp_path).export(_recipe(tmp_path).build(), tmp_path / "out", "card")
-    editor = Editor.from_pretrained(folder)
+    recipe = _recipe(tmp_path)
+    editor = Editor.from_pretrained(recipe.export(recipe.build(), tmp_path / "out", "card"))
     item = ToneTriplets("val")[0]
     audio = item["source"].numpy()
     editor.config = dataclasses.replace(editor.config, mask_threshold=1.0)  # a probability below 1 everywhere: no frame marked

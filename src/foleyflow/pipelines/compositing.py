@@ -73,6 +73,14 @@ def in_audio(mode: str) -> bool:
     return mode.endswith(("audio", "spectral"))
 
 
+def unmarked_is_source(composite: str) -> bool:
+    """Whether ``composite`` returns the source wherever the mask is 0, whatever was sampled: on
+    latents at the end (``end``) or on waveforms (``audio``, ``spectral``; a removal by gains
+    too). ``every-step`` alone ends on the source's path at t = 1, sigma_min times the noise away
+    from the source, so an edit with no frame marked still depends (barely) on its sampling."""
+    return latent_end(composite) or in_audio(composite)
+
+
 def spectral(mode: str) -> bool:
     return mode.endswith("spectral")
 

@@ -45,13 +45,13 @@ from dataclasses import replace as replace_options
 
 from foleyflow.audio.io import SAMPLE_RATE
 from foleyflow.audio.mel import log_mel
+from foleyflow.data.recipes import TASKS
 from foleyflow.errors import InputError
 from foleyflow.pipelines import windowing
-from foleyflow.pipelines.compositing import blend, check_mode, every_step
-from foleyflow.pipelines.editor import Editor, check_removal, unmarked_is_source
+from foleyflow.pipelines.compositing import blend, check_mode, every_step, unmarked_is_source
+from foleyflow.pipelines.editor import Editor, check_removal
 from foleyflow.pipelines.masks import REGION, BENCH_METHODS, check_method, finish_mask, frame_iou, full_mask, ground_truth_latent_mask
 
-TASKS = ("add", "remove", "replace")
 ALIGNABLE_TASKS = ("add", "replace")  # tasks whose target gains an event the source cannot place
 REPLACE_ONSETS = ("aligned", "true")  # how "replace" is scored: its new event's onset free, or the data set's
 MASKED_COMPOSITES = ("end", "every-step", "audio", "every-step+audio", "spectral", "every-step+spectral")
@@ -472,6 +472,8 @@ class RowPlan:
             raise InputError("ceiling rows need a mask method and a compositing mode applied at the end (end or audio)")
         self.names += [ceiling_name(method, composite) for composite in self.ceilings for method in self.masked]
         self.perfect_sampler = perfect_sampler
+        # Every mode keeps the source where the mask is 0, so a run the localiser marks nothing of need not sample.
+        self.skip_unmarked = all(unmarked_is_source(c) for c in self.composites)
         self.names += [PERFECT_SAMPLER] if perfect_sampler else []
 
     def forward(self, name: str) -> float:
@@ -497,7 +499,7 @@ class RowPlan:
         if t_model in self.t_starts or at_end:
             # Plain rows use the whole sampled latent and other masks' rows its inside, so only a run
             # for the localiser's rows alone may skip a sampling the localiser marks nothing of.
-            skip = not self.t_starts and set(self.masked) == {"localiser"} and all(unmarked_is_source(c) for c in self.composites)
+            skip = not self.t_starts and set(self.masked) == {"localiser"} and self.skip_unmarked
             main = sample(self.editor, t_start=t_model, methods=estimated, region=region if t_region == t_model else None,
                           skip_unmarked=skip)
             if "oracle" in self.masked:
@@ -550,8 +552,7 @@ class RowPlan:
         if method == REGION:
             return sample(self.editor, t_start=self.editor.config.region_t_start, keep=REGION, region=region, network=network)
         if method != "oracle":
-            return sample(self.editor, t_start=self.editor.config.t_start, keep=method, network=network,
-                          skip_unmarked=all(unmarked_is_source(c) for c in self.composites))
+            return sample(self.editor, t_start=self.editor.config.t_start, keep=method, network=network, skip_unmarked=self.skip_unmarked)
         oracle = scorer.oracle_mask()
         run = sample(self.editor, t_start=self.editor.config.t_start, keep=oracle, network=network)
         run.masks["oracle"] = oracle

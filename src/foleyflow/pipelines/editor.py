@@ -34,6 +34,7 @@ from foleyflow.pipelines.attention import AttentionRecorder
 from foleyflow.data.language import instruction_task, removal_instruction
 from foleyflow.pipelines.compositing import (
     MODES, blend, blend_audio, blend_removal, blend_spectral, check_mode, every_step, in_audio, latent_end, spectral, spectral_rule,
+    unmarked_is_source,
 )
 from foleyflow.pipelines.edit_network import ddpm_edit, flow_edit, network_evaluations
 from foleyflow.pipelines.masks import (
@@ -426,15 +427,17 @@ class Editor:
             evidence.localised = self.localise(x_source, instruction, cond)
         recorder = AttentionRecorder(self.unet) if attention or "attention" in wanted else contextlib.nullcontext()
         estimate = lambda method: self._estimate(method, run, evidence, recorder)  # noqa: E731
+        if "localiser" in wanted:  # known before the first step: estimated once, not after every step
+            given["localiser"] = estimate("localiser")
         if isinstance(keep, torch.Tensor):
             keep_mask = lambda: keep  # noqa: E731
-        elif keep == REGION:
-            keep_mask = lambda: given[REGION]  # noqa: E731
+        elif keep in given:
+            keep_mask = lambda: given[keep]  # noqa: E731
         else:
             keep_mask = (lambda: estimate(keep)) if keep else None
         localiser_alone = wanted == {"localiser"} and (keep is None or isinstance(keep, str)) and region is None and not attention
         if network and skip_unmarked and localiser_alone:
-            network = bool(estimate("localiser").any())
+            network = bool(given["localiser"].any())
         if not network:
             if wanted - {"localiser", "none"}:
                 raise InputError(f"mask {sorted(wanted - {'localiser', 'none'})[0]!r} is read from the network's sampling")
@@ -447,7 +450,7 @@ class Editor:
                 )
             if isinstance(recorder, AttentionRecorder):
                 run.attention = self._cond_attention(recorder, run)
-        run.masks = {method: estimate(method) for method in wanted} | given
+        run.masks = {method: estimate(method) for method in wanted if method not in given} | given
         run.seconds = time.perf_counter() - start
         return run
 
@@ -495,10 +498,12 @@ class Editor:
     def finish(self, run: "SampledClip", mask: torch.Tensor, composite: str, removal: str | None = None) -> np.ndarray:
         """Composite (``end`` on latents, ``audio`` on waveforms), decode, and join the windows;
         a remove or replace by the remover's gains when ``removal`` (default: the config's) is "gains"."""
-        sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
+        sample_mask = None
+        if in_audio(composite):
+            sample_mask = frames_to_samples(self.clip_frames(mask, run), self.codec.samples_per_latent_frame, run.samples.size)
         # Composited on waveforms, an edit the mask lets in nowhere is the source (or its removal by
         # gains) whatever the network made: the source stands in for the decoded edit, which is never read.
-        unmarked = in_audio(composite) and not sample_mask.any()
+        unmarked = sample_mask is not None and not sample_mask.any()
         if self.by_gains(run.task, composite, removal):
             gains = self.removal_gains(run)
             # a remove keeps nothing of the network's content, so nothing is decoded
@@ -575,14 +580,6 @@ class SampledClip:
     def task(self) -> str | None:
         """"add", "remove", "replace" or None, read from the instruction (mask and compositing rules use it)."""
         return instruction_task(self.instruction)
-
-
-def unmarked_is_source(composite: str) -> bool:
-    """Whether ``composite`` returns the source wherever the mask is 0, whatever was sampled: on
-    latents at the end (``end``) or on waveforms (``audio``, ``spectral``; a removal by gains
-    too). ``every-step`` alone ends on the source's path at t = 1, sigma_min times the noise away
-    from the source, so an edit with no frame marked still depends (barely) on its sampling."""
-    return latent_end(composite) or in_audio(composite)
 
 
 def token_strings(text_encoder, instruction: str, count: int) -> list[str]:
