@@ -67,6 +67,8 @@ def test_corrupt_weights_are_input_error(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match="not a readable safetensors"):
         load_weights(tmp_path)
+    with pytest.raises(InputError, match="not a readable safetensors"):  # the public checkpoints' reader too
+        load_legacy_state_dict(tmp_path / "model.safetensors")
 
 
 def test_legacy_checkpoint_unwraps_lightning_state_dict(tmp_path):

@@ -54,8 +54,3 @@ def to_x0(prediction: Prediction, output: torch.Tensor, z_s: torch.Tensor, alpha
     if prediction is Prediction.V:
         return a * z_s - s * output
     return output
-
-
-def eps_from_x0(x0: torch.Tensor, z_s: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """The noise implied by an x-prediction: eps = (z_s - alpha_s x) / sigma_s (sigma_s > 0)."""
-    return (z_s - expand_as(alpha, z_s) * x0) / expand_as(sigma, z_s)

@@ -9,10 +9,9 @@ Caches live under $FOLEYFLOW_HOME/features; ``enabled=False`` (``--no-cache``) b
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -31,10 +30,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def settings_digest(settings: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class FeatureCache:

@@ -123,7 +123,10 @@ def load_legacy_state_dict(path: str | os.PathLike, unwrap: tuple[str, ...] = ("
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as error:  # safetensors raises its own types for corrupt headers
+            raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
     log.info("reading legacy checkpoint %s with torch.load(weights_only=True)", path)
     try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)

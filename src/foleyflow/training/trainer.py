@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import signal
 import threading
 import time
@@ -510,8 +509,3 @@ def _eval_mode(modules: Any) -> Iterator[None]:
     finally:
         for module, mode in zip(modules, modes):
             module.train(mode)
-
-
-def steps_per_epoch(dataset_size: int, config: TrainConfig, num_processes: int = 1) -> int:
-    """Optimizer steps in one pass over the training set (for configs written in epochs)."""
-    return max(1, math.floor(dataset_size / (config.batch_size * num_processes)) // config.grad_accum_steps)

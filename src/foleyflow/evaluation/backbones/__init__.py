@@ -18,42 +18,19 @@ from typing import Mapping
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from foleyflow.errors import InputError
-from foleyflow.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_keys
+from foleyflow.models.checkpoint import WEIGHTS_NAME, check_keys, load_legacy_state_dict
 
 OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)  # BatchNorm counters; older checkpoints lack them
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Weights from a model folder, a .safetensors file, or a legacy .pth/.ckpt/.bin.
-
-    Legacy files are read with torch.load(weights_only=True) (never unpickling code); the
-    wrappers the official releases use ("model" for PANNs, "state_dict" for Lightning) are
-    unwrapped.
-    """
+    """Weights from a model folder, a .safetensors file, or a legacy .pth/.ckpt/.bin (read with
+    torch.load(weights_only=True), the wrapper of the official releases unwrapped: "model" for
+    PANNs, "state_dict" for Lightning)."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except Exception as error:
-            raise InputError(f"{path}: not a readable safetensors file ({error})") from None
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: cannot be read safely as a weights-only checkpoint ({first})") from None
-    for wrapper in ("model", "state_dict"):
-        if isinstance(payload, Mapping) and isinstance(payload.get(wrapper), Mapping):
-            payload = payload[wrapper]
-    if not isinstance(payload, Mapping):
-        raise InputError(f"{path}: expected a state dict, found {type(payload).__name__}")
-    return {str(key): value for key, value in payload.items() if isinstance(value, torch.Tensor)}
+    return load_legacy_state_dict(path / WEIGHTS_NAME if path.is_dir() else path, unwrap=("model", "state_dict"))
 
 
 def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:

@@ -129,11 +129,3 @@ class Cnn14(nn.Module):
         embedding = F.relu(self.fc1(x))
         logits = self.fc_audioset(F.dropout(embedding, p=0.5, training=self.training))
         return {"embedding": embedding, "logits": logits}
-
-
-def official_state_dict(payload: dict) -> dict[str, torch.Tensor]:
-    """The released .pth keeps the weights under "model"; unwrap it (and "state_dict")."""
-    for key in ("model", "state_dict"):
-        if key in payload and isinstance(payload[key], dict):
-            payload = payload[key]
-    return {str(k): v for k, v in payload.items() if isinstance(v, torch.Tensor)}
