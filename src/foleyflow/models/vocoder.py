@@ -204,13 +204,18 @@ class PeriodDiscriminator(nn.Module):
         if samples % self.period:
             audio = F.pad(audio, (0, self.period - samples % self.period), mode="reflect")
         hidden = audio.view(batch, 1, -1, self.period)
-        features = []
-        for layer in self.layers:
-            hidden = F.leaky_relu(layer(hidden), 0.1)
-            features.append(hidden)
-        hidden = self.output(hidden)
+        return _scores_and_features(self.layers, self.output, hidden)
+
+
+def _scores_and_features(layers: nn.ModuleList, output: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A sub-discriminator's stack: (flattened scores, every layer's activations for the feature-matching loss)."""
+    features = []
+    for layer in layers:
+        hidden = F.leaky_relu(layer(hidden), 0.1)
         features.append(hidden)
-        return hidden.flatten(1), features
+    hidden = output(hidden)
+    features.append(hidden)
+    return hidden.flatten(1), features
 
 
 class ScaleDiscriminator(nn.Module):
@@ -231,13 +236,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         hidden = audio.unsqueeze(1)
-        features = []
-        for layer in self.layers:
-            hidden = F.leaky_relu(layer(hidden), 0.1)
-            features.append(hidden)
-        hidden = self.output(hidden)
-        features.append(hidden)
-        return hidden.flatten(1), features
+        return _scores_and_features(self.layers, self.output, hidden)
 
 
 class MultiPeriodDiscriminator(nn.Module):

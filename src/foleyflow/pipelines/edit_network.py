@@ -48,38 +48,31 @@ def _prediction_and_mask(output: torch.Tensor, sample: torch.Tensor) -> tuple[to
     return split_mask_channel(output, sample.shape[1] // 2)
 
 
-class UNetVelocity:
-    """``net(x_t (+) x_T, t, context=, mask=) -> v``: a diffusers UNet on flow time t.
+class UNetNoise:
+    """``net(z_i (+) x_T, i, context=, mask=) -> eps``: a diffusers UNet on DDPM indices.
 
     A mask head's extra output channel is dropped here; ``with_mask_logits`` keeps it, and so
     does ``raw=True`` (for ``RecordingGuidance``, which needs it per CFG branch).
     """
 
-    def __init__(self, unet: torch.nn.Module, raw: bool = False) -> None:
-        self.unet = unet
-        self.raw = raw
-
-    def __call__(self, sample: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return _prediction_or_raw(self.with_mask_logits(sample, t, context, mask), self.raw)
-
-    def with_mask_logits(self, sample, t, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        output = self.unet(sample, t * FLOW_TIME_SCALE, encoder_hidden_states=context, encoder_attention_mask=mask).sample
-        return _prediction_and_mask(output, sample)
-
-
-class UNetNoise:
-    """``net(z_i (+) x_T, i, context=, mask=) -> eps``: a diffusers UNet on DDPM indices."""
+    time_scale = 1.0  # the UNet's own time: DDPM indices
 
     def __init__(self, unet: torch.nn.Module, raw: bool = False) -> None:
         self.unet = unet
         self.raw = raw
 
-    def __call__(self, sample: torch.Tensor, index: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return _prediction_or_raw(self.with_mask_logits(sample, index, context, mask), self.raw)
+    def __call__(self, sample: torch.Tensor, time: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _prediction_or_raw(self.with_mask_logits(sample, time, context, mask), self.raw)
 
-    def with_mask_logits(self, sample, index, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        output = self.unet(sample, index, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+    def with_mask_logits(self, sample, time, context, mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output = self.unet(sample, time * self.time_scale, encoder_hidden_states=context, encoder_attention_mask=mask).sample
         return _prediction_and_mask(output, sample)
+
+
+class UNetVelocity(UNetNoise):
+    """``net(x_t (+) x_T, t, context=, mask=) -> v``: the same UNet on flow time t, fed as 1000 t."""
+
+    time_scale = FLOW_TIME_SCALE
 
 
 def _prediction_or_raw(split: tuple[torch.Tensor, torch.Tensor | None], raw: bool) -> torch.Tensor:
