@@ -4,13 +4,14 @@ import pickle
 import pytest
 import torch
 
-from foleyflow.errors import InputError
+from foleyflow.errors import InputError, preview
 from foleyflow.models import checkpoint
 from foleyflow.models.checkpoint import (
     check_keys,
     load_config,
     load_legacy_state_dict,
     load_weights,
+    read_json,
     resolve_model_dir,
     save_model_folder,
 )
@@ -99,3 +100,19 @@ def test_check_keys_names_missing_and_unexpected():
     message = str(error.value)
     assert "missing 2 keys (b, c)" in message and "unexpected 1 keys (z)" in message
     check_keys({"a"}, {"a"}, "ckpt")  # equal sets pass
+
+
+def test_error_messages_preview_long_name_lists():
+    assert preview(list("abcdefg")) == "a, b, c, d, e, ... 2 more"
+    assert preview(["a", "b"]) == "a, b"
+    assert preview(list("abc"), limit=2) == "a, b, ... 1 more"
+
+
+def test_read_json_names_the_bad_file(tmp_path):
+    (tmp_path / "vae_config.json").write_text('{"a": 1,}')
+    with pytest.raises(InputError, match="vae_config.json: not valid JSON"):
+        read_json(tmp_path / "vae_config.json")
+    (tmp_path / "vocoder_config.json").write_text('{"upsample_rates": [5, 4, 2, 2, 2]}')
+    assert read_json(tmp_path / "vocoder_config.json") == {"upsample_rates": [5, 4, 2, 2, 2]}
+    with pytest.raises(InputError, match="config.json: missing"):
+        read_json(tmp_path / "config.json")

@@ -11,3 +11,9 @@ class InputError(FoleyflowError):
     """Bad input from the user: a file, an argument or a config (exit code 2)."""
 
     exit_code = 2
+
+
+def preview(names: list[str], limit: int = 5) -> str:
+    """The first ``limit`` names of a list an error message is about, and how many more there are."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

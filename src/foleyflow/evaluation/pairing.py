@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from foleyflow.errors import InputError
+from foleyflow.errors import InputError, preview
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64"})
-PREVIEW = 5
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,8 @@ def pair_by_name(generated: dict[str, Path], reference: dict[str, Path]) -> list
     if only_generated or only_reference:
         problems = []
         if only_reference:
-            problems.append(f"{len(only_reference)} reference files have no generated file ({_preview(only_reference)})")
+            problems.append(f"{len(only_reference)} reference files have no generated file ({preview(only_reference)})")
         if only_generated:
-            problems.append(f"{len(only_generated)} generated files have no reference file ({_preview(only_generated)})")
+            problems.append(f"{len(only_generated)} generated files have no reference file ({preview(only_generated)})")
         raise InputError("cannot pair files by name: " + "; ".join(problems))
     return [Pair(name, generated[name], reference[name]) for name in sorted(generated)]
-
-
-def _preview(names: list[str]) -> str:
-    shown = ", ".join(names[:PREVIEW])
-    return shown + (f", ... {len(names) - PREVIEW} more" if len(names) > PREVIEW else "")

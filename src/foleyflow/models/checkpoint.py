@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from foleyflow.atomic import atomic_path
-from foleyflow.errors import InputError
+from foleyflow.errors import InputError, preview
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -90,7 +90,12 @@ def save_model_folder(
 
 
 def load_config(folder: str | os.PathLike) -> dict[str, Any]:
-    path = Path(folder) / CONFIG_NAME
+    return read_json(Path(folder) / CONFIG_NAME)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON file; a missing or malformed one is an InputError naming it."""
+    path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -148,15 +153,10 @@ def check_keys(expected: set[str], found: set[str], source: str) -> None:
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing {len(missing)} keys ({_preview(missing)})")
+            parts.append(f"missing {len(missing)} keys ({preview(missing)})")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys ({_preview(unexpected)})")
+            parts.append(f"unexpected {len(unexpected)} keys ({preview(unexpected)})")
         raise InputError(f"{source}: " + "; ".join(parts))
-
-
-def _preview(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def _first_line(error: Exception) -> str:

@@ -16,7 +16,6 @@ mapped nor expected raise InputError naming them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ from diffusers import AutoencoderKL
 from transformers import SpeechT5HifiGan
 
 from foleyflow.errors import InputError
-from foleyflow.models.checkpoint import load_legacy_state_dict
+from foleyflow.models.checkpoint import load_legacy_state_dict, read_json
 from foleyflow.models.vae import AUDIOLDM_SCALING_FACTOR, load_state_strict, vae_config, vae_from_config
 from foleyflow.models.vocoder import vocoder_config, vocoder_from_config
 
@@ -194,15 +193,6 @@ def load_audioldm_ckpt(path: str | os.PathLike) -> tuple[AutoencoderKL, SpeechT5
     return vae, vocoder
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing") from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not valid JSON ({error.msg})") from None
-
-
 def _first_existing(folder: Path, names: tuple[str, ...]) -> Path:
     for name in names:
         if (folder / name).is_file():
@@ -213,7 +203,7 @@ def _first_existing(folder: Path, names: tuple[str, ...]) -> Path:
 def load_diffusers_vae(folder: str | os.PathLike) -> AutoencoderKL:
     """A diffusers ``vae/`` folder (config.json + diffusion_pytorch_model.safetensors|.bin)."""
     folder = Path(folder)
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     weights = _first_existing(folder, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
     vae = vae_from_config(config)
     state = upgrade_deprecated_attention_names(load_legacy_state_dict(weights))
@@ -223,7 +213,7 @@ def load_diffusers_vae(folder: str | os.PathLike) -> AutoencoderKL:
 def load_diffusers_vocoder(folder: str | os.PathLike) -> SpeechT5HifiGan:
     """A diffusers pipeline's ``vocoder/`` folder (transformers SpeechT5HifiGan)."""
     folder = Path(folder)
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     weights = _first_existing(folder, ("model.safetensors", "pytorch_model.bin"))
     vocoder = vocoder_from_config(config)
     return load_state_strict(vocoder, load_legacy_state_dict(weights), str(weights)).eval()
@@ -232,7 +222,7 @@ def load_diffusers_vocoder(folder: str | os.PathLike) -> SpeechT5HifiGan:
 def load_tango_folder(folder: str | os.PathLike) -> tuple[AutoencoderKL, SpeechT5HifiGan | None]:
     """Tango's released layout -> (VAE, vocoder or None)."""
     folder = Path(folder)
-    tango = _read_json(folder / "vae_config.json")
+    tango = read_json(folder / "vae_config.json")
     if "ddconfig" not in tango:
         raise InputError(f"{folder / 'vae_config.json'}: no ddconfig; not a Tango VAE config")
     scale = float(tango.get("scale_factor", AUDIOLDM_SCALING_FACTOR))
@@ -241,7 +231,7 @@ def load_tango_folder(folder: str | os.PathLike) -> tuple[AutoencoderKL, SpeechT
     vae_state, vocoder_state = _split_vocoder(load_legacy_state_dict(weights))
     vae = _vae_from_ldm_state(vae_state, config, str(weights))
     if (folder / "pytorch_model_vocoder.bin").is_file():
-        hifigan = _read_json(folder / "vocoder_config.json") if (folder / "vocoder_config.json").is_file() else None
+        hifigan = read_json(folder / "vocoder_config.json") if (folder / "vocoder_config.json").is_file() else None
         vocoder_state = load_legacy_state_dict(folder / "pytorch_model_vocoder.bin", unwrap=("generator", "state_dict"))
         voc_config = vocoder_config_from_hifigan(hifigan) if hifigan else vocoder_config("paper")
         return vae, _vocoder_from_hifigan_state(vocoder_state, voc_config, str(folder / "pytorch_model_vocoder.bin"))
