@@ -63,6 +63,12 @@ def test_replace_is_scored_with_its_new_event_aligned_on_the_bare_scene():
     assert report["replace_scoring"].startswith("best-aligned") and "add_scoring" not in report  # no add in this run
     row = report["tasks"]["replace"]["methods"]["flow t_start=0.01"]
     assert row["vs_unedited_true_target"]["value"] != pytest.approx(row["vs_unedited"]["value"])
+    assert "per_triplet_true_target_l1" not in row  # only with per_triplet
+    paired = run_edit_bench(tiny_editor(steps=2), [item], t_starts=(0.01,), resamples=10, methods=("none",), composites=(), per_triplet=True)
+    rows = paired["tasks"]["replace"]["methods"]
+    own_target = np.subtract(rows["flow t_start=0.01"]["per_triplet_true_target_l1"], rows[SOURCE_ITSELF]["per_triplet_true_target_l1"])
+    assert own_target.mean() == pytest.approx(row["vs_unedited_true_target"]["value"])
+    assert rows[SOURCE_ITSELF]["per_triplet_true_target_l1"][0] == pytest.approx(true.score(source)[0])
     assert "best-aligned" in format_table(report).split("**replace** against the")[1][:20]
 
 
@@ -262,6 +268,7 @@ def test_pair_rows_closed_form_and_errors():
     a = _report(["t1", "t2", "t3", "t4"], {"x": [1.0, 2.0, 3.0, 4.0], "y": [1.5, 1.5, 3.5, 3.5]})
     paired = pair_rows(a, "x", a, "y", resamples=100)["add"]
     assert paired["n"] == 4 and paired["difference"]["value"] == 0.0 and paired["share_lower"] == 0.5
+    assert pair_rows(a, "x", a, "y", resamples=100, true_target=True)["add"] == paired  # no second figure: the L1 is it
     shifted = _report(["t1", "t2", "t3", "t4"], {"x": [0.9, 1.9, 2.9, 3.9]})
     exact = pair_rows(shifted, "x", a, "x", resamples=100)["add"]["difference"]
     assert exact["value"] == pytest.approx(-0.1) and exact["ci95_low"] == pytest.approx(-0.1) and exact["ci95_high"] == pytest.approx(-0.1)
@@ -282,6 +289,14 @@ def test_cli_bench_pair(cli, tmp_path):
     assert out.strip() == "add: n 2, x minus y: -1.500 [-2.000, -1.000], lower on 100% of triplets"
     code, out, _ = cli("bench", "pair", str(path), "x", str(path), "--json")
     assert code == 0 and json.loads(out)["add"]["difference"]["value"] == 0.0
+    # --true-target pairs an aligned task's second figure (its L1 to the data set's own target)
+    report = _report(["t1", "t2"], {"x": [1.0, 2.0], "y": [2.0, 4.0]})
+    report["tasks"]["add"]["methods"]["x"]["per_triplet_true_target_l1"] = [5.0, 5.0]
+    report["tasks"]["add"]["methods"]["y"]["per_triplet_true_target_l1"] = [1.0, 3.0]
+    path.write_text(json.dumps(report))
+    code, out, err = cli("bench", "pair", str(path), "x", str(path), "y", "--true-target")
+    assert code == 0, err
+    assert out.strip() == "add: n 2, x minus y: +3.000 [+2.000, +4.000], lower on 0% of triplets"
     (tmp_path / "bad.json").write_text("{")
     code, _, err = cli("bench", "pair", str(tmp_path / "bad.json"), "x", str(path))
     assert code == 2 and "not a bench edit JSON report" in err and len(err.strip().splitlines()) == 1

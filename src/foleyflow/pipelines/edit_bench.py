@@ -647,6 +647,8 @@ def summarise(scores, methods: list[str], forwards: Mapping[str, float], steps: 
                 entry["methods"][name]["n"] = int(have.sum())
             if per_triplet:  # every triplet's place kept (NaN where a reference row has none), so runs pair
                 entry["methods"][name]["per_triplet_l1"] = rows[name].tolist()
+                if f"{name}:true_target" in rows:  # an aligned task's figure against the data set's own target
+                    entry["methods"][name]["per_triplet_true_target_l1"] = rows[f"{name}:true_target"].tolist()
             if SOURCE_ITSELF in rows_here and name != SOURCE_ITSELF:
                 # Paired, per triplet: does the method beat leaving the recording alone? (< 0: yes)
                 entry["methods"][name]["vs_unedited"] = mean_ci(rows_here[name] - rows_here[SOURCE_ITSELF], resamples, seed).to_dict()
@@ -801,11 +803,12 @@ def with_removal(editor: Editor, removal: str | None) -> Editor:
 
 
 def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, Any], row_b: str,
-              resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
+              resamples: int = 2000, seed: int = 0, true_target: bool = False) -> dict[str, dict[str, Any]]:
     """Row ``row_a`` of one ``--per-triplet`` report minus row ``row_b`` of another (or the same),
     triplet by triplet, per task the first report has: the mean difference with its paired bootstrap
     95% CI and the share of triplets where A is lower. Both must hold the same triplets in the same
-    order (same split, seed and per-task count), which their ids prove."""
+    order (same split, seed and per-task count), which their ids prove. ``true_target``: a task
+    scored against a best-aligned target is paired on its L1 to the data set's own target instead."""
     from foleyflow.evaluation.bootstrap import mean_ci
 
     for task in (t for t in ALIGNABLE_TASKS if t in report_a["tasks"]):  # the tasks paired
@@ -821,14 +824,16 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
             raise InputError("pairing needs reports written with --json --per-triplet")
         if rows_a["triplet_ids"] != rows_b["triplet_ids"]:
             raise InputError(f"the reports hold different {task} triplets (same split, seed and per-task count needed)")
-        differences = _per_triplet(rows_a, row_a) - _per_triplet(rows_b, row_b)
+        differences = _per_triplet(rows_a, row_a, true_target) - _per_triplet(rows_b, row_b, true_target)
         differences = differences[np.isfinite(differences)]  # a reference row may lack some triplets
         paired[task] = {"n": int(differences.size), "difference": mean_ci(differences, resamples, seed).to_dict(),
                         "share_lower": float(np.mean(differences < 0))}
     return paired
 
 
-def _per_triplet(rows: Mapping[str, Any], name: str) -> np.ndarray:
+def _per_triplet(rows: Mapping[str, Any], name: str, true_target: bool = False) -> np.ndarray:
     if name not in rows["methods"]:
         raise InputError(f"no row {name!r}; rows: {', '.join(rows['methods'])}")
-    return np.asarray(rows["methods"][name]["per_triplet_l1"], np.float64)
+    row = rows["methods"][name]
+    # a task scored against its true target (remove) has no second figure: its L1 is that one
+    return np.asarray(row.get("per_triplet_true_target_l1", row["per_triplet_l1"]) if true_target else row["per_triplet_l1"], np.float64)

@@ -180,8 +180,9 @@ def bench_edit(count, tasks, model, baseline, steps, cfg_scale, t_starts, method
 @click.argument("report_b", type=click.Path(exists=True, dir_okay=False))
 @click.argument("row_b", required=False)
 @click.option("--resamples", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--true-target", is_flag=True, help="Pair add and replace on their L1 to the data set's own target (the runs' second figure) instead of the best-aligned one.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def bench_pair(report_a, row_a, report_b, row_b, resamples, as_json) -> None:
+def bench_pair(report_a, row_a, report_b, row_b, resamples, true_target, as_json) -> None:
     """Pair two `bench edit --json --per-triplet` rows triplet by triplet: ROW_A of REPORT_A minus
     ROW_B (default: the same name) of REPORT_B, per task, with a paired bootstrap 95% CI."""
     from foleyflow.pipelines.edit_bench import pair_rows
@@ -193,7 +194,7 @@ def bench_pair(report_a, row_a, report_b, row_b, resamples, as_json) -> None:
         except (OSError, ValueError) as error:
             raise InputError(f"{path}: not a bench edit JSON report ({error})") from None
     row_b = row_b or row_a
-    paired = pair_rows(reports[0], row_a, reports[1], row_b, resamples)
+    paired = pair_rows(reports[0], row_a, reports[1], row_b, resamples, true_target=true_target)
     if as_json:
         click.echo(json.dumps(paired, indent=2))
         return
