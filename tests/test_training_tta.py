@@ -139,3 +139,23 @@ def test_changing_the_codec_invalidates_cached_latents(inputs, tmp_path):
     assert _recipe(inputs, cache_dir=str(cache_dir), codec=str(tmp_path / "other")).encoder_hashes()["latent"] != first
     assert _recipe(inputs, cache_dir=str(cache_dir), clip_seconds=0.64).encoder_hashes()["latent"] != first
     assert FeatureCache(cache_dir).get("latent", first, "0" * 64) is None
+
+
+def test_init_from_continues_a_trained_generator_and_refuses_another_model(inputs, tmp_path):
+    from foleyflow.generator import load_generator_unet, read_generator_config
+    from foleyflow.training.config import TrainConfig
+
+    options = {**inputs, "prediction": "v"}
+    config = TrainConfig.from_dict({"recipe": "tta", "recipe_options": options, "max_steps": 2, "batch_size": 2,
+                                    "val_every": 2, "val_batches": 1, "checkpoint_every": 2, "output_dir": str(tmp_path / "run")})
+    folder = train_in_process(config).model_dir
+    trained = load_generator_unet(*read_generator_config(folder)).state_dict()
+    torch.manual_seed(123)  # a fresh UNet would differ from the trained one
+    continued = _recipe(inputs, prediction="v", init_from=str(folder)).build()["unet"].state_dict()
+    assert continued.keys() == trained.keys() and all(torch.equal(continued[k], trained[k]) for k in trained)
+    fresh = _recipe(inputs, prediction="v").build()["unet"].state_dict()
+    assert not all(torch.equal(fresh[k], trained[k]) for k in trained)
+    with pytest.raises(InputError, match="init_from .*prediction differ"):
+        _recipe(inputs, prediction="epsilon", init_from=str(folder)).build()
+    with pytest.raises(InputError, match="init_from .*unet differ"):
+        _recipe(inputs, prediction="v", init_from=str(folder), unet_overrides={**inputs.get("unet_overrides", {}), "layers_per_block": 2}).build()

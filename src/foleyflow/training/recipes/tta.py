@@ -72,6 +72,7 @@ class TTAOptions:
     cache: bool = True
     cache_dir: str | None = None
     encode_batch_size: int = 8
+    init_from: str | None = None  # a generator folder or "default": continue training its UNet (same config)
 
     def __post_init__(self) -> None:
         if not 0 <= self.text_dropout <= 1:
@@ -243,7 +244,26 @@ class TTARecipe:
         from foleyflow.models.unet import build_unet
 
         overrides = {"cross_attention_dim": self.text_encoder.hidden_size, **self.options.unet_overrides}
-        return {"unet": build_unet(self.options.unet_preset, **overrides)}
+        unet = build_unet(self.options.unet_preset, **overrides)
+        if self.options.init_from is not None:
+            unet = self.continued_unet(unet, self.options.init_from)
+        return {"unet": unet}
+
+    def continued_unet(self, unet: torch.nn.Module, name: str) -> torch.nn.Module:
+        """``unet`` with a trained generator's weights; the generator must have been trained as this
+        config says (its UNet, text encoder, schedule and prediction), or continuing would mix two models."""
+        from foleyflow.generator import load_generator_unet, read_generator_config
+
+        folder, config = read_generator_config(expand_path(name))
+        trained = load_generator_unet(folder, config)
+        ours = json.loads(json.dumps(generator_config(unet, self.options, self.options.codec)))  # tuples as the JSON's lists
+        differ = [key for key in ("unet", "text_encoder", "prediction", "schedule") if config.get(key) != ours[key]]
+        if (config["codec"] == "default") != (self.options.codec == "default"):  # another latent space
+            differ.append("codec")
+        if differ:
+            raise InputError(f"init_from {name}: the generator's {', '.join(differ)} differ from this config's")
+        unet.load_state_dict(trained.state_dict())
+        return unet
 
     def optimizer_groups(self) -> dict[str, list[str]]:
         return {"main": ["unet"]}
