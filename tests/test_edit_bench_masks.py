@@ -8,7 +8,7 @@ from editor_tiny import tiny_editor
 from foleyflow.benchmarks import write_section
 from foleyflow.errors import InputError
 from foleyflow.pipelines.edit_bench import (
-    SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted, triplet_seed,
+    ALIGNED_SCORING, SOURCE_ITSELF, ItemScorer, add_onsets, format_table, log_mel_l1, region_move, run_edit_bench, shifted, triplet_seed,
 )
 
 
@@ -268,7 +268,10 @@ def test_pair_rows_closed_form_and_errors():
     a = _report(["t1", "t2", "t3", "t4"], {"x": [1.0, 2.0, 3.0, 4.0], "y": [1.5, 1.5, 3.5, 3.5]})
     paired = pair_rows(a, "x", a, "y", resamples=100)["add"]
     assert paired["n"] == 4 and paired["difference"]["value"] == 0.0 and paired["share_lower"] == 0.5
-    assert pair_rows(a, "x", a, "y", resamples=100, true_target=True)["add"] == paired  # no second figure: the L1 is it
+    assert pair_rows(a, "x", a, "y", resamples=100, true_target=True)["add"] == paired  # scored on the true target: no second figure
+    aligned = {**a, "add_scoring": ALIGNED_SCORING}
+    with pytest.raises(InputError, match="rerun it"):  # an aligned report from before the second figure was kept
+        pair_rows(aligned, "x", aligned, "y", resamples=100, true_target=True)
     shifted = _report(["t1", "t2", "t3", "t4"], {"x": [0.9, 1.9, 2.9, 3.9]})
     exact = pair_rows(shifted, "x", a, "x", resamples=100)["add"]["difference"]
     assert exact["value"] == pytest.approx(-0.1) and exact["ci95_low"] == pytest.approx(-0.1) and exact["ci95_high"] == pytest.approx(-0.1)
@@ -290,7 +293,7 @@ def test_cli_bench_pair(cli, tmp_path):
     code, out, _ = cli("bench", "pair", str(path), "x", str(path), "--json")
     assert code == 0 and json.loads(out)["add"]["difference"]["value"] == 0.0
     # --true-target pairs an aligned task's second figure (its L1 to the data set's own target)
-    report = _report(["t1", "t2"], {"x": [1.0, 2.0], "y": [2.0, 4.0]})
+    report = _report(["t1", "t2"], {"x": [1.0, 2.0], "y": [2.0, 4.0]}) | {"add_scoring": ALIGNED_SCORING}
     report["tasks"]["add"]["methods"]["x"]["per_triplet_true_target_l1"] = [5.0, 5.0]
     report["tasks"]["add"]["methods"]["y"]["per_triplet_true_target_l1"] = [1.0, 3.0]
     path.write_text(json.dumps(report))

@@ -824,7 +824,9 @@ def pair_rows(report_a: Mapping[str, Any], row_a: str, report_b: Mapping[str, An
             raise InputError("pairing needs reports written with --json --per-triplet")
         if rows_a["triplet_ids"] != rows_b["triplet_ids"]:
             raise InputError(f"the reports hold different {task} triplets (same split, seed and per-task count needed)")
-        differences = _per_triplet(rows_a, row_a, true_target) - _per_triplet(rows_b, row_b, true_target)
+        # both reports score the task alike (checked above); only an aligned task has a second figure
+        own_target = true_target and report_a.get(f"{task}_scoring") == ALIGNED_SCORING
+        differences = _per_triplet(rows_a, row_a, own_target) - _per_triplet(rows_b, row_b, own_target)
         differences = differences[np.isfinite(differences)]  # a reference row may lack some triplets
         paired[task] = {"n": int(differences.size), "difference": mean_ci(differences, resamples, seed).to_dict(),
                         "share_lower": float(np.mean(differences < 0))}
@@ -835,5 +837,6 @@ def _per_triplet(rows: Mapping[str, Any], name: str, true_target: bool = False) 
     if name not in rows["methods"]:
         raise InputError(f"no row {name!r}; rows: {', '.join(rows['methods'])}")
     row = rows["methods"][name]
-    # a task scored against its true target (remove) has no second figure: its L1 is that one
-    return np.asarray(row.get("per_triplet_true_target_l1", row["per_triplet_l1"]) if true_target else row["per_triplet_l1"], np.float64)
+    if true_target and "per_triplet_true_target_l1" not in row:
+        raise InputError(f"row {name!r} has no L1 to the data set's own target per triplet (a report written before session 28): rerun it")
+    return np.asarray(row["per_triplet_true_target_l1" if true_target else "per_triplet_l1"], np.float64)
