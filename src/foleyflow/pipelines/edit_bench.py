@@ -838,5 +838,5 @@ def _per_triplet(rows: Mapping[str, Any], name: str, true_target: bool = False) 
         raise InputError(f"no row {name!r}; rows: {', '.join(rows['methods'])}")
     row = rows["methods"][name]
     if true_target and "per_triplet_true_target_l1" not in row:
-        raise InputError(f"row {name!r} has no L1 to the data set's own target per triplet (a report written before session 28): rerun it")
+        raise InputError(f"row {name!r} has no L1 to the data set's own target per triplet (the report predates that figure): rerun it")
     return np.asarray(row["per_triplet_true_target_l1" if true_target else "per_triplet_l1"], np.float64)
