@@ -159,3 +159,25 @@ def test_init_from_continues_a_trained_generator_and_refuses_another_model(input
         _recipe(inputs, prediction="epsilon", init_from=str(folder)).build()
     with pytest.raises(InputError, match="init_from .*unet differ"):
         _recipe(inputs, prediction="v", init_from=str(folder), unet_overrides={**inputs.get("unet_overrides", {}), "layers_per_block": 2}).build()
+
+
+def test_a_continued_generator_keeps_its_sampling_settings_and_a_student_is_refused(inputs, tmp_path):
+    from foleyflow.training.config import TrainConfig
+
+    def trained(name, **options):
+        config = TrainConfig.from_dict({"recipe": "tta", "recipe_options": {**inputs, "prediction": "v", **options}, "max_steps": 1,
+                                        "batch_size": 2, "val_every": 1, "val_batches": 1, "checkpoint_every": 1,
+                                        "output_dir": str(tmp_path / name)})
+        return train_in_process(config).model_dir
+
+    first = trained("first")
+    config_path = first / "config.json"
+    measured = {"steps": 25, "cfg": 3.0, "sampler": "ddim"}
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "sampling": measured}))
+    continued = trained("continued", init_from=str(first))
+    assert json.loads((continued / "config.json").read_text())["sampling"] == measured
+    assert "sampling settings kept" in (continued / "MODEL_CARD.md").read_text()
+    assert "sampling" not in json.loads((trained("fresh") / "config.json").read_text())
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "distillation": {"steps": 12}}))
+    with pytest.raises(InputError, match="a distilled student"):
+        _recipe(inputs, prediction="v", init_from=str(first)).build()

@@ -198,6 +198,9 @@ class TTARecipe:
         )
         self._codec = None
         self._text_encoder = None
+        # init_from's measured sampling settings (its config.json's "sampling"), kept in the export:
+        # the continued UNet is that model trained further, so they are a better start than Tango's 200 steps.
+        self.inherited_sampling: dict[str, Any] | None = None
         self.data_summary: dict[str, dict[str, Any]] = {}  # split -> where its items came from (for the model card)
 
     # --- frozen encoders (kept by the recipe: with the cache, training never runs them) ------
@@ -262,7 +265,10 @@ class TTARecipe:
             differ.append("codec")
         if differ:
             raise InputError(f"init_from {name}: the generator's {', '.join(differ)} differ from this config's")
+        if "distillation" in config:  # guidance and N steps live in its weights; the plain loss would undo them
+            raise InputError(f"init_from {name}: a distilled student; continue from its teacher instead")
         unet.load_state_dict(trained.state_dict())
+        self.inherited_sampling = config.get("sampling")
         return unet
 
     def optimizer_groups(self) -> dict[str, list[str]]:
@@ -336,7 +342,10 @@ class TTARecipe:
             # works after the training folders are gone.
             self.codec.save_pretrained(Path(folder) / "codec")
             codec_reference = "codec"
-        return generator_config(unet, self.options, codec_reference)
+        config = generator_config(unet, self.options, codec_reference)
+        if self.inherited_sampling is not None:
+            config["sampling"] = dict(self.inherited_sampling)
+        return config
 
     def _card_details(self) -> str:
         """The model card's data and model sections (docs/generator.md is the full card)."""
@@ -351,6 +360,8 @@ class TTARecipe:
                   f"- UNet preset `{options.unet_preset}`, {options.prediction} prediction, DDPM {options.num_train_timesteps} steps ({options.beta_schedule} betas),"
                   f" Min-SNR gamma {options.min_snr_gamma}, text dropout {options.text_dropout}",
                   f"- text encoder `{options.text_encoder}`, codec `{options.codec}`, clips of {options.num_samples / SAMPLE_RATE:.2f} s",
+                  *([f"- continued from `{options.init_from}`; its sampling settings kept (not measured again): {json.dumps(self.inherited_sampling)}"]
+                    if self.inherited_sampling is not None else []),
                   "- speed and quality: BENCHMARKS.md, section Generator (`foleyflow bench generate`); full card: docs/generator.md", ""]
         return "\n".join(lines)
 
