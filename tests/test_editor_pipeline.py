@@ -133,9 +133,23 @@ def test_edit_demo_writes_outputs_and_before_after_spectrograms(tmp_path):
     sf.write(examples / "park.wav", _noise(2400), 16000)
     lines = run_edit_demo(tmp_path / "out", examples, editor=tiny_editor())
     assert len(lines) == 3 and all("s per edit" in line for line in lines)
+    assert not any("unchanged" in line for line in lines)  # no mask: every edit reaches everywhere
     for task in ("add", "remove", "replace"):
         assert sf.info(tmp_path / "out" / f"park_{task}.wav").frames == 2400
         assert (tmp_path / "out" / f"park_{task}.png").read_bytes()[:8] == PNG
+
+
+def test_edit_demo_says_which_edits_came_back_unchanged(tmp_path):
+    from editor_tiny import mask_head_editor
+
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    sf.write(examples / "park.wav", _noise(2400), 16000)
+    # a learned mask at threshold 1 marks no frame (a sigmoid never reaches 1)
+    editor = mask_head_editor(mask="learned", composite="audio", mask_threshold=1.0)
+    lines = run_edit_demo(tmp_path / "out", examples, editor=editor)
+    assert len(lines) == 3 and all("s per edit; unchanged: the learned mask marked no frame)" in line for line in lines)
+    np.testing.assert_allclose(sf.read(tmp_path / "out" / "park_add.wav", dtype="float32")[0], _noise(2400), atol=1e-4)
 
 
 def test_edit_demo_uses_a_clips_own_instructions(tmp_path):

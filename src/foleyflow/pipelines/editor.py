@@ -639,7 +639,8 @@ def run_edit_demo(
     editor: Editor | None = None,
     edits: Sequence[tuple[str, str]] = DEMO_EDITS,
 ) -> list[str]:
-    """Edit every bundled example with one add, one remove and one replace; return summary lines.
+    """Edit every bundled example with one add, one remove and one replace; return summary lines
+    (each says when its mask marked no frame, so that the clip came back as it was).
 
     Writes ``<clip>_<task>.wav`` and ``<clip>_<task>.png`` (source and edited log-mel) per edit.
     """
@@ -665,9 +666,10 @@ def run_edit_demo(
                 out_dir / f"{clip.stem}_{task}.png",
                 [(f"before: {clip.name}", source_mel), (f"after: {instruction}", log_mel(result.audio)[0].numpy())],
             )
+            unchanged = f"; unchanged: the {result.mask_method} mask marked no frame" if result.untouched else ""
             lines.append(
                 f"{clip.name}: {instruction!r} -> {wav} ({result.seconds:.2f} s, {result.nfe} NFE,"
-                f" {result.elapsed_s:.2f} s per edit) + {png.name}"
+                f" {result.elapsed_s:.2f} s per edit{unchanged}) + {png.name}"
             )
     return lines
 
