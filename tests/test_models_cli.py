@@ -68,6 +68,8 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert "--against vocoder" not in text
     assert "(reference, not a vocoder: the true STFT magnitude, fast Griffin-Lim) |" in text
     assert "(reference: the true magnitude shuffled within each mel band, fast Griffin-Lim) |" in text
+    assert "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim |" in text
+    assert "| 0-0.01 | 1 |" in text  # the one clip is a pure tone
 
 
 def test_bench_codec_compares_a_second_vocoder_clip_by_clip(tmp_path, codec_folder, clip, capsys):
@@ -134,3 +136,24 @@ def test_roundtrip_of_a_folder_with_an_empty_file_is_one_line_exit_2(tmp_path, c
     code = main(["codec", "roundtrip", str(folder), "-o", str(tmp_path / "out"), "--model", str(codec_folder)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "out" / "b.wav").exists()
+
+
+def test_spectral_flatness_is_near_zero_for_a_tone_and_exp_minus_gamma_for_white_noise():
+    from foleyflow.models.benchmark import spectral_flatness
+
+    t = torch.arange(32000) / 16000
+    assert spectral_flatness((0.3 * torch.sin(2 * torch.pi * 330 * t))[None]) < 0.01
+    # each bin's power of Gaussian noise is exponential: E log P = log E P - gamma
+    noise = torch.from_numpy(np.random.default_rng(0).standard_normal(32000).astype(np.float32))[None]
+    assert spectral_flatness(0.1 * noise) == pytest.approx(np.exp(-np.euler_gamma), rel=0.03)
+    # frames 30 dB below the loudest do not count: a near-silent tail leaves the figure as it was
+    padded = torch.cat([0.1 * noise, 1e-5 * noise], dim=1)
+    assert spectral_flatness(padded) == pytest.approx(spectral_flatness(0.1 * noise), rel=0.02)
+
+
+def test_flatness_groups_average_each_groups_clips():
+    from foleyflow.models.benchmark import flatness_groups
+
+    groups = flatness_groups([0.005, 0.5, 0.3, 0.02], [1.0, 2.0, 4.0, 3.0], [0.5, 1.0, 3.0, 2.0])
+    assert [(g.low, g.high, g.clips) for g in groups] == [(0.0, 0.01, 1), (0.01, 0.05, 1), (0.2, None, 2)]
+    assert (groups[2].griffin_lim_mr_stft, groups[2].vocoder_mr_stft) == (3.0, 2.0)

@@ -15,6 +15,11 @@
                         shuffled within each mel band, frame by frame (``band_shuffled``): a
                         vocoder that knows each band's energy exactly but not where in the band
                         it lies, i.e. all the mel says and no prior beyond it.
+    by tonality         the vocoder's and Griffin-Lim's MR-STFT over the clips grouped by spectral
+                        flatness (``spectral_flatness``: near 0 for tones, exp(-gamma) ~ 0.56 for
+                        white noise): a mel leaves a noise's within-band detail to chance, so a
+                        vocoder's MR-STFT gain over Griffin-Lim is expected on tonal clips
+                        (``bench noise-floor`` measures the noise side).
     full chain          audio -> mel -> VAE -> vocoder: log-mel L1, seconds per 10.24 s clip.
     paired gaps         the vocoder minus each baseline (and minus a second vocoder given as
                         ``against``, e.g. the shipped one when judging a candidate), per clip:
@@ -44,7 +49,7 @@ from foleyflow.models.codec import Codec
 from foleyflow.models.vae import decode, encode
 from foleyflow.models.istft_vocoder import IstftVocoder, IstftVocoderConfig
 from foleyflow.models.vocoder import build_vocoder, griffin_lim, is_magnitude_vocoder, vocode, vocoder_family
-from foleyflow.training.recipes.codec import avg_pool_baseline, multi_resolution_stft_distance
+from foleyflow.training.recipes.codec import PWG_MAGNITUDE_FLOOR, avg_pool_baseline, multi_resolution_stft_distance
 
 GRIFFIN_LIM_ITERATIONS = 32
 PAIRED_RESAMPLES = 2000
@@ -89,6 +94,47 @@ class CodecFigures:
     vae_paired: list[PairedGap] = dataclasses.field(default_factory=list)
     against_vae_l1: float | None = None
     against_vae_chain_mel_l1: float | None = None
+    by_flatness: list["FlatnessGroup"] = dataclasses.field(default_factory=list)
+
+
+# upper edges of the spectral-flatness groups of ``bench codec``'s tonality table (the last is open)
+FLATNESS_EDGES = (0.01, 0.05, 0.2)
+# frames more than this far (power ratio, 30 dB) below a clip's loudest do not count towards its flatness
+FLATNESS_ACTIVE_FLOOR = 1e-3
+
+
+@dataclass
+class FlatnessGroup:
+    """The clips whose spectral flatness lies in [low, high): how many, and their mean MR-STFT."""
+
+    low: float
+    high: float | None
+    clips: int
+    griffin_lim_mr_stft: float
+    vocoder_mr_stft: float
+
+
+def spectral_flatness(audio: torch.Tensor, config: MelConfig = MelConfig()) -> float:
+    """Wiener entropy of ``audio`` (1, samples): the geometric over the arithmetic mean of each
+    frame's STFT power (the mel's STFT), averaged over the frames within 30 dB of the loudest.
+    0 for a pure tone, exp(-gamma) ~ 0.56 for white noise (each bin's power is exponential)."""
+    # floored as the MR-STFT figure floors it: quieter bins (16-bit noise) count as that floor
+    power = magnitude_spectrogram(audio, config)[0].double().clamp_min(PWG_MAGNITUDE_FLOOR) ** 2  # (frames, bins)
+    energy = power.sum(-1)
+    active = power[energy >= energy.max() * FLATNESS_ACTIVE_FLOOR]
+    return float((active.log().mean(-1).exp() / active.mean(-1)).mean())
+
+
+def flatness_groups(flatness: list[float], griffin_lim_mr_stft: list[float], vocoder_mr_stft: list[float]) -> list[FlatnessGroup]:
+    """The clips grouped by ``FLATNESS_EDGES``; empty groups are left out."""
+    flatness_array = np.asarray(flatness)
+    groups = []
+    for low, high in zip((0.0, *FLATNESS_EDGES), (*FLATNESS_EDGES, None)):
+        member = (flatness_array >= low) & (flatness_array < (np.inf if high is None else high))
+        if member.any():
+            groups.append(FlatnessGroup(low, high, int(member.sum()), float(np.mean(np.asarray(griffin_lim_mr_stft)[member])),
+                                        float(np.mean(np.asarray(vocoder_mr_stft)[member]))))
+    return groups
 
 
 def _mel_l1(audio: torch.Tensor, reference_mel: torch.Tensor) -> float:
@@ -217,6 +263,7 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         figures |= _resynthesis_figures("no_network", vocode(no_network, mel), reference, mel)
         if codec.vocoder is not None:
             figures |= _resynthesis_figures("vocoder", codec.mel_to_audio(mel), reference, mel)
+        figures["flatness"] = spectral_flatness(reference)
         if against is not None:
             figures |= _resynthesis_figures("against", vocode(against, mel), reference, mel)
         for name, resynthesis in reference_resyntheses(reference, shuffle_draws).items():
@@ -250,6 +297,7 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         true_magnitude_mel_l1=means["true_magnitude_mel_l1"],
         band_shuffled_mr_stft=means["band_shuffled_mr_stft"],
         band_shuffled_mel_l1=means["band_shuffled_mel_l1"],
+        by_flatness=flatness_groups(per_clip["flatness"], per_clip["griffin_lim_mr_stft"], per_clip["vocoder_mr_stft"]) if codec.vocoder is not None else [],
     )
 
 
@@ -294,6 +342,17 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
             "|---|---|---|---|",
         ]
         lines += [f"| {gap.baseline} | {gap.figure} | {gap.difference.format()} | {gap.fraction_closer:.0%} |" for gap in figures.paired]
+    if figures.by_flatness:
+        lines += [
+            "",
+            "MR-STFT distance by tonality (clips grouped by spectral flatness: near 0 tonal, about 0.56 white noise):",
+            "",
+            "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {group.low:g}{'-' + format(group.high, 'g') if group.high is not None else ' and above'} | {group.clips} | "
+                  f"{group.griffin_lim_mr_stft:.3f} | {group.vocoder_mr_stft:.3f} | {group.vocoder_mr_stft / group.griffin_lim_mr_stft:.2f} |"
+                  for group in figures.by_flatness]
     if figures.vae_paired:
         lines += [
             "",
