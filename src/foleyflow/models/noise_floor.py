@@ -38,11 +38,11 @@ import numpy as np
 import torch
 
 from foleyflow.audio.mel import SAMPLE_RATE, log_mel, magnitude_spectrogram, project_onto_mel, repeat_last_frame
+from foleyflow.models.benchmark import GRIFFIN_LIM_ITERATIONS  # bench codec's baseline
 from foleyflow.models.istft_vocoder import IstftVocoder
 from foleyflow.models.vocoder import griffin_lim, is_magnitude_vocoder
 from foleyflow.training.recipes.codec import multi_resolution_stft_distance
 
-GRIFFIN_LIM_ITERATIONS = 32  # bench codec's baseline
 PEAK = 0.3  # every realisation is normalised to this peak: a moderate level, no clipping
 
 
