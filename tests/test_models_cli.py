@@ -68,7 +68,7 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert "--against vocoder" not in text
     assert "(reference, not a vocoder: the true STFT magnitude, fast Griffin-Lim) |" in text
     assert "(reference: the true magnitude shuffled within each mel band, fast Griffin-Lim) |" in text
-    assert "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim |" in text
+    assert "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim | reference: true magnitude | reference: band-shuffled |" in text
     assert "| 0-0.01 | 1 |" in text  # the one clip is a pure tone
 
 
@@ -154,6 +154,8 @@ def test_spectral_flatness_is_near_zero_for_a_tone_and_exp_minus_gamma_for_white
 def test_flatness_groups_average_each_groups_clips():
     from foleyflow.models.benchmark import flatness_groups
 
-    groups = flatness_groups([0.005, 0.5, 0.3, 0.02], [1.0, 2.0, 4.0, 3.0], [0.5, 1.0, 3.0, 2.0])
+    groups = flatness_groups({"flatness": [0.005, 0.5, 0.3, 0.02], "griffin_lim_mr_stft": [1.0, 2.0, 4.0, 3.0], "vocoder_mr_stft": [0.5, 1.0, 3.0, 2.0],
+                              "true_magnitude_mr_stft": [0.1, 0.2, 0.4, 0.3], "band_shuffled_mr_stft": [1.0, 1.5, 2.5, 1.0], "vae_l1": [9.0] * 4})
     assert [(g.low, g.high, g.clips) for g in groups] == [(0.0, 0.01, 1), (0.01, 0.05, 1), (0.2, None, 2)]
-    assert (groups[2].griffin_lim_mr_stft, groups[2].vocoder_mr_stft) == (3.0, 2.0)
+    last = groups[2]
+    assert (last.griffin_lim_mr_stft, last.vocoder_mr_stft, last.true_magnitude_mr_stft, last.band_shuffled_mr_stft) == pytest.approx((3.0, 2.0, 0.3, 2.0))

@@ -105,13 +105,16 @@ FLATNESS_ACTIVE_FLOOR = 1e-3
 
 @dataclass
 class FlatnessGroup:
-    """The clips whose spectral flatness lies in [low, high): how many, and their mean MR-STFT."""
+    """The clips whose spectral flatness lies in [low, high): how many, and their mean MR-STFT, with
+    the two reference rows' (the true magnitude: the ceiling; band-shuffled: the mel alone)."""
 
     low: float
     high: float | None
     clips: int
     griffin_lim_mr_stft: float
     vocoder_mr_stft: float
+    true_magnitude_mr_stft: float
+    band_shuffled_mr_stft: float
 
 
 def spectral_flatness(audio: torch.Tensor, config: MelConfig = MelConfig()) -> float:
@@ -125,15 +128,20 @@ def spectral_flatness(audio: torch.Tensor, config: MelConfig = MelConfig()) -> f
     return float((active.log().mean(-1).exp() / active.mean(-1)).mean())
 
 
-def flatness_groups(flatness: list[float], griffin_lim_mr_stft: list[float], vocoder_mr_stft: list[float]) -> list[FlatnessGroup]:
-    """The clips grouped by ``FLATNESS_EDGES``; empty groups are left out."""
-    flatness_array = np.asarray(flatness)
+# the per-clip MR-STFT figures a flatness group averages, in FlatnessGroup's order
+FLATNESS_FIGURES = ("griffin_lim_mr_stft", "vocoder_mr_stft", "true_magnitude_mr_stft", "band_shuffled_mr_stft")
+
+
+def flatness_groups(per_clip: dict[str, list[float]]) -> list[FlatnessGroup]:
+    """The clips grouped by ``FLATNESS_EDGES`` (``per_clip["flatness"]``), each with the mean of
+    ``FLATNESS_FIGURES``; empty groups are left out."""
+    flatness = np.asarray(per_clip["flatness"])
     groups = []
     for low, high in zip((0.0, *FLATNESS_EDGES), (*FLATNESS_EDGES, None)):
-        member = (flatness_array >= low) & (flatness_array < (np.inf if high is None else high))
+        member = (flatness >= low) & (flatness < (np.inf if high is None else high))
         if member.any():
-            groups.append(FlatnessGroup(low, high, int(member.sum()), float(np.mean(np.asarray(griffin_lim_mr_stft)[member])),
-                                        float(np.mean(np.asarray(vocoder_mr_stft)[member]))))
+            means = (float(np.mean(np.asarray(per_clip[key])[member])) for key in FLATNESS_FIGURES)
+            groups.append(FlatnessGroup(low, high, int(member.sum()), *means))
     return groups
 
 
@@ -297,7 +305,7 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         true_magnitude_mel_l1=means["true_magnitude_mel_l1"],
         band_shuffled_mr_stft=means["band_shuffled_mr_stft"],
         band_shuffled_mel_l1=means["band_shuffled_mel_l1"],
-        by_flatness=flatness_groups(per_clip["flatness"], per_clip["griffin_lim_mr_stft"], per_clip["vocoder_mr_stft"]) if codec.vocoder is not None else [],
+        by_flatness=flatness_groups(per_clip) if codec.vocoder is not None else [],
     )
 
 
@@ -347,11 +355,12 @@ def markdown_rows(figures: CodecFigures, command: str, threads: int) -> str:
             "",
             "MR-STFT distance by tonality (clips grouped by spectral flatness: near 0 tonal, about 0.56 white noise):",
             "",
-            "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim |",
-            "|---|---|---|---|---|",
+            "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim | reference: true magnitude | reference: band-shuffled |",
+            "|---|---|---|---|---|---|---|",
         ]
         lines += [f"| {group.low:g}{'-' + format(group.high, 'g') if group.high is not None else ' and above'} | {group.clips} | "
-                  f"{group.griffin_lim_mr_stft:.3f} | {group.vocoder_mr_stft:.3f} | {group.vocoder_mr_stft / group.griffin_lim_mr_stft:.2f} |"
+                  f"{group.griffin_lim_mr_stft:.3f} | {group.vocoder_mr_stft:.3f} | {group.vocoder_mr_stft / group.griffin_lim_mr_stft:.2f} | "
+                  f"{group.true_magnitude_mr_stft:.3f} | {group.band_shuffled_mr_stft:.3f} |"
                   for group in figures.by_flatness]
     if figures.vae_paired:
         lines += [
