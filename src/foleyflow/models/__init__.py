@@ -10,4 +10,8 @@ codec.py       audio <-> latent in one object (log-mel + VAE + vocoder), from_pr
 text.py        text encoders (MiniLM offline default, FLAN-T5 from a folder) with LoRA
 unet.py        the denoiser (UNet2DConditionModel), presets "tango-paper" and "cpu-small"
 interop.py     the public AudioLDM / Tango / diffusers checkpoint formats
+benchmark.py   `bench codec`: VAE and vocoder figures on held-out clips, with reference rows
+noise_floor.py `bench noise-floor`: what MR-STFT can credit a vocoder with on stationary noise
+localiser.py   the edit localiser (one logit per latent frame: where an instruction acts) and, per_bin,
+               the remover (log removal gains per latent cell); their ensembles
 """
