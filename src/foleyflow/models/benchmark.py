@@ -271,7 +271,7 @@ def benchmark_codec(codec: Codec, clips: list[np.ndarray], against: torch.nn.Mod
         figures |= _resynthesis_figures("no_network", vocode(no_network, mel), reference, mel)
         if codec.vocoder is not None:
             figures |= _resynthesis_figures("vocoder", codec.mel_to_audio(mel), reference, mel)
-        figures["flatness"] = spectral_flatness(reference)
+            figures["flatness"] = spectral_flatness(reference)  # only the vocoder's table groups by it
         if against is not None:
             figures |= _resynthesis_figures("against", vocode(against, mel), reference, mel)
         for name, resynthesis in reference_resyntheses(reference, shuffle_draws).items():

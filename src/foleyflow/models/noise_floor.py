@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from foleyflow.audio.mel import SAMPLE_RATE, log_mel, magnitude_spectrogram, project_onto_mel, repeat_last_frame
+from foleyflow.errors import InputError
 from foleyflow.models.benchmark import GRIFFIN_LIM_ITERATIONS  # bench codec's baseline
 from foleyflow.models.istft_vocoder import IstftVocoder
 from foleyflow.models.vocoder import griffin_lim, is_magnitude_vocoder
@@ -71,9 +72,10 @@ SPECTRA = {"white": _white, "pink": _pink, "brown": _brown, "band-pass 1-3 kHz":
 
 
 def coloured_noise(spectrum: str, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """(samples,) float32 Gaussian noise shaped by ``SPECTRA[spectrum]`` in the frequency domain
-    (a margin on both sides is cut away, so the circular filter's wrap-around is not kept),
-    normalised to ``PEAK``."""
+    """(samples,) float32 Gaussian noise shaped by ``SPECTRA[spectrum]`` in the frequency domain,
+    normalised to ``PEAK``: the middle ``samples`` of a slightly longer realisation (filtering in
+    the frequency domain makes a circularly stationary process, so any stretch of it is a draw;
+    the margin only fixes which samples the figures were measured on)."""
     margin = 2048
     white = rng.standard_normal(samples + 2 * margin)
     frequencies = np.fft.rfftfreq(white.size, 1.0 / SAMPLE_RATE)
@@ -108,7 +110,7 @@ def noise_floor(codec, seeds: int = 4, seconds: float = 4.0) -> list[NoiseFloorR
     The pipeline rows need a magnitude vocoder (the shipped default is one)."""
     vocoder = codec.vocoder
     if not is_magnitude_vocoder(vocoder):
-        raise ValueError("the noise floor runs the magnitude vocoder's pipeline; this codec's vocoder is not one")
+        raise InputError("the noise floor runs the magnitude vocoder's pipeline; this codec's vocoder is not one")
     samples = int(seconds * SAMPLE_RATE)
     rows = []
     for spectrum in SPECTRA:

@@ -121,10 +121,7 @@ def bench_noise_floor(model: str, seeds: int, seconds: float, output: str | None
     from foleyflow.models.codec import Codec
     from foleyflow.models.noise_floor import noise_floor, noise_floor_markdown
 
-    try:
-        rows = noise_floor(Codec.from_pretrained(model), seeds=seeds, seconds=seconds)
-    except ValueError as error:
-        raise InputError(str(error)) from None
+    rows = noise_floor(Codec.from_pretrained(model), seeds=seeds, seconds=seconds)
     table = noise_floor_markdown(rows, f"foleyflow bench noise-floor --model {model} --seeds {seeds} --seconds {seconds:g}", torch.get_num_threads())
     click.echo(table, nl=False)
     if output:

@@ -258,6 +258,8 @@ class TTARecipe:
         from foleyflow.generator import load_generator_unet, read_generator_config
 
         folder, config = read_generator_config(expand_path(name))
+        if "distillation" in config:  # guidance and N steps live in its weights; the plain loss would undo them
+            raise InputError(f"init_from {name}: a distilled student; continue from its teacher instead")
         trained = load_generator_unet(folder, config)
         ours = json.loads(json.dumps(generator_config(unet, self.options, self.options.codec)))  # tuples as the JSON's lists
         differ = [key for key in ("unet", "text_encoder", "prediction", "schedule") if config.get(key) != ours[key]]
@@ -265,8 +267,6 @@ class TTARecipe:
             differ.append("codec")
         if differ:
             raise InputError(f"init_from {name}: the generator's {', '.join(differ)} differ from this config's")
-        if "distillation" in config:  # guidance and N steps live in its weights; the plain loss would undo them
-            raise InputError(f"init_from {name}: a distilled student; continue from its teacher instead")
         unet.load_state_dict(trained.state_dict())
         self.inherited_sampling = config.get("sampling")
         return unet
