@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from foleyflow.audio.griffin_lim import griffin_lim, unit_phasor
+from foleyflow.audio.griffin_lim import griffin_lim, griffin_lim_spectrum, unit_phasor
 from foleyflow.training.recipes.codec import stft_magnitude_distance
 
 N_FFT, HOP = 256, 64
@@ -79,3 +79,17 @@ def test_refine_iterations_keeping_the_wanted_magnitude_are_more_plain_iteration
     assert len(seen) == 4 and all(m.shape == magnitude.shape and (m >= 0).all() for m in seen)
     with pytest.raises(ValueError, match="refine function"):
         griffin_lim(magnitude, iterations=3, refine_iterations=2, **common)
+
+
+def test_the_last_spectrum_is_the_waveform_before_its_istft():
+    """griffin_lim_spectrum hands back what griffin_lim inverts: its magnitude is the one kept
+    (the wanted one after fixed iterations), and a magnitude of the wrong size is refused."""
+    audio = _test_signal(2000)
+    magnitude = _stft(audio).abs()
+    common = {"n_fft": N_FFT, "hop_length": HOP, "length": 2000, "momentum": 0.99, "iterations": 6}
+    spectrum = griffin_lim_spectrum(magnitude, **common)
+    torch.testing.assert_close(spectrum.abs(), magnitude)
+    window = torch.hann_window(N_FFT)
+    torch.testing.assert_close(torch.istft(spectrum, N_FFT, HOP, N_FFT, window, length=2000), griffin_lim(magnitude, **common))
+    with pytest.raises(ValueError, match="bins"):
+        griffin_lim_spectrum(magnitude[:, :-1], **common)

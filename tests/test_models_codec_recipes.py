@@ -229,11 +229,38 @@ def test_the_magnitude_vocoder_can_train_through_the_mel_projection_from_a_train
     assert history[-1][1] < history[0][1]
 
 
-def test_training_through_the_projection_needs_the_magnitude_vocoder(audio_folder):
+@pytest.mark.parametrize("option", ["through_projection", "through_phase_search"])
+def test_training_through_the_projection_or_the_phase_search_needs_the_magnitude_vocoder(audio_folder, option):
     options = {"audio_folder": str(audio_folder), "preset": "istft-cpu", "vocoder_overrides": TINY_ISTFT, "discriminator": "none",
-               "segment_samples": 1600, "items_per_epoch": 8, "through_projection": True}
-    with pytest.raises(InputError, match="magnitude vocoder"):
+               "segment_samples": 1600, "items_per_epoch": 8, option: True}
+    with pytest.raises(InputError, match=f"{option} applies to the magnitude vocoder"):
         VocoderRecipe(options).build()
+
+
+def test_through_the_projection_and_through_the_phase_search_are_one_choice(audio_folder):
+    with pytest.raises(InputError, match="choose one"):
+        VocoderRecipe({"audio_folder": str(audio_folder), "through_projection": True, "through_phase_search": True})
+
+
+def test_through_the_phase_search_the_loss_is_the_benchmark_figures_on_the_inference_waveform(audio_folder):
+    """The loss is MR-STFT + mel_weight x log-mel L1 of what the vocoder returns at inference
+    (projection, phase search and mel-consistent iterations), and optimising it lowers it."""
+    options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu",
+               "vocoder_overrides": {**TINY_ISTFT, "mel_projection_iterations": 3, "griffin_lim_iterations": 4, "mel_consistent_iterations": 2},
+               "discriminator": "none", "segment_samples": 1600, "items_per_epoch": 8, "stft_weight": 1.0, "mel_weight": 2.0, "through_phase_search": True}
+    recipe = VocoderRecipe(options)
+    generator = recipe.build()["generator"]
+    batch = recipe.collate([recipe.dataset("train")[i] for i in range(4)])
+    mel = log_mel(batch)
+    with torch.no_grad():
+        audio = generator(mel)
+        loss, figures = recipe.losses({"generator": generator}, batch, "generator", 0)
+    expected_stft = multi_resolution_stft_distance(audio, batch)
+    expected_mel = (log_mel(audio) - mel).abs().mean()
+    assert figures == pytest.approx({"mr_stft": float(expected_stft), "mel_l1": float(expected_mel)}, rel=1e-4)
+    assert float(loss) == pytest.approx(float(expected_stft + 2.0 * expected_mel), rel=1e-4)
+    _, history = run_steps(recipe, 10, lr=1e-2)
+    assert history[-1][1] < history[0][1]
 
 
 class _DistributedLike(torch.nn.Module):
@@ -247,10 +274,11 @@ class _DistributedLike(torch.nn.Module):
         return self.module(*args, **kwargs)
 
 
-@pytest.mark.parametrize("through_projection", [False, True])
-def test_the_magnitude_vocoder_trains_the_same_inside_a_distributed_wrapper(audio_folder, through_projection):
-    options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu", "vocoder_overrides": {**TINY_ISTFT, "mel_projection_iterations": 2},
-               "discriminator": "none", "segment_samples": 1600, "items_per_epoch": 8, "through_projection": through_projection}
+@pytest.mark.parametrize("through", ["", "through_projection", "through_phase_search"])
+def test_the_magnitude_vocoder_trains_the_same_inside_a_distributed_wrapper(audio_folder, through):
+    options = {"audio_folder": str(audio_folder), "preset": "istft-gla-cpu",
+               "vocoder_overrides": {**TINY_ISTFT, "mel_projection_iterations": 2, "griffin_lim_iterations": 4, "mel_consistent_iterations": 2},
+               "discriminator": "none", "segment_samples": 1600, "items_per_epoch": 8, **({through: True} if through else {})}
     recipe = VocoderRecipe(options)
     generator = recipe.build()["generator"]
     torch.nn.init.normal_(generator.head.weight, std=0.01)  # off Griffin-Lim's own magnitude, so gradients are not trivial
@@ -258,7 +286,8 @@ def test_the_magnitude_vocoder_trains_the_same_inside_a_distributed_wrapper(audi
     plain_loss, plain_figures = recipe.losses({"generator": generator}, batch, "generator", 0)
     wrapped_loss, wrapped_figures = recipe.losses({"generator": _DistributedLike(generator)}, batch, "generator", 0)
     # the magnitude losses, not the HiFi-GAN ones (which a wrapped generator used to get)
-    assert set(wrapped_figures) == {"magnitude_distance", "mel_l1"} and wrapped_figures == pytest.approx(plain_figures)
+    expected = {"mr_stft", "mel_l1"} if through == "through_phase_search" else {"magnitude_distance", "mel_l1"}
+    assert set(wrapped_figures) == expected and wrapped_figures == pytest.approx(plain_figures)
     wrapped_loss.backward()
     assert generator.head.weight.grad is not None and float(generator.head.weight.grad.abs().sum()) > 0
     assert float(wrapped_loss) == pytest.approx(float(plain_loss))
@@ -272,3 +301,19 @@ def test_the_magnitude_vocoder_forward_can_return_its_magnitudes():
         assert torch.equal(vocoder(mel, output="magnitude"), vocoder.magnitude(mel))
         with pytest.raises(ValueError, match="output must be"):
             vocoder(mel, output="phase")
+
+
+def test_per_item_stft_figures_average_each_items_own_figure():
+    """per_item gives each item the figure bench codec gives a clip, then averages; the batch
+    figure (Parallel WaveGAN's) lets the loud item's spectral convergence outweigh the quiet one's."""
+    torch.manual_seed(0)
+    reference = torch.randn(2, 4000) * torch.tensor([[1.0], [0.01]])
+    estimate = reference + 0.3 * torch.randn(2, 4000) * torch.tensor([[0.1], [0.01]])
+    each = [float(multi_resolution_stft_distance(estimate[i : i + 1], reference[i : i + 1])) for i in range(2)]
+    assert float(multi_resolution_stft_distance(estimate, reference, per_item=True)) == pytest.approx(sum(each) / 2, rel=1e-5)
+    assert float(multi_resolution_stft_distance(estimate, reference)) < 0.9 * sum(each) / 2
+
+
+def test_per_segment_figures_need_the_waveform_loss(audio_folder):
+    with pytest.raises(InputError, match="through_phase_search"):
+        VocoderRecipe({"audio_folder": str(audio_folder), "per_segment_figures": True})

@@ -297,3 +297,30 @@ def test_the_codec_benchmarks_true_magnitude_reference_beats_the_band_shuffled_o
     assert set(audio) == {"true_magnitude", "band_shuffled"} and all(a.shape == tone.shape for a in audio.values())
     true, shuffled = (float(multi_resolution_stft_distance(audio[k], tone)) for k in ("true_magnitude", "band_shuffled"))
     assert true < 0.5 * shuffled
+
+
+def test_the_trainable_audio_is_the_inference_waveform_with_a_gradient_to_the_magnitude():
+    """trainable_audio's value is forward()'s (the whole search ran on it) while its gradient
+    reaches the network; the straight-through part is exact when the search keeps the magnitude
+    (no mel-consistent iterations): then d(audio)/d(magnitude) is the istft with the phase fixed."""
+    torch.manual_seed(0)
+    vocoder = build_vocoder("istft-gla-cpu", **TINY, griffin_lim_iterations=4, mel_consistent_iterations=3, mel_projection_iterations=2)
+    torch.nn.init.normal_(vocoder.head.weight, std=0.01)
+    mel = torch.randn(2, 12, 64) - 4
+    audio = vocoder(mel, output="trainable_audio")
+    with torch.no_grad():
+        torch.testing.assert_close(audio, vocoder(mel), rtol=1e-4, atol=1e-6)
+    audio.square().sum().backward()
+    assert float(vocoder.head.weight.grad.abs().sum()) > 0
+
+    fixed = build_vocoder("istft-gla-cpu", **TINY, griffin_lim_iterations=4, mel_consistent_iterations=0).double()
+    magnitude = (torch.rand(1, 513, 13, dtype=torch.float64) + 0.1).requires_grad_()
+    fixed.magnitude = lambda mel: magnitude
+    weights = torch.randn(1, 12 * 160, dtype=torch.float64)
+    (fixed.trainable_audio(mel.double()) * weights).sum().backward()
+    with torch.no_grad():
+        phase = torch.angle(fixed._searched_spectrum(magnitude, mel.double()))
+    probe = magnitude.detach().clone().requires_grad_()
+    window = torch.hann_window(1024, dtype=torch.float64)
+    (torch.istft(torch.polar(probe, phase), 1024, 160, 1024, window, length=12 * 160) * weights).sum().backward()
+    torch.testing.assert_close(magnitude.grad, probe.grad)

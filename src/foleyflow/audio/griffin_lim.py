@@ -59,18 +59,40 @@ def griffin_lim(
     (batch, length). Starts from a seeded uniform random phase; ``momentum`` 0 is the
     original algorithm, 0.99 the fast one. After ``iterations`` with ``magnitude`` fixed,
     ``refine_iterations`` more keep ``refine(|consistent spectrum|)`` instead (module docstring)."""
+    window = torch.hann_window(n_fft, dtype=magnitude.dtype, device=magnitude.device)
+    spectrum = griffin_lim_spectrum(magnitude, n_fft=n_fft, hop_length=hop_length, length=length, iterations=iterations,
+                                    momentum=momentum, seed=seed, refine_iterations=refine_iterations, refine=refine)
+    return torch.istft(spectrum, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, window=window, length=length)
+
+
+def griffin_lim_spectrum(
+    magnitude: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    length: int,
+    iterations: int = 32,
+    momentum: float = 0.0,
+    seed: int = 0,
+    refine_iterations: int = 0,
+    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``griffin_lim``'s last spectrum (kept magnitude x found phase), whose istft is its
+    waveform: the magnitude vocoder's training output needs the two apart."""
+    if n_fft // 2 + 1 != magnitude.shape[-2]:
+        raise ValueError(f"magnitude has {magnitude.shape[-2]} bins; n_fft {n_fft} has {n_fft // 2 + 1}")
     if refine_iterations and refine is None:
         raise ValueError("refine_iterations needs a refine function")
     window = torch.hann_window(n_fft, dtype=magnitude.dtype, device=magnitude.device)
     stft_args = {"n_fft": n_fft, "hop_length": hop_length, "win_length": n_fft, "window": window}
     generator = torch.Generator().manual_seed(seed)
     phase = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)).to(magnitude.device)
-    audio = torch.istft(magnitude * phase, length=length, **stft_args)
+    spectrum = magnitude * phase
     previous = None
     for iteration in range(iterations + refine_iterations):
-        consistent = torch.stft(audio, center=True, return_complex=True, **stft_args)
+        consistent = torch.stft(torch.istft(spectrum, length=length, **stft_args), center=True, return_complex=True, **stft_args)
         target = consistent if previous is None or not momentum else consistent + momentum * (consistent - previous)
         previous = consistent
         kept = magnitude if iteration < iterations else refine(consistent.abs())
-        audio = torch.istft(kept * unit_phasor(target), length=length, **stft_args)
-    return audio
+        spectrum = kept * unit_phasor(target)
+    return spectrum

@@ -32,7 +32,8 @@ istft, no discriminator). A first run that predicted the whole log-magnitude (no
 start) was far behind Griffin-Lim after 1,000 steps (MR-STFT 2.14 vs 1.24, 15 test clips).
 Before the phase search, ``mel_projection_iterations`` NNLS updates match the magnitude's mel to
 the input mel (inference only). Shipped as the default vocoder: BENCHMARKS.md, "The magnitude
-vocoder".
+vocoder". Since session 30 its weights are fine-tuned on the waveform of the whole inference
+pipeline (``trainable_audio``; the recipe's ``through_phase_search``).
 
 Frames: our log-mel keeps ``samples // hop`` frames of a centred STFT, one fewer than
 ``torch.istft`` needs for ``frames * hop`` samples, so the last mel frame is repeated on the
@@ -48,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleyflow.audio.griffin_lim import griffin_lim
+from foleyflow.audio.griffin_lim import griffin_lim_spectrum, unit_phasor
 from foleyflow.audio.mel import MelConfig, MelProjection, mel_to_magnitude, project_onto_mel, repeat_last_frame
 
 CLASS_NAME = "IstftVocoder"
@@ -172,6 +173,9 @@ class IstftVocoder(nn.Module):
     def phase_search(self, magnitude: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Fast Griffin-Lim from ``magnitude`` (batch, bins, frames + 1), then the mel-consistent
         iterations, whose magnitude is the consistent spectrum's projected onto ``mel``."""
+        return self._istft(self._searched_spectrum(magnitude, mel), mel)
+
+    def _searched_spectrum(self, magnitude: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         config = self.config
         if config.phase != "griffin-lim":
             raise ValueError("this vocoder predicts its phase; only a Griffin-Lim-phase vocoder searches for one")
@@ -180,9 +184,26 @@ class IstftVocoder(nn.Module):
         def onto_mel(consistent_magnitude: torch.Tensor) -> torch.Tensor:
             return projection(consistent_magnitude.transpose(1, 2), config.mel_consistent_updates).transpose(1, 2)
 
-        return griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=mel.shape[1] * config.hop_length,
-                           iterations=config.griffin_lim_iterations, momentum=config.griffin_lim_momentum,
-                           refine_iterations=config.mel_consistent_iterations, refine=onto_mel)
+        return griffin_lim_spectrum(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=mel.shape[1] * config.hop_length,
+                                    iterations=config.griffin_lim_iterations, momentum=config.griffin_lim_momentum,
+                                    refine_iterations=config.mel_consistent_iterations, refine=onto_mel)
+
+    def _istft(self, spectrum: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        return torch.istft(spectrum, config.n_fft, config.hop_length, config.n_fft, self.window.to(spectrum.real.dtype), center=True,
+                           length=mel.shape[1] * config.hop_length)
+
+    def trainable_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """The inference waveform, with a gradient to the predicted magnitude: the phase search
+        runs without a graph, and its last spectrum's magnitude enters the istft as the predicted
+        magnitude plus a detached difference (a straight-through estimate: the search and the
+        mel-consistent refinement count as passing the magnitude through, the phase as fixed).
+        So a loss on the waveform is the loss on what inference returns, to the last sample."""
+        magnitude = self.magnitude(mel)
+        with torch.no_grad():
+            searched = self._searched_spectrum(magnitude.detach(), mel)
+        kept = magnitude + (searched.abs() - magnitude).detach()
+        return self._istft(kept * unit_phasor(searched), mel)
 
     def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel (batch, frames, mels) -> complex STFT (batch, n_fft/2 + 1, frames + 1); network phase only."""
@@ -194,12 +215,12 @@ class IstftVocoder(nn.Module):
         return torch.polar(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE).exp(), phase)
 
     def forward(self, mel: torch.Tensor, output: str = "audio") -> torch.Tensor:
-        """log-mel (batch, frames, mels) -> waveform (batch, frames * hop); ``output`` "magnitude" or
-        "log_magnitude" returns that method's result instead, so that training can reach it
+        """log-mel (batch, frames, mels) -> waveform (batch, frames * hop); ``output`` "magnitude",
+        "log_magnitude" or "trainable_audio" returns that method's result instead, so that training can reach it
         through a distributed wrapper's forward (DDP synchronises gradients of forward calls)."""
         if output != "audio":
-            if output not in ("magnitude", "log_magnitude"):
-                raise ValueError(f"output must be audio, magnitude or log_magnitude, got {output!r}")
+            if output not in ("magnitude", "log_magnitude", "trainable_audio"):
+                raise ValueError(f"output must be audio, magnitude, log_magnitude or trainable_audio, got {output!r}")
             return getattr(self, output)(mel)
         config = self.config
         length = mel.shape[1] * config.hop_length

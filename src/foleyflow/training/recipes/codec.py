@@ -18,6 +18,10 @@ Vocoder loss:  HiFi-GAN's: least-squares GAN over MPD + MSD, feature matching (x
 Magnitude vocoder (Griffin-Lim phase): no waveform in the loop; stft_weight * the STFT
                magnitude distance to the true magnitude + mel_weight * mel L1 against the
                input, taken before the mel projection or, with ``through_projection``, after it.
+               With ``through_phase_search`` the loss is issue 4's two figures on the waveform
+               inference returns (``IstftVocoder.trainable_audio``): stft_weight * the
+               multi-resolution STFT distance to the segment + mel_weight * the log-mel L1 of
+               the waveform against the input mel (Parallel WaveGAN's loss, HiFi-GAN's mel term).
 """
 
 from __future__ import annotations
@@ -323,6 +327,12 @@ class VocoderOptions:
     # Magnitude vocoder only: take the losses on the magnitude after the mel projection (what
     # Griffin-Lim receives at inference), so the network learns what the projection cannot fix.
     through_projection: bool = False
+    # Magnitude vocoder only: take the losses on the waveform of the whole inference pipeline
+    # (projection, phase search, mel-consistent refinement; module docstring).
+    through_phase_search: bool = False
+    # With through_phase_search: each segment's MR-STFT spectral convergence on its own norm (the
+    # figure ``bench codec`` averages over clips) instead of the batch's, where loud segments weigh most.
+    per_segment_figures: bool = False
 
 
 def discriminator_loss(real: list, fake: list) -> torch.Tensor:
@@ -345,6 +355,10 @@ class VocoderRecipe:
         self.options = _options(VocoderOptions, options)
         if self.options.segment_samples % HOP:
             raise InputError(f"segment_samples must be a multiple of the hop {HOP}")
+        if self.options.per_segment_figures and not self.options.through_phase_search:
+            raise InputError("per_segment_figures weighs the waveform figures of through_phase_search; set that too")
+        if self.options.through_projection and self.options.through_phase_search:
+            raise InputError("through_projection and through_phase_search: choose one (the phase search already runs after the projection)")
         self._pending: dict[int, torch.Tensor] = {}
 
     @property
@@ -356,8 +370,9 @@ class VocoderRecipe:
             generator = build_vocoder(self.options.preset, **self.options.vocoder_overrides)
         else:
             generator = load_vocoder(self.options.init_from, **self.options.vocoder_overrides)  # float32: weights take the module's dtype
-        if self.options.through_projection and not is_magnitude_vocoder(generator):
-            raise InputError("through_projection applies to the magnitude vocoder (Griffin-Lim phase) alone")
+        for option in ("through_projection", "through_phase_search"):
+            if getattr(self.options, option) and not is_magnitude_vocoder(generator):
+                raise InputError(f"{option} applies to the magnitude vocoder (Griffin-Lim phase) alone")
         modules = {"generator": generator}
         if self.has_discriminator:
             modules["discriminator"] = build_discriminator(self.options.discriminator)
@@ -391,6 +406,8 @@ class VocoderRecipe:
         # the input mel; the mel keeps samples // hop of its frames + 1.
         target = magnitude_spectrogram(batch, keep_last_frame=True)
         mel = magnitude_to_log_mel(target[..., :-1, :])
+        if self.options.through_phase_search:
+            return self._waveform_losses(vocoder(mel, output="trainable_audio"), mel, batch)
         if self.options.through_projection:
             magnitude = vocoder(mel, output="magnitude").transpose(1, 2)  # (batch, frames + 1, bins)
         else:
@@ -399,6 +416,14 @@ class VocoderRecipe:
         mel_l1 = (magnitude_to_log_mel(magnitude[..., :-1, :]) - mel).abs().mean()
         loss = self.options.stft_weight * distance + self.options.mel_weight * mel_l1
         return loss, {"magnitude_distance": float(distance.detach()), "mel_l1": float(mel_l1.detach())}
+
+    def _waveform_losses(self, audio: torch.Tensor, mel: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """stft_weight * MR-STFT(audio, batch) + mel_weight * log-mel L1(audio, mel): the two
+        figures ``bench codec`` reports, on the waveform."""
+        stft = multi_resolution_stft_distance(audio, batch, per_item=self.options.per_segment_figures)
+        mel_l1 = (log_mel(audio) - mel).abs().mean()
+        loss = self.options.stft_weight * stft + self.options.mel_weight * mel_l1
+        return loss, {"mr_stft": float(stft.detach()), "mel_l1": float(mel_l1.detach())}
 
     def losses(self, modules: Mapping[str, torch.nn.Module], batch: torch.Tensor, group: str, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         if is_magnitude_vocoder(unwrap(modules["generator"])):  # under DDP the generator is wrapped
@@ -452,20 +477,27 @@ PWG_MAGNITUDE_FLOOR = 1e-7**0.5
 TRAINING_MAGNITUDE_FLOOR = 1e-7
 
 
-def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = PWG_MAGNITUDE_FLOOR) -> torch.Tensor:
+def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = PWG_MAGNITUDE_FLOOR, per_item: bool = False) -> torch.Tensor:
     """Spectral convergence ||R - E|| / ||R|| + mean |log R - log E| of two STFT magnitudes,
-    both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss)."""
+    both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss).
+    The norms run over the whole batch, as Parallel WaveGAN's loss takes them, or with
+    ``per_item`` over each item's (batch, bins, frames) slice, the convergence then averaged:
+    the figure ``bench codec`` gives each clip, averaged over the batch."""
     estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
-    convergence = torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference)
+    if per_item:
+        convergence = (torch.linalg.norm((reference - estimate).flatten(1), dim=1) / torch.linalg.norm(reference.flatten(1), dim=1)).mean()
+    else:
+        convergence = torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference)
     return convergence + (reference.log() - estimate.log()).abs().mean()
 
 
-def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))) -> torch.Tensor:
-    """``stft_magnitude_distance`` of two waveforms averaged over STFT resolutions (n_fft, hop),
-    as in Parallel WaveGAN's multi-resolution STFT loss."""
+def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512)),
+                                   per_item: bool = False) -> torch.Tensor:
+    """``stft_magnitude_distance`` of two waveforms (batch, samples) averaged over STFT
+    resolutions (n_fft, hop), as in Parallel WaveGAN's multi-resolution STFT loss."""
     total = estimate.new_zeros(())
     for n_fft, hop in resolutions:
         window = torch.hann_window(n_fft, device=estimate.device)
         spectra = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs() for x in (estimate, reference)]
-        total = total + stft_magnitude_distance(*spectra)
+        total = total + stft_magnitude_distance(*spectra, per_item=per_item)
     return total / len(resolutions)
