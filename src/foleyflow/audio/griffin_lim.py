@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -43,25 +44,12 @@ def unit_phasor(spectrum: torch.Tensor) -> torch.Tensor:
     return torch.where(magnitude > 0, spectrum / magnitude.clamp_min(1e-30), torch.ones_like(spectrum))
 
 
-def griffin_lim(
-    magnitude: torch.Tensor,
-    *,
-    n_fft: int,
-    hop_length: int,
-    length: int,
-    iterations: int = 32,
-    momentum: float = 0.0,
-    seed: int = 0,
-    refine_iterations: int = 0,
-    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
+def griffin_lim(magnitude: torch.Tensor, *, n_fft: int, hop_length: int, length: int, **search: Any) -> torch.Tensor:
     """STFT magnitude (batch, n_fft // 2 + 1, frames) of a centred Hann STFT -> waveform
-    (batch, length). Starts from a seeded uniform random phase; ``momentum`` 0 is the
-    original algorithm, 0.99 the fast one. After ``iterations`` with ``magnitude`` fixed,
-    ``refine_iterations`` more keep ``refine(|consistent spectrum|)`` instead (module docstring)."""
+    (batch, length): the istft of ``griffin_lim_spectrum``, whose keyword arguments
+    (iterations, momentum, seed, refine_iterations, refine) ``search`` passes on."""
     window = torch.hann_window(n_fft, dtype=magnitude.dtype, device=magnitude.device)
-    spectrum = griffin_lim_spectrum(magnitude, n_fft=n_fft, hop_length=hop_length, length=length, iterations=iterations,
-                                    momentum=momentum, seed=seed, refine_iterations=refine_iterations, refine=refine)
+    spectrum = griffin_lim_spectrum(magnitude, n_fft=n_fft, hop_length=hop_length, length=length, **search)
     return torch.istft(spectrum, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, window=window, length=length)
 
 
@@ -77,8 +65,11 @@ def griffin_lim_spectrum(
     refine_iterations: int = 0,
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``griffin_lim``'s last spectrum (kept magnitude x found phase), whose istft is its
-    waveform: the magnitude vocoder's training output needs the two apart."""
+    """The phase search's last spectrum (kept magnitude x found phase); ``griffin_lim`` returns
+    its istft, and the magnitude vocoder's training output needs the two apart. Starts from a
+    seeded uniform random phase; ``momentum`` 0 is the original algorithm, 0.99 the fast one.
+    After ``iterations`` with ``magnitude`` fixed, ``refine_iterations`` more keep
+    ``refine(|consistent spectrum|)`` instead (module docstring)."""
     if n_fft // 2 + 1 != magnitude.shape[-2]:
         raise ValueError(f"magnitude has {magnitude.shape[-2]} bins; n_fft {n_fft} has {n_fft // 2 + 1}")
     if refine_iterations and refine is None:
