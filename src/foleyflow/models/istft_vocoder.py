@@ -198,7 +198,7 @@ class IstftVocoder(nn.Module):
         runs without a graph, and its last spectrum's magnitude enters the istft as the predicted
         magnitude plus a detached difference (a straight-through estimate: the search and the
         mel-consistent refinement count as passing the magnitude through, the phase as fixed).
-        So a loss on the waveform is the loss on what inference returns, to the last sample."""
+        Its value is what inference returns (to float rounding), so a loss on it is a loss on that."""
         magnitude = self.magnitude(mel)
         with torch.no_grad():
             searched = self._searched_spectrum(magnitude.detach(), mel)
@@ -216,8 +216,9 @@ class IstftVocoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, output: str = "audio") -> torch.Tensor:
         """log-mel (batch, frames, mels) -> waveform (batch, frames * hop); ``output`` "magnitude",
-        "log_magnitude" or "trainable_audio" returns that method's result instead, so that training can reach it
-        through a distributed wrapper's forward (DDP synchronises gradients of forward calls)."""
+        "log_magnitude" or "trainable_audio" returns that method's result instead, so that
+        training can reach it through a distributed wrapper's forward (DDP synchronises gradients
+        of forward calls)."""
         if output != "audio":
             if output not in ("magnitude", "log_magnitude", "trainable_audio"):
                 raise ValueError(f"output must be audio, magnitude, log_magnitude or trainable_audio, got {output!r}")
