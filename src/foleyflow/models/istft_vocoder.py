@@ -166,9 +166,13 @@ class IstftVocoder(nn.Module):
     def magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """The magnitude Griffin-Lim gets: exp(log_magnitude), projected onto the input mel with
         ``mel_projection_iterations`` updates (batch, n_fft/2 + 1, frames + 1)."""
-        magnitude = self.log_magnitude(mel).exp().transpose(1, 2)
-        magnitude = project_onto_mel(magnitude, repeat_last_frame(mel), self.config.mel_projection_iterations)
-        return magnitude.transpose(1, 2)
+        return self.project_onto_input(self.log_magnitude(mel).exp(), mel)
+
+    def project_onto_input(self, magnitude: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """``mel_projection_iterations`` NNLS updates moving ``magnitude`` (batch, bins, frames + 1)
+        onto ``mel``: the step between any magnitude and this vocoder's phase search."""
+        projected = project_onto_mel(magnitude.transpose(1, 2), repeat_last_frame(mel), self.config.mel_projection_iterations)
+        return projected.transpose(1, 2)
 
     def phase_search(self, magnitude: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Fast Griffin-Lim from ``magnitude`` (batch, bins, frames + 1), then the mel-consistent
@@ -195,15 +199,14 @@ class IstftVocoder(nn.Module):
 
     def trainable_audio(self, mel: torch.Tensor) -> torch.Tensor:
         """The inference waveform, with a gradient to the predicted magnitude: the phase search
-        runs without a graph, and its last spectrum's magnitude enters the istft as the predicted
-        magnitude plus a detached difference (a straight-through estimate: the search and the
-        mel-consistent refinement count as passing the magnitude through, the phase as fixed).
-        Its value is what inference returns (to float rounding), so a loss on it is a loss on that."""
+        runs without a graph, and its last spectrum enters the istft plus the predicted
+        magnitude's zero-valued change times the found phase (a straight-through estimate: the
+        search and the mel-consistent refinement count as passing the magnitude through, the phase
+        as fixed). Its value is exactly what inference returns, so a loss on it is a loss on that."""
         magnitude = self.magnitude(mel)
         with torch.no_grad():
             searched = self._searched_spectrum(magnitude.detach(), mel)
-        kept = magnitude + (searched.abs() - magnitude).detach()
-        return self._istft(kept * unit_phasor(searched), mel)
+        return self._istft(searched + (magnitude - magnitude.detach()) * unit_phasor(searched), mel)
 
     def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel (batch, frames, mels) -> complex STFT (batch, n_fft/2 + 1, frames + 1); network phase only."""

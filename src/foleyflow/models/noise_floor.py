@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from foleyflow.audio.mel import SAMPLE_RATE, log_mel, magnitude_spectrogram, project_onto_mel, repeat_last_frame
+from foleyflow.audio.mel import SAMPLE_RATE, log_mel, magnitude_spectrogram
 from foleyflow.errors import InputError
 from foleyflow.models.benchmark import GRIFFIN_LIM_ITERATIONS  # bench codec's baseline
 from foleyflow.models.istft_vocoder import IstftVocoder
@@ -88,9 +88,8 @@ def ideal_sample(vocoder: IstftVocoder, mel: torch.Tensor, other_realisation: to
     """The magnitude vocoder's pipeline (projection onto ``mel``, its phase search) run on the true
     STFT magnitude of ``other_realisation`` (batch, frames * hop samples) instead of its network's
     prediction: (batch, frames * hop) audio."""
-    magnitude = magnitude_spectrogram(other_realisation, keep_last_frame=True)  # (batch, frames + 1, bins)
-    magnitude = project_onto_mel(magnitude, repeat_last_frame(mel), vocoder.config.mel_projection_iterations)
-    return vocoder.phase_search(magnitude.transpose(1, 2), mel)
+    magnitude = magnitude_spectrogram(other_realisation, keep_last_frame=True).transpose(1, 2)  # (batch, bins, frames + 1)
+    return vocoder.phase_search(vocoder.project_onto_input(magnitude, mel), mel)
 
 
 @dataclass

@@ -481,7 +481,7 @@ def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, flo
     """Spectral convergence ||R - E|| / ||R|| + mean |log R - log E| of two STFT magnitudes,
     both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss).
     The norms run over the whole batch, as Parallel WaveGAN's loss takes them, or with
-    ``per_item`` over each item's (batch, bins, frames) slice, the convergence then averaged:
+    ``per_item`` over each item's (bins, frames) slice, the convergence then averaged:
     the figure ``bench codec`` gives each clip, averaged over the batch."""
     estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
     if per_item:
