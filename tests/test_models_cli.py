@@ -68,7 +68,11 @@ def test_bench_codec_writes_rows(tmp_path, codec_folder, clip, capsys):
     assert "--against vocoder" not in text
     assert "(reference, not a vocoder: the true STFT magnitude, fast Griffin-Lim) |" in text
     assert "(reference: the true magnitude shuffled within each mel band, fast Griffin-Lim) |" in text
-    assert "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim | reference: true magnitude | reference: band-shuffled |" in text
+    assert "| spectral flatness | clips | Griffin-Lim 32 it. | vocoder | vocoder / Griffin-Lim | reference: true magnitude | reference: band-shuffled | reference: band-flat |" in text
+    flat = next(line for line in text.splitlines() if "(reference, no waveform: the best magnitude flat within each mel band" in line)
+    griffin_lim = next(line for line in text.splitlines() if line.startswith("| vocoder | MR-STFT distance | ") and "(Griffin-Lim 32 it.)" in line)
+    # the best band-flat magnitude, no phase to find, is closer than Griffin-Lim's signal
+    assert 0 < float(flat.split("| | ")[1].split()[0]) < float(griffin_lim.split(" | ")[3].split()[0])
     assert "| 0-0.01 | 1 |" in text  # the one clip is a pure tone
 
 
@@ -155,7 +159,8 @@ def test_flatness_groups_average_each_groups_clips():
     from foleyflow.models.benchmark import flatness_groups
 
     groups = flatness_groups({"flatness": [0.005, 0.5, 0.3, 0.02], "griffin_lim_mr_stft": [1.0, 2.0, 4.0, 3.0], "vocoder_mr_stft": [0.5, 1.0, 3.0, 2.0],
-                              "true_magnitude_mr_stft": [0.1, 0.2, 0.4, 0.3], "band_shuffled_mr_stft": [1.0, 1.5, 2.5, 1.0], "vae_l1": [9.0] * 4})
+                              "true_magnitude_mr_stft": [0.1, 0.2, 0.4, 0.3], "band_shuffled_mr_stft": [1.0, 1.5, 2.5, 1.0],
+                              "band_flat_mr_stft": [0.7, 0.9, 0.5, 0.8], "vae_l1": [9.0] * 4})
     assert [(g.low, g.high, g.clips) for g in groups] == [(0.0, 0.01, 1), (0.01, 0.05, 1), (0.2, None, 2)]
     last = groups[2]
-    assert (last.griffin_lim_mr_stft, last.vocoder_mr_stft, last.true_magnitude_mr_stft, last.band_shuffled_mr_stft) == pytest.approx((3.0, 2.0, 0.3, 2.0))
+    assert (last.griffin_lim_mr_stft, last.vocoder_mr_stft, last.true_magnitude_mr_stft, last.band_shuffled_mr_stft, last.band_flat_mr_stft) == pytest.approx((3.0, 2.0, 0.3, 2.0, 0.7))

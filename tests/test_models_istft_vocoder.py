@@ -267,7 +267,8 @@ def test_the_codec_benchmark_pairs_the_vocoder_with_each_baseline_clip_by_clip()
 
 
 def test_band_shuffle_keeps_each_bands_values_in_every_frame_and_moves_them():
-    from foleyflow.models.benchmark import band_shuffled, mel_band_of_bins
+    from foleyflow.audio.mel import mel_band_of_bins
+    from foleyflow.models.benchmark import band_shuffled
 
     band = mel_band_of_bins()
     covered = band[band >= 0]

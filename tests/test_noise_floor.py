@@ -11,7 +11,7 @@ import torch
 from foleyflow.audio.mel import log_mel
 from foleyflow.interfaces.cli import main
 from foleyflow.models.codec import Codec
-from foleyflow.models.noise_floor import PEAK, SPECTRA, coloured_noise, ideal_sample
+from foleyflow.models.noise_floor import PEAK, SPECTRA, band_oracle_targets, coloured_noise, ideal_sample, mel_targets, process_targets
 from foleyflow.models.vae import build_vae
 from foleyflow.models.vocoder import build_vocoder
 from foleyflow.training.recipes.codec import multi_resolution_stft_distance
@@ -49,6 +49,33 @@ def test_mr_stft_between_two_draws_of_white_noise_is_the_rayleigh_closed_form():
     assert float(multi_resolution_stft_distance(second, first)) == pytest.approx(expected, rel=0.03)
 
 
+def test_smooth_estimates_of_white_noise_score_their_closed_form():
+    # Knowing only the process, the best estimate of a Rayleigh magnitude R is its mean for the
+    # spectral convergence, sqrt(Var R / E R^2) = sqrt(1 - pi / 4), and its median for the log
+    # term, E|log R - log median R| = (gamma + ln ln 2 + 2 E1(ln 2)) / 2 (half the mean absolute
+    # deviation of the log of an exponential variable about its median, ln ln 2).
+    from scipy.special import exp1
+
+    rng = np.random.default_rng(0)
+    draws = torch.from_numpy(rng.standard_normal((64, 32000)).astype(np.float32))
+    reference = torch.from_numpy(rng.standard_normal(32000).astype(np.float32))[None]
+    expected = math.sqrt(1 - math.pi / 4) + (np.euler_gamma + math.log(math.log(2)) + 2 * exp1(math.log(2))) / 2
+    assert process_targets(draws).score(reference) == pytest.approx(expected, rel=0.03)
+    # well below two draws' distance (the closed form of the test above): smoothness pays
+    assert expected < 0.72 * (math.sqrt(2 - math.pi / 2) + math.log(2))
+
+
+def test_what_the_mel_and_then_the_true_band_energies_add_to_the_smooth_estimate():
+    rng = np.random.default_rng(0)
+    draws = torch.from_numpy(np.stack([coloured_noise("brown", 16000, rng) for _ in range(16)]))
+    reference = torch.from_numpy(coloured_noise("brown", 16000, rng))[None]
+    process_only = process_targets(draws).score(reference)
+    from_the_mel = mel_targets(log_mel(reference), draws).score(reference)
+    oracle = band_oracle_targets(reference, draws).score(reference)
+    # brown noise's level wanders from draw to draw; the mel's band energies pin it, the true ones at each resolution more so
+    assert from_the_mel < process_only - 0.1 and oracle < from_the_mel
+
+
 def test_the_ideal_sample_carries_the_mel_and_only_its_own_realisation_matches_it():
     torch.manual_seed(0)
     vocoder = build_vocoder("istft-gla-cpu", **SMALL_MAGNITUDE_VOCODER).eval()
@@ -78,15 +105,23 @@ def magnitude_codec(tmp_path_factory):
 
 def test_bench_noise_floor_prints_a_row_per_spectrum(tmp_path, magnitude_codec, capsys):
     out = tmp_path / "floor.md"
-    assert main(["bench", "noise-floor", "--model", str(magnitude_codec), "--seeds", "1", "--seconds", "0.5", "--out", str(out)]) == 0
+    assert main(["bench", "noise-floor", "--model", str(magnitude_codec), "--seeds", "1", "--seconds", "0.5", "--smooth-iterations", "20", "--out", str(out)]) == 0
     text = out.read_text()
     assert text == capsys.readouterr().out
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| spectrum")]
+    first, second = text.split("Smooth estimates")
+    rows = [line for line in first.splitlines() if line.startswith("| ") and not line.startswith("| spectrum")]
     assert [row.split(" | ")[0][2:] for row in rows] == list(SPECTRA)
     for row in rows:
         griffin_lim, vocoder, draw, sampled, own, bar = (float(cell) for cell in row.split(" | ")[1:7])
         assert bar == pytest.approx(0.7 * griffin_lim, abs=1e-3) and own < sampled and own < draw
-    assert "--seeds 1 --seconds 0.5" in text
+    smooth_rows = [line for line in second.splitlines() if line.startswith("| ") and not line.startswith("| spectrum")]
+    assert [row.split(" | ")[0][2:] for row in smooth_rows] == list(SPECTRA)
+    for row, smooth_row in zip(rows, smooth_rows):
+        griffin_lim, bar, smooth, waveform, oracle = (float(cell) for cell in smooth_row.split(" | ")[1:6])
+        assert griffin_lim == float(row.split(" | ")[1]) and bar == pytest.approx(0.7 * griffin_lim, abs=1e-3)
+        # magnitudes no signal need have score below the signal that reaches for them
+        assert oracle < waveform and smooth < waveform
+    assert "--seeds 1 --seconds 0.5 --smooth-iterations 20" in text
 
 
 def test_bench_noise_floor_refuses_a_vocoder_without_the_magnitude_pipeline(tmp_path, capsys):

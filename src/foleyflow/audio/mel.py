@@ -61,6 +61,22 @@ def slaney_mel_filters(config: MelConfig = MelConfig()) -> torch.Tensor:
     return torch.from_numpy(filters.astype(np.float32))
 
 
+@lru_cache(maxsize=8)  # asked once per clip by the benchmarks
+def mel_band_of_bins(config: MelConfig = MelConfig(), n_fft: int | None = None, every_bin: bool = False) -> torch.Tensor:
+    """(n_fft // 2 + 1,) the mel band whose triangle is highest at each bin of an ``n_fft`` STFT
+    (the mel's own by default), -1 for a bin no band covers (DC and Nyquist), or with
+    ``every_bin`` the nearest band (the first below half the bins, the last above)."""
+    filters = slaney_mel_filters(config).numpy()  # (mel bins, bands)
+    if n_fft is not None and n_fft != config.n_fft:  # the triangles at another STFT's bin frequencies
+        mel_frequencies = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)
+        frequencies = np.fft.rfftfreq(n_fft, 1.0 / config.sample_rate)
+        filters = np.stack([np.interp(frequencies, mel_frequencies, filters[:, band]) for band in range(filters.shape[1])], axis=1)
+    band = torch.from_numpy(filters.argmax(1))
+    uncovered = torch.nonzero(torch.from_numpy(filters.max(1) <= 0)).flatten()
+    band[uncovered] = torch.where(uncovered < band.numel() // 2, 0, filters.shape[1] - 1) if every_bin else -1
+    return band
+
+
 @lru_cache(maxsize=8)
 def _hann(win_length: int) -> torch.Tensor:
     return torch.hann_window(win_length, periodic=True)

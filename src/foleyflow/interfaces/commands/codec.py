@@ -112,17 +112,20 @@ def bench_codec(model: str, split: str, corpus_dir: str | None, audio_folder: st
 @click.option("--model", default="default", show_default=True, help="Codec whose vocoder (a magnitude vocoder) to measure.")
 @click.option("--seeds", default=4, show_default=True, type=click.IntRange(min=1), help="Pairs of realisations per spectrum.")
 @click.option("--seconds", default=4.0, show_default=True, type=click.FloatRange(min=0.5, max=30.0), help="Length of each realisation.")
+@click.option("--smooth-iterations", default=300, show_default=True, type=click.IntRange(min=0),
+              help="Adam steps that move a waveform towards the smooth estimates (0: Griffin-Lim's output as it is).")
 @click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Markdown file to write the table to.")
-def bench_noise_floor(model: str, seeds: int, seconds: float, output: str | None) -> None:
-    """MR-STFT on stationary noise: Griffin-Lim, the vocoder, and an ideal vocoder that samples (needs no corpus)."""
+def bench_noise_floor(model: str, seeds: int, seconds: float, smooth_iterations: int, output: str | None) -> None:
+    """MR-STFT on stationary noise: Griffin-Lim, the vocoder, an ideal vocoder that samples, and smooth estimates (needs no corpus)."""
     import torch
 
     from foleyflow.atomic import atomic_path
     from foleyflow.models.codec import Codec
     from foleyflow.models.noise_floor import noise_floor, noise_floor_markdown
 
-    rows = noise_floor(Codec.from_pretrained(model), seeds=seeds, seconds=seconds)
-    table = noise_floor_markdown(rows, f"foleyflow bench noise-floor --model {model} --seeds {seeds} --seconds {seconds:g}", torch.get_num_threads())
+    rows = noise_floor(Codec.from_pretrained(model), seeds=seeds, seconds=seconds, smooth_iterations=smooth_iterations)
+    command = f"foleyflow bench noise-floor --model {model} --seeds {seeds} --seconds {seconds:g} --smooth-iterations {smooth_iterations}"
+    table = noise_floor_markdown(rows, command, torch.get_num_threads())
     click.echo(table, nl=False)
     if output:
         with atomic_path(output) as tmp:

@@ -477,27 +477,43 @@ PWG_MAGNITUDE_FLOOR = 1e-7**0.5
 TRAINING_MAGNITUDE_FLOOR = 1e-7
 
 
-def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = PWG_MAGNITUDE_FLOOR, per_item: bool = False) -> torch.Tensor:
-    """Spectral convergence ||R - E|| / ||R|| + mean |log R - log E| of two STFT magnitudes,
-    both clamped at ``floor`` (one resolution of Parallel WaveGAN's multi-resolution STFT loss).
-    The norms run over the whole batch, as Parallel WaveGAN's loss takes them, or with
-    ``per_item`` over each item's (bins, frames) slice, the convergence then averaged:
-    the figure ``bench codec`` gives each clip, averaged over the batch."""
-    estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
+# (n_fft, hop) of the figure's three STFTs, each with a Hann window of n_fft samples
+FIGURE_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+
+
+def spectral_convergence(estimate: torch.Tensor, reference: torch.Tensor, per_item: bool = False) -> torch.Tensor:
+    """||R - E|| / ||R|| of two (floored) STFT magnitudes: over the whole batch, as Parallel
+    WaveGAN's loss takes it, or with ``per_item`` over each item's (bins, frames) slice, then
+    averaged (the figure ``bench codec`` gives each clip, averaged over the batch)."""
     if per_item:
-        convergence = (torch.linalg.norm((reference - estimate).flatten(1), dim=1) / torch.linalg.norm(reference.flatten(1), dim=1)).mean()
-    else:
-        convergence = torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference)
-    return convergence + (reference.log() - estimate.log()).abs().mean()
+        return (torch.linalg.norm((reference - estimate).flatten(1), dim=1) / torch.linalg.norm(reference.flatten(1), dim=1)).mean()
+    return torch.linalg.norm(reference - estimate) / torch.linalg.norm(reference)
 
 
-def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512)),
+def log_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """mean |log R - log E| of two (floored) STFT magnitudes."""
+    return (reference.log() - estimate.log()).abs().mean()
+
+
+def stft_magnitude_distance(estimate: torch.Tensor, reference: torch.Tensor, floor: float = PWG_MAGNITUDE_FLOOR, per_item: bool = False) -> torch.Tensor:
+    """Spectral convergence + log-magnitude distance of two STFT magnitudes, both clamped at
+    ``floor``: one resolution of Parallel WaveGAN's multi-resolution STFT loss."""
+    estimate, reference = estimate.clamp_min(floor), reference.clamp_min(floor)
+    return spectral_convergence(estimate, reference, per_item) + log_magnitude_distance(estimate, reference)
+
+
+def figure_magnitudes(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """(batch, samples) -> (batch, n_fft // 2 + 1, frames) unfloored STFT magnitudes at one of
+    the figure's resolutions (centred, Hann window of n_fft)."""
+    window = torch.hann_window(n_fft, device=audio.device)
+    return torch.stft(audio, n_fft, hop, window=window, return_complex=True).abs()
+
+
+def multi_resolution_stft_distance(estimate: torch.Tensor, reference: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = FIGURE_RESOLUTIONS,
                                    per_item: bool = False) -> torch.Tensor:
     """``stft_magnitude_distance`` of two waveforms (batch, samples) averaged over STFT
     resolutions (n_fft, hop), as in Parallel WaveGAN's multi-resolution STFT loss."""
     total = estimate.new_zeros(())
     for n_fft, hop in resolutions:
-        window = torch.hann_window(n_fft, device=estimate.device)
-        spectra = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs() for x in (estimate, reference)]
-        total = total + stft_magnitude_distance(*spectra, per_item=per_item)
+        total = total + stft_magnitude_distance(figure_magnitudes(estimate, n_fft, hop), figure_magnitudes(reference, n_fft, hop), per_item=per_item)
     return total / len(resolutions)
