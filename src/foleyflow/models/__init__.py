@@ -12,6 +12,8 @@ unet.py        the denoiser (UNet2DConditionModel), presets "tango-paper" and "c
 interop.py     the public AudioLDM / Tango / diffusers checkpoint formats
 benchmark.py   `bench codec`: VAE and vocoder figures on held-out clips, with reference rows
 noise_floor.py `bench noise-floor`: what MR-STFT can credit a vocoder with on stationary noise
+smooth_estimates.py  each MR-STFT term's best estimate where the truth is random: the band-flat
+               reference, the smooth waveform
 localiser.py   the edit localiser (one logit per latent frame: where an instruction acts) and, per_bin,
                the remover (log removal gains per latent cell); their ensembles
 """

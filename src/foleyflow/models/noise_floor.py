@@ -71,7 +71,7 @@ PEAK = 0.3  # every realisation is normalised to this peak: a moderate level, no
 # Independent draws whose magnitudes give each bin's mean and median: 64 put the estimates'
 # own sampling error near 2% of the figure (white noise: 0.968 against the closed form's 0.947).
 PROCESS_DRAWS = 64
-PROCESS_SEED = 1000  # the draws that estimate the process never include a scored realisation (seeds 0, 1, ...)
+PROCESS_SEED = 1000  # the draws that estimate the process are none of the scored ones (seeds 0 to 999)
 
 
 def _white(f: np.ndarray) -> np.ndarray:
