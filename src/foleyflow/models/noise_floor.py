@@ -127,53 +127,69 @@ def _mel_frame_weights(n_fft: int, hop: int, frames: int, mel_frames: int, mel_h
     return torch.from_numpy(weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)).float()
 
 
-def _estimates(draws: torch.Tensor, n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each bin's mean and median magnitude and mean power over ``draws`` (draws, samples)."""
-    magnitudes = figure_magnitudes(draws, n_fft, hop)
-    return magnitudes.mean(0), magnitudes.median(0).values, (magnitudes**2).mean(0)
+@dataclass
+class ProcessEstimates:
+    """What ``PROCESS_DRAWS`` independent draws say of the process, once per spectrum: per figure
+    resolution each bin's mean and median magnitude and mean power (bins, frames), and each mel
+    band's mean mel magnitude per frame (mel frames, bands)."""
+
+    mean: list[torch.Tensor]
+    median: list[torch.Tensor]
+    power: list[torch.Tensor]
+    mel_magnitude: torch.Tensor
 
 
-def _scaled(draws: torch.Tensor, scale_of) -> SmoothTargets:
-    """The process estimates at each figure resolution, times ``scale_of(n_fft, hop, bands, power)``."""
-    targets = SmoothTargets([], [])
+def process_estimates(draws: torch.Tensor, config: MelConfig = MelConfig()) -> ProcessEstimates:
+    """``ProcessEstimates`` of ``draws`` (draws, samples)."""
+    estimates = ProcessEstimates([], [], [], log_mel(draws, config).exp().mean(0))
     for n_fft, hop in FIGURE_RESOLUTIONS:
-        mean, median, power = _estimates(draws, n_fft, hop)
-        scale = scale_of(n_fft, hop, mel_band_of_bins(n_fft=n_fft, every_bin=True), power)
-        targets.mean.append((mean * scale).clamp_min(PWG_MAGNITUDE_FLOOR))
-        targets.median.append((median * scale).clamp_min(PWG_MAGNITUDE_FLOOR))
-    return targets
+        magnitudes = figure_magnitudes(draws, n_fft, hop)
+        estimates.mean.append(magnitudes.mean(0))
+        estimates.median.append(magnitudes.median(0).values)
+        estimates.power.append((magnitudes**2).mean(0))
+    return estimates
 
 
-def process_targets(draws: torch.Tensor) -> SmoothTargets:
+def _scaled(process: ProcessEstimates, scales: list) -> SmoothTargets:
+    """The process's mean and median at each figure resolution, times that resolution's scale."""
+    return SmoothTargets([(mean * scale).clamp_min(PWG_MAGNITUDE_FLOOR) for mean, scale in zip(process.mean, scales)],
+                         [(median * scale).clamp_min(PWG_MAGNITUDE_FLOOR) for median, scale in zip(process.median, scales)])
+
+
+def _bands(n_fft: int) -> torch.Tensor:
+    return mel_band_of_bins(n_fft=n_fft, every_bin=True)
+
+
+def process_targets(process: ProcessEstimates) -> SmoothTargets:
     """The estimates knowing the process and nothing of the draw."""
-    return _scaled(draws, lambda n_fft, hop, bands, power: 1.0)
+    return _scaled(process, [1.0] * len(FIGURE_RESOLUTIONS))
 
 
-def mel_targets(mel: torch.Tensor, draws: torch.Tensor, config: MelConfig = MelConfig()) -> SmoothTargets:
+def mel_targets(mel: torch.Tensor, process: ProcessEstimates, config: MelConfig = MelConfig()) -> SmoothTargets:
     """The estimates scaled by what ``mel`` (1, frames, bands) says of this draw: each band's mel
-    magnitude over its mean over the draws, carried to each figure frame by
-    ``_mel_frame_weights`` and to each bin by its band."""
-    ratio = mel[0].exp() / log_mel(draws, config).exp().mean(0)  # (mel frames, bands)
+    magnitude over the process's mean, carried to each figure frame by ``_mel_frame_weights`` and
+    to each bin by its band."""
+    ratio = mel[0].exp() / process.mel_magnitude  # (mel frames, bands)
+    scales = []
+    for (n_fft, hop), mean in zip(FIGURE_RESOLUTIONS, process.mean):
+        over_frames = _mel_frame_weights(n_fft, hop, mean.shape[1], ratio.shape[0], config.hop_length) @ ratio  # (frames, bands)
+        scales.append(over_frames.T[_bands(n_fft)])
+    return _scaled(process, scales)
 
-    def scale(n_fft, hop, bands, power):
-        over_frames = _mel_frame_weights(n_fft, hop, power.shape[1], ratio.shape[0], config.hop_length) @ ratio  # (frames, bands)
-        return over_frames.T[bands]
 
-    return _scaled(draws, scale)
-
-
-def band_oracle_targets(reference: torch.Tensor, draws: torch.Tensor) -> SmoothTargets:
+def band_oracle_targets(reference: torch.Tensor, process: ProcessEstimates) -> SmoothTargets:
     """The estimates scaled, in each frame of each figure resolution, by the square root of each
-    band's true power in ``reference`` (1, samples) over its expected power."""
+    band's true power in ``reference`` (1, samples) over the process's."""
+    scales = []
+    for (n_fft, hop), power in zip(FIGURE_RESOLUTIONS, process.power):
+        bands = _bands(n_fft)
 
-    def scale(n_fft, hop, bands, power):
         def band_sums(values: torch.Tensor) -> torch.Tensor:  # (bands, frames)
             return torch.zeros(int(bands.max()) + 1, values.shape[1]).index_add_(0, bands, values)
 
         truth = figure_magnitudes(reference, n_fft, hop)[0] ** 2
-        return (band_sums(truth) / band_sums(power).clamp_min(1e-20))[bands].sqrt()
-
-    return _scaled(draws, scale)
+        scales.append((band_sums(truth) / band_sums(power).clamp_min(1e-20))[bands].sqrt())
+    return _scaled(process, scales)
 
 
 @dataclass
@@ -198,16 +214,17 @@ def noise_floor(codec, seeds: int = 4, seconds: float = 4.0, smooth_iterations: 
     if not is_magnitude_vocoder(vocoder):
         raise InputError("the noise floor runs the magnitude vocoder's pipeline; this codec's vocoder is not one")
     samples = int(seconds * SAMPLE_RATE)
+    length = MelConfig().frames_for(samples) * vocoder.config.hop_length  # the samples the mel covers
     rows = []
     for spectrum in SPECTRA:
         process_rng = np.random.default_rng(PROCESS_SEED)
-        process = torch.from_numpy(np.stack([coloured_noise(spectrum, samples, process_rng) for _ in range(PROCESS_DRAWS)]))
+        draws = torch.from_numpy(np.stack([coloured_noise(spectrum, samples, process_rng)[:length] for _ in range(PROCESS_DRAWS)]))
+        process = process_estimates(draws)
         figures: dict[str, list[float]] = {}
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
             first, second = (torch.from_numpy(coloured_noise(spectrum, samples, rng))[None] for _ in range(2))
             mel = log_mel(first)
-            length = mel.shape[1] * vocoder.config.hop_length
             reference = first[..., :length]
             candidates = {
                 "griffin_lim": griffin_lim(mel, GRIFFIN_LIM_ITERATIONS),
@@ -218,12 +235,11 @@ def noise_floor(codec, seeds: int = 4, seconds: float = 4.0, smooth_iterations: 
             }
             for name, audio in candidates.items():
                 figures.setdefault(name, []).append(float(multi_resolution_stft_distance(audio, reference)))
-            draws = process[:, :length]
-            smooth = mel_targets(mel, draws)
+            smooth = mel_targets(mel, process)
             figures.setdefault("smooth_magnitude", []).append(smooth.score(reference))
             waveform = smooth_waveform(smooth, candidates["griffin_lim"], smooth_iterations)
             figures.setdefault("smooth_waveform", []).append(float(multi_resolution_stft_distance(waveform, reference)))
-            figures.setdefault("band_oracle", []).append(band_oracle_targets(reference, draws).score(reference))
+            figures.setdefault("band_oracle", []).append(band_oracle_targets(reference, process).score(reference))
         rows.append(NoiseFloorRow(spectrum, seeds, **{name: float(np.mean(values)) for name, values in figures.items()}))
     return rows
 
