@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from foleyflow.audio.io import SAMPLE_RATE, load_audio, write_wav
+from foleyflow.audio.io import AUDIO_OUTPUT_FORMATS, SAMPLE_RATE, audio_output_format, load_audio, write_audio
 from foleyflow.errors import InputError
 
 
@@ -37,7 +37,7 @@ def test_downmix_averages_channels(tmp_path):
 
 def test_write_wav_is_16_bit_pcm_and_round_trips(tmp_path):
     audio = (0.3 * np.sin(np.linspace(0, 100, 16000))).astype(np.float32)
-    out = write_wav(tmp_path / "out.wav", audio)
+    out = write_audio(tmp_path / "out.wav", audio)
     info = sf.info(out)
     assert (info.subtype, info.samplerate, info.channels) == ("PCM_16", SAMPLE_RATE, 1)
     np.testing.assert_allclose(load_audio(out), audio, atol=1 / 32768 + 1e-6)
@@ -46,8 +46,31 @@ def test_write_wav_is_16_bit_pcm_and_round_trips(tmp_path):
 
 def test_write_wav_refuses_nan_and_leaves_no_file(tmp_path):
     with pytest.raises(InputError, match="NaN"):
-        write_wav(tmp_path / "bad.wav", np.array([0.0, np.nan], dtype=np.float32))
+        write_audio(tmp_path / "bad.wav", np.array([0.0, np.nan], dtype=np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix, audio_format, lossless", [(".flac", "FLAC", True), (".ogg", "OGG", False), (".mp3", "MP3", False), (".WAV", "WAV", True)])
+def test_write_audio_takes_the_format_from_the_suffix(tmp_path, suffix, audio_format, lossless):
+    audio = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(16000) / SAMPLE_RATE)).astype(np.float32)
+    out = write_audio(tmp_path / f"out{suffix}", audio)
+    assert sf.info(out).format == audio_format
+    back = load_audio(out)
+    assert abs(_peak_frequency(back, SAMPLE_RATE) - 1000) < 5
+    if lossless:
+        np.testing.assert_allclose(back, audio, atol=1 / 32768 + 1e-6)
+    else:  # a lossy codec may pad the start or the end by a frame or so
+        assert abs(back.size - audio.size) < 2400 and 0.2 < np.abs(back).max() < 0.4
+    assert [path.name for path in tmp_path.iterdir()] == [f"out{suffix}"]
+
+
+@pytest.mark.parametrize("name, message", [("out.aac", "foleyflow writes no '.aac' audio"), ("out", "no suffix")])
+def test_write_audio_refuses_a_suffix_with_no_format_and_leaves_no_file(tmp_path, name, message):
+    with pytest.raises(InputError, match=message) as error:
+        write_audio(tmp_path / name, np.zeros(1600, np.float32))
+    assert all(suffix in str(error.value) for suffix in AUDIO_OUTPUT_FORMATS)
+    assert list(tmp_path.iterdir()) == []
+    assert audio_output_format("x.Mp3") == ("MP3", "MPEG_LAYER_III")
 
 
 def test_rejects_non_audio_bytes(tmp_path):

@@ -95,6 +95,29 @@ def test_each_bad_input_is_one_line_exit_2_and_no_output(cli, tmp_path):
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files either
 
 
+@pytest.mark.parametrize("name", ["o.svg", "o.jpg", "o"])
+def test_a_figure_named_other_than_png_is_refused_before_the_input_is_read(cli, tmp_path, name):
+    # the input does not exist either: the output's suffix is checked first, while parsing
+    code, _, err = cli("spectrogram", str(tmp_path / "missing.wav"), "-o", str(tmp_path / name))
+    assert code == 2 and err.count("\n") == 1 and "figures are written as PNG; end the name in .png" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figures_are_png_whatever_the_case_of_the_suffix(tmp_path):
+    from foleyflow.errors import InputError
+    from foleyflow.plotting import save_figure_png, save_spectrograms_png
+
+    out = save_spectrograms_png(tmp_path / "mel.PNG", [("noise", np.zeros((20, 64)))])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure()
+    with pytest.raises(InputError, match="end the name in .png"):
+        save_figure_png(figure, tmp_path / "curve.pdf", dpi=50)
+    assert not plt.fignum_exists(figure.number)  # closed even when refused
+    assert [path.name for path in tmp_path.iterdir()] == ["mel.PNG"]
+
+
 @pytest.mark.parametrize("args", [("nope",), ("spectrogram",), ("spectrogram", "x.wav", "--bogus"), ("--max-seconds",)])
 def test_bad_usage_is_one_line_exit_2(cli, args):
     code, _, err = cli(*args)

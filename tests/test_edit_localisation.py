@@ -547,3 +547,11 @@ def test_cli_region_edits_and_rejects_bad_ranges(cli, tmp_path, model_dir):
                           (["--region", "0.01-0.02", "--mask", "diffedit"], "not both")]:
         code, _, stderr = cli("edit", str(clip), "Remove the dog", "-o", str(out), "--model", str(model_dir), *args)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists(), stderr
+
+
+@pytest.mark.parametrize("samples", [1, 300, 512, 513, 4000])
+def test_spectra_and_resynthesis_round_trip_any_length(samples):
+    from foleyflow.pipelines.compositing import resynthesised, spectra
+
+    signal = np.random.default_rng(samples).standard_normal(samples)
+    np.testing.assert_allclose(resynthesised(spectra(signal)[0], samples), signal, atol=1e-9)

@@ -58,6 +58,34 @@ def test_bad_input_is_one_line_exit_2_and_no_output(cli, tmp_path, model_dir, cl
     assert not out.exists() and list(tmp_path.glob(".out.wav*")) == []
 
 
+@pytest.mark.parametrize("samples", [1, 100, 512])
+def test_a_clip_shorter_than_half_a_window_is_edited_with_spectral_compositing(model_dir, samples):
+    from foleyflow.pipelines.editor import Editor
+
+    editor = Editor.from_pretrained(model_dir)
+    source = (0.1 * np.random.default_rng(samples).standard_normal(samples)).astype(np.float32)
+    for composite in ("spectral", "every-step+spectral"):
+        audio = editor.edit(source, "Add rain", steps=1, mask="none", composite=composite).audio
+        assert audio.shape == (samples,) and np.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("option, name, message", [("-o", "out.aac", "foleyflow writes no '.aac' audio"), ("-o", "out", "no suffix"),
+                                                   ("--mask-out", "mask.jpg", "end the name in .png"),
+                                                   ("--spectrogram", "spec.svg", "end the name in .png")])
+def test_an_output_suffix_with_no_format_fails_before_the_model_loads(cli, tmp_path, clip, option, name, message):
+    args = ["-o", str(tmp_path / "out.wav")] if option != "-o" else []
+    code, _, stderr = cli("edit", str(clip), "Add rain", *args, option, str(tmp_path / name), "--model", "/nonexistent/editor")
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+def test_the_edit_is_written_in_the_format_its_name_says(cli, tmp_path, model_dir, clip):
+    out = tmp_path / "out.flac"
+    code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(out), "--model", str(model_dir), "--steps", "1")
+    assert code == 0, stderr
+    assert sf.info(out).format == "FLAC" and sf.info(out).frames == 1600
+
+
 def test_text_file_as_audio_is_rejected(cli, tmp_path, model_dir):
     bad = tmp_path / "text.wav"
     bad.write_bytes(b"not audio at all" * 10)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from foleyflow.audio.io import write_wav
+from foleyflow.audio.io import write_audio
 from foleyflow.evaluation.backbones.inworld import ClapModel, build_tagger, save_clap, save_tagger
 
 SMALL = (2, 2, 4, 4, 4, 8)
@@ -27,7 +27,7 @@ def _clips(folder, names, seed, seconds=1.0):
     for index, name in enumerate(names):
         t = np.arange(int(16_000 * seconds)) / 16_000
         audio = 0.3 * np.sin(2 * np.pi * (200 + 150 * index) * t) + 0.05 * rng.normal(size=t.size)
-        write_wav(folder / f"{name}.wav", audio)
+        write_audio(folder / f"{name}.wav", audio)
     return folder
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from foleyflow.audio.io import write_wav
+from foleyflow.audio.io import write_audio
 from foleyflow.errors import InputError
 from foleyflow.evaluation.backbones.inworld import build_tagger, save_tagger
 from foleyflow.evaluation.editing import load_manifest
@@ -32,10 +32,10 @@ def _data_set(root, count=6):
         event = np.where((t > 0.4) & (t < 0.7), 0.4 * np.sin(2 * np.pi * (300 + 100 * i) * t), 0.0)
         task = TASKS[i % 3]
         source, target = (base, base + event) if task != "remove" else (base + event, base)
-        write_wav(root / "data" / f"s{i}.wav", source)
-        write_wav(root / "data" / f"t{i}.wav", target)
-        write_wav(root / "perfect" / f"e{i}.wav", target)
-        write_wav(root / "lazy" / f"e{i}.wav", source)
+        write_audio(root / "data" / f"s{i}.wav", source)
+        write_audio(root / "data" / f"t{i}.wav", target)
+        write_audio(root / "perfect" / f"e{i}.wav", target)
+        write_audio(root / "lazy" / f"e{i}.wav", source)
         rows.append({"id": f"e{i}", "source": f"data/s{i}.wav", "target": f"data/t{i}.wav", "instruction": f"{task.title()} a beep",
                      "target_caption": "a beep over noise", "task": task})
     (root / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))

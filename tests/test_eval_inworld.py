@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from foleyflow.audio.io import write_wav
+from foleyflow.audio.io import write_audio
 from foleyflow.evaluation.heldout import average_precision, chance_recall, mean_average_precision, recall_at_k, retrieval_hits
 
 SMALL = [2, 2, 4, 4, 4, 8]
@@ -50,7 +50,7 @@ def _clip_list(root):
     for i in range(12):
         label = ["low", "high"][i % 2]
         audio = 0.3 * np.sin(2 * np.pi * (200 if label == "low" else 3000) * t)
-        write_wav(root / f"{i}.wav", audio)
+        write_audio(root / f"{i}.wav", audio)
         rows.append({"path": f"{i}.wav", "labels": [label], "caption": f"a {label} tone", "split": ["train", "val", "test"][i % 3] if i >= 6 else "train"})
     (root / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root / "clips.jsonl"
@@ -163,7 +163,7 @@ def test_clip_list_reads_a_corpus_manifest_and_crops_short_clips_anywhere(tmp_pa
     from foleyflow.evaluation.recipes import crop, read_clip_list
 
     (tmp_path / "audio").mkdir()
-    write_wav(tmp_path / "audio" / "dog-1.wav", np.full(100, 0.5))
+    write_audio(tmp_path / "audio" / "dog-1.wav", np.full(100, 0.5))
     row = {"clip_id": "dog-1", "label": "dog", "captions": ["A dog barks", "A dog yaps"], "split": "val", "role": "event"}
     (tmp_path / "clips.jsonl").write_text(json.dumps(row) + "\n")
     (clip,) = read_clip_list(tmp_path / "clips.jsonl")

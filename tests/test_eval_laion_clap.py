@@ -51,11 +51,11 @@ def test_a_folder_without_config_is_refused(tmp_path):
 
 
 def test_eval_uses_laion_clap_at_48_khz(tiny_clap_folder, tmp_path, cli):
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
 
     (tmp_path / "gen").mkdir()
     for i in range(2):
-        write_wav(tmp_path / "gen" / f"c{i}.wav", np.sin(np.arange(16_000) * (0.1 + i / 10)) * 0.3)
+        write_audio(tmp_path / "gen" / f"c{i}.wav", np.sin(np.arange(16_000) * (0.1 + i / 10)) * 0.3)
     (tmp_path / "captions.csv").write_text("name,caption\nc0,a hum\nc1,a whistle\n")
     code, out, err = cli("eval", "--generated", str(tmp_path / "gen"), "--captions", str(tmp_path / "captions.csv"),
                          "--backbone", f"laion-clap:{tiny_clap_folder}", "--no-cache", "--bootstrap", "5", "--json", str(tmp_path / "o.json"))

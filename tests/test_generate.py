@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from foleyflow.errors import InputError
-from foleyflow.generator import Generator, WindowedDenoiser
+from foleyflow.generator import Generator, WindowedDenoiser, check_prompt
 from training_helpers import make_tiny_generator
 
 WINDOW_SECONDS = 0.32  # the tiny generator's training window: 8 latent frames, 5120 samples
@@ -105,6 +105,13 @@ def test_cli_generate_writes_the_same_wav_for_the_same_seed(model_dir, tmp_path,
     assert code == 0 and (tmp_path / "many_0.wav").is_file() and (tmp_path / "many_1.wav").is_file()
     code, _, err = cli("generate", "rain", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path / "nowhere"))
     assert code == 2 and "no such model folder" in err
+    code, out, err = cli(*args, "-o", str(tmp_path / "many.ogg"), "--num-samples", "2")  # the suffix names the format, for each sample
+    assert code == 0 and [sf.info(tmp_path / f"many_{index}.ogg").format for index in (0, 1)] == ["OGG", "OGG"]
+    code, _, err = cli("generate", "rain", "-o", str(tmp_path / "x.aac"), "--model", str(tmp_path / "nowhere"))
+    assert code == 2 and "foleyflow writes no '.aac' audio" in err  # checked while parsing, before the model
+    code, _, err = cli("generate", " ", "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path / "nowhere"))
+    assert code == 2 and "the prompt is empty" in err  # before the model, as the web page and a prompts CSV refuse it
+    assert check_prompt("  rain \n falls ") == "rain falls"
 
 
 def test_the_same_command_twice_writes_byte_identical_files(tmp_path_factory, tmp_path, cli):

@@ -250,6 +250,15 @@ def sampling_times(schedule: DDPMSchedule, steps: int) -> torch.Tensor:
     return torch.cat([schedule.time_of(indices), torch.zeros(1, dtype=torch.float64)]).float()
 
 
+def check_prompt(prompt: str) -> str:
+    """A user's prompt with its whitespace tidied; InputError when it is empty. The library's
+    ``generate`` takes "" (the unconditional model classifier-free guidance trains); the command
+    line, the web page and a prompts CSV refuse it, where it is far likelier a slip than a request."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("the prompt is empty; describe the sound, e.g. \"A dog barks while rain falls\"")
+    return " ".join(prompt.split())
+
+
 def _check_request(prompts: list[str], steps: int, cfg: float, num_samples: int, duration: float) -> None:
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise InputError("give at least one text prompt")
@@ -264,10 +273,11 @@ def _check_request(prompts: list[str], steps: int, cfg: float, num_samples: int,
 
 
 def write_outputs(audio: np.ndarray, output: str | os.PathLike) -> list[Path]:
-    """One WAV per generated sample: ``out.wav``, or ``out_0.wav``, ``out_1.wav`` ... for several."""
-    from foleyflow.audio.io import write_wav
+    """One audio file per generated sample: ``out.wav``, or ``out_0.wav``, ``out_1.wav`` ... for several
+    (the suffix, hence the format, is ``output``'s)."""
+    from foleyflow.audio.io import write_audio
 
     output = Path(output)
     if len(audio) == 1:
-        return [write_wav(output, audio[0])]
-    return [write_wav(output.with_name(f"{output.stem}_{index}{output.suffix}"), row) for index, row in enumerate(audio)]
+        return [write_audio(output, audio[0])]
+    return [write_audio(output.with_name(f"{output.stem}_{index}{output.suffix}"), row) for index, row in enumerate(audio)]

@@ -130,7 +130,7 @@ def forward_seconds(generator: Any, cfg: float, repeats: int = 3) -> float:
 
 
 def run_bench(settings: BenchSettings, workdir: Path) -> dict[str, Any]:
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
     from foleyflow.generator import Generator
 
     generator = Generator.from_pretrained(settings.model)
@@ -148,7 +148,7 @@ def run_bench(settings: BenchSettings, workdir: Path) -> dict[str, Any]:
             started = time.perf_counter()
             audio = generate(prompt.caption, steps=steps)
             seconds[prompt.name] = time.perf_counter() - started
-            write_wav(folder / f"{prompt.name}.wav", audio[0])
+            write_audio(folder / f"{prompt.name}.wav", audio[0])
         counter.remove()
         row = _speed_row(steps, seconds, counter.calls // len(prompts), forward, settings)
         if backbones is not None:

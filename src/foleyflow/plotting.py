@@ -10,6 +10,7 @@ import numpy as np
 
 from foleyflow.atomic import atomic_path
 from foleyflow.audio.mel import MelConfig
+from foleyflow.errors import InputError
 
 
 def _pyplot():
@@ -19,6 +20,26 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_png_path(path: str | os.PathLike) -> Path:
+    """``path`` if it ends in .png; InputError otherwise (every figure is written as PNG, and PNG
+    data under another suffix would mislead whatever opens it)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: figures are written as PNG; end the name in .png")
+    return path
+
+
+def save_figure_png(figure, path: str | os.PathLike, dpi: int) -> Path:
+    """Write a matplotlib figure atomically as PNG and close it (refused or not: no figure leaks)."""
+    try:
+        path = check_png_path(path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        _pyplot().close(figure)
+    return path
 
 
 def save_loss_curves_png(
@@ -42,10 +63,7 @@ def save_loss_curves_png(
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=80)
-    plt.close(figure)
-    return Path(path)
+    return save_figure_png(figure, path, dpi=80)
 
 
 def save_spectrograms_png(
@@ -76,10 +94,7 @@ def save_spectrograms_png(
             _draw_overlay(axis, np.asarray(overlay, dtype=np.float64), seconds, mel.shape[1], overlay_label)
     axes[-1, 0].set_xlabel("time (s)")
     figure.colorbar(image, ax=axes[:, 0].tolist(), label="log magnitude")
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return save_figure_png(figure, path, dpi=100)
 
 
 def _draw_overlay(axis, curve: np.ndarray, seconds: float, height: int, label: str) -> None:

@@ -2,7 +2,9 @@
 
 Reading accepts anything libsndfile decodes (wav, flac, ogg/vorbis, opus, aiff, ...), any
 channel count and sample rate, and returns mono float32 at 16 kHz: channels are averaged and
-the signal is resampled with soxr (high quality). Writing produces 16-bit PCM WAV atomically.
+the signal is resampled with soxr (high quality). Writing is atomic, in the format the file's
+suffix names (``AUDIO_OUTPUT_FORMATS``: 16-bit PCM WAV or FLAC, Ogg Vorbis, MP3); any other
+suffix is refused rather than given WAV data under a name that says otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from foleyflow.errors import InputError
 
 SAMPLE_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
+# suffix -> (libsndfile format, subtype); the lossless ones at 16 bits, as every output so far
+AUDIO_OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 
 
 def load_audio(
@@ -61,16 +65,28 @@ def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE)
     return mono
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono audio as 16-bit PCM WAV, atomically. Samples are clipped to [-1, 1]."""
+def audio_output_format(path: str | os.PathLike) -> tuple[str, str]:
+    """(format, subtype) the suffix of ``path`` names; InputError for a suffix with no audio format."""
+    path = Path(path)
+    try:
+        return AUDIO_OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        suffixes = ", ".join(AUDIO_OUTPUT_FORMATS)
+        problem = f"foleyflow writes no '{path.suffix}' audio" if path.suffix else "the name has no suffix to say the audio format"
+        raise InputError(f"{path}: {problem}; end the name in one of {suffixes}") from None
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono audio atomically in the format ``path``'s suffix names. Samples are clipped to [-1, 1]."""
+    audio_format, subtype = audio_output_format(path)
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if audio.size == 0:
         raise InputError("refusing to write an empty audio file")
     if not np.isfinite(audio).all():
         raise InputError("refusing to write audio that contains NaN or infinite samples")
     path = Path(path)
-    with atomic_path(path, suffix=".wav") as tmp:
-        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=audio_format)
     return path
 
 

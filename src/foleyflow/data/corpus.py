@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from foleyflow.atomic import atomic_path
-from foleyflow.audio.io import SAMPLE_RATE, to_mono_at_rate, write_wav
+from foleyflow.audio.io import SAMPLE_RATE, to_mono_at_rate, write_audio
 from foleyflow.data.manifest import CLIPS_FILE, SPLITS, ClipRecord, read_clips, write_clips
 from foleyflow.data.ontology import BED, EVENT
 
@@ -124,7 +124,7 @@ def _process_one(raw: RawClip, audio_dir: Path) -> ClipRecord | str:
     audio = process_audio(data, rate, raw.role)
     if audio is None:
         return "silent or too short"
-    write_wav(audio_dir / f"{raw.clip_id}.wav", audio)
+    write_audio(audio_dir / f"{raw.clip_id}.wav", audio)
     return ClipRecord(
         clip_id=raw.clip_id, label=raw.label, role=raw.role, captions=list(raw.captions), source=raw.source,
         original_path=raw.original_path, licence=raw.licence, recording=raw.recording,

@@ -100,7 +100,7 @@ def read_prompts(path: str | Path) -> list[tuple[str, str]]:
 
 def export_edits(items: Sequence[Mapping[str, Any]], out_dir: str | Path) -> Path:
     """Write triplets (``TripletDataset`` items) as ``source/<id>.wav``, ``target/<id>.wav`` and a manifest."""
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
     from foleyflow.data.manifest import write_jsonl
 
     out_dir = Path(out_dir)
@@ -108,7 +108,7 @@ def export_edits(items: Sequence[Mapping[str, Any]], out_dir: str | Path) -> Pat
     for item in items:
         name = str(item["triplet_id"])
         for role in ("source", "target"):
-            write_wav(out_dir / role / f"{name}.wav", item[role])
+            write_audio(out_dir / role / f"{name}.wav", item[role])
         rows.append({"id": name, "source": f"source/{name}.wav", "target": f"target/{name}.wav", "instruction": item["instruction"],
                      "task": item["task"], "source_caption": item["source_caption"], "target_caption": item["target_caption"]})
     return write_jsonl(out_dir / EDIT_MANIFEST, rows)

@@ -14,6 +14,7 @@ import click
 
 from foleyflow import __version__
 from foleyflow.errors import FoleyflowError
+from foleyflow.interfaces.params import PngOutput
 
 PROG = "foleyflow"
 
@@ -82,7 +83,7 @@ def demo(out_dir: str, examples_dir: str | None) -> None:
 
 @cli.command()
 @click.argument("audio_path", metavar="IN")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("-o", "--output", required=True, type=PngOutput(), help="PNG to write.")
 @click.option("--max-seconds", default=600.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Reject longer input.")
 def spectrogram(audio_path: str, output: str, max_seconds: float) -> None:
     """Write the log-mel spectrogram of an audio file as PNG."""

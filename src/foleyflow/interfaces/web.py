@@ -126,10 +126,9 @@ class Studio:
 
     def generate(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
+        from foleyflow.generator import check_prompt
 
-        prompt = form_text(form, "prompt").strip()
-        if not prompt:
-            raise InputError("write a prompt to generate from")
+        prompt = check_prompt(form_text(form, "prompt"))
         duration, steps, seed = form_number(form, "duration"), form_number(form, "steps", int), form_number(form, "seed", int) or 0
         started = time.perf_counter()
         audio = self.generator().generate(prompt, steps=steps, seed=seed, duration=duration, on_step=self._progress("sampling steps"))[0]
@@ -174,14 +173,14 @@ def form_number(form: dict[str, FormField], name: str, kind: type = float) -> in
 
 def decode_upload(upload: FormField) -> np.ndarray:
     """The uploaded file as 16 kHz mono float32, checked as `foleyflow edit` checks a file."""
-    from foleyflow.audio.io import load_audio
+    from foleyflow.pipelines.editor import audio_samples
 
     name = Path(upload.filename or "upload").name
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / ("upload" + Path(name).suffix)
         path.write_bytes(upload.data)
         try:
-            return load_audio(path)
+            return audio_samples(path)
         except InputError as error:
             raise InputError(str(error).replace(str(path), name)) from None
 

@@ -19,7 +19,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from foleyflow.atomic import atomic_path
 
 
 class _RecordingProcessor:
@@ -102,7 +101,7 @@ def save_attention_png(
     title: str = "",
 ) -> Path:
     """Fig. 3 (heatmap, instruction tokens x time) above Fig. 2 (one curve per token over time)."""
-    from foleyflow.plotting import _pyplot
+    from foleyflow.plotting import _pyplot, save_figure_png
 
     attention = np.asarray(attention, dtype=np.float64)
     plt = _pyplot()
@@ -118,7 +117,4 @@ def save_attention_png(
     curves.set_xlabel("time (s)")
     curves.set_ylabel("attention")
     curves.legend(fontsize=7, ncol=min(len(tokens), 6), loc="upper right")
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return save_figure_png(figure, path, dpi=100)

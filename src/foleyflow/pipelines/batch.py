@@ -21,7 +21,7 @@ from foleyflow.evaluation.editing import TIMING_FILE  # what `foleyflow eval` lo
 def generate_folder(generator: Any, prompts: Sequence[tuple[str, str]], out_dir: str | Path, *, steps: int | None = None, cfg: float | None = None,
                     sampler: str | None = None, seed: int = 0, duration: float | None = None, batch_size: int = 1) -> dict[str, float]:
     """One WAV per (name, caption) in ``out_dir``; clip k of the list gets the noise of seed + k."""
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
 
     out_dir = Path(out_dir)
     seconds: dict[str, float] = {}
@@ -31,7 +31,7 @@ def generate_folder(generator: Any, prompts: Sequence[tuple[str, str]], out_dir:
         audio = generator.generate([caption for _, caption in batch], steps=steps, cfg=cfg, sampler=sampler, seed=seed + start, duration=duration)
         elapsed = (time.perf_counter() - began) / len(batch)
         for (name, _), clip in zip(batch, audio):
-            write_wav(out_dir / f"{name}.wav", clip)
+            write_audio(out_dir / f"{name}.wav", clip)
             seconds[name] = elapsed
     write_csv(out_dir / TIMING_FILE, ("name", "seconds"), ((name, f"{value:.4f}") for name, value in seconds.items()))
     return seconds
@@ -53,7 +53,7 @@ def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed:
     Each edit is timed end to end from the source file to the edited audio (loading, encoding,
     solving, decoding), as a user running ``foleyflow edit`` would wait for it.
     """
-    from foleyflow.audio.io import load_audio, write_wav
+    from foleyflow.audio.io import load_audio, write_audio
 
     out_dir = Path(out_dir)
     done = FolderEdits()
@@ -61,7 +61,7 @@ def edit_folder(editor: Any, items: Sequence[Any], out_dir: str | Path, *, seed:
         began = time.perf_counter()
         result = editor.edit(load_audio(item.source), item.instruction, seed=seed, **edit_options)
         done.seconds[item.id] = time.perf_counter() - began
-        write_wav(out_dir / f"{item.id}.wav", result.audio)
+        write_audio(out_dir / f"{item.id}.wav", result.audio)
         if result.untouched:
             done.untouched.append(item.id)
     write_csv(out_dir / TIMING_FILE, ("id", "seconds"), ((name, f"{value:.4f}") for name, value in done.seconds.items()))

@@ -150,9 +150,12 @@ def bound_spectrum(edited: np.ndarray, source: np.ndarray, rule: str | None, sam
 
 
 def spectra(*signals: np.ndarray) -> torch.Tensor:
-    """(len(signals), bins, frames) complex STFTs on the resynthesis grid (``SPECTRAL_N_FFT``, ``SPECTRAL_HOP``)."""
+    """(len(signals), bins, frames) complex STFTs on the resynthesis grid (``SPECTRAL_N_FFT``, ``SPECTRAL_HOP``).
+    A clip shorter than half a window gets silence after it (the centred STFT's reflect padding needs
+    more samples than it pads); ``resynthesised`` cuts it off again."""
     window = torch.hann_window(SPECTRAL_N_FFT, periodic=True, dtype=torch.float64)
     stacked = torch.from_numpy(np.stack([np.asarray(x, np.float64) for x in signals]))
+    stacked = F.pad(stacked, (0, max(SPECTRAL_N_FFT // 2 + 1 - stacked.shape[-1], 0)))
     return torch.stft(stacked, SPECTRAL_N_FFT, SPECTRAL_HOP, window=window, center=True, return_complex=True)
 
 

@@ -600,6 +600,7 @@ def check_instruction(instruction: str) -> str:
 
 
 def audio_samples(audio: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """A file's or an array's 16 kHz mono samples, checked: InputError for what cannot be edited."""
     if isinstance(audio, (str, os.PathLike)):
         return load_audio(audio)
     samples = np.asarray(audio, dtype=np.float32)
@@ -644,7 +645,7 @@ def run_edit_demo(
 
     Writes ``<clip>_<task>.wav`` and ``<clip>_<task>.png`` (source and edited log-mel) per edit.
     """
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
     from foleyflow.audio.mel import log_mel
     from foleyflow.demo import AUDIO_SUFFIXES, default_examples_dir
     from foleyflow.plotting import save_spectrograms_png
@@ -661,7 +662,7 @@ def run_edit_demo(
         source_mel = log_mel(source)[0].numpy()
         for task, instruction in clip_edits(clip, edits):
             result = editor.edit(source, instruction)
-            wav = write_wav(out_dir / f"{clip.stem}_{task}.wav", result.audio)
+            wav = write_audio(out_dir / f"{clip.stem}_{task}.wav", result.audio)
             png = save_spectrograms_png(
                 out_dir / f"{clip.stem}_{task}.png",
                 [(f"before: {clip.name}", source_mel), (f"after: {instruction}", log_mel(result.audio)[0].numpy())],

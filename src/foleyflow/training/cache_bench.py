@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from foleyflow.audio.io import SAMPLE_RATE, load_audio, write_wav
+from foleyflow.audio.io import SAMPLE_RATE, load_audio, write_audio
 from foleyflow.audio.mel import TANGO_NUM_SAMPLES, log_mel, tango_waveform_prep, to_vae_layout
 from foleyflow.training.cache import CachedFeatures, FeatureCache, hash_file, hash_module, hash_text
 
@@ -62,7 +62,7 @@ def synthetic_clips(folder: Path, count: int) -> list[Path]:
     paths = []
     for index in range(count):
         path = folder / f"clip{index}.wav"
-        write_wav(path, (0.1 * rng.standard_normal(TANGO_NUM_SAMPLES)).astype(np.float32), SAMPLE_RATE)
+        write_audio(path, (0.1 * rng.standard_normal(TANGO_NUM_SAMPLES)).astype(np.float32), SAMPLE_RATE)
         paths.append(path)
     return paths
 

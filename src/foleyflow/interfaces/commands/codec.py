@@ -19,7 +19,7 @@ def codec() -> None:
 
 @codec.command()
 @click.argument("audio_path", metavar="IN")
-@click.option("-o", "--output", required=True, type=click.Path(), help="WAV to write (a folder when IN is a folder).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Audio to write: .wav, .flac, .ogg or .mp3 (a folder when IN is a folder).")
 @click.option("--model", default="default", show_default=True, help='"default", a codec folder, an AudioLDM .ckpt, a diffusers or Tango folder.')
 @click.option("--max-seconds", default=600.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Reject longer input.")
 def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> None:
@@ -27,7 +27,7 @@ def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> N
 
     IN may be a folder: every audio file in it goes to OUTPUT/<name>.wav (e.g. the sources of an
     edit manifest, as the "codec only" row of `foleyflow eval edit`)."""
-    from foleyflow.audio.io import load_audio
+    from foleyflow.audio.io import audio_output_format, load_audio
     from foleyflow.models.codec import Codec
 
     if Path(audio_path).is_dir():
@@ -38,6 +38,7 @@ def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> N
         seconds = sum(_roundtrip_one(model_codec, load_audio(path, max_seconds=max_seconds), Path(output) / f"{name}.wav")[0] for name, path in files.items())
         click.echo(f"{audio_path}: {len(files)} files -> {output} ({_vocoder_name(model_codec)}, {seconds / len(files):.2f} s per file)")
         return
+    audio_output_format(output)  # a suffix with no audio format fails before the model loads
     audio = load_audio(audio_path, max_seconds=max_seconds)
     model_codec = Codec.from_pretrained(model)
     seconds, latent_shape = _roundtrip_one(model_codec, audio, Path(output))
@@ -50,7 +51,7 @@ def _roundtrip_one(model_codec, audio, output: Path) -> tuple[float, tuple[int, 
 
     import torch
 
-    from foleyflow.audio.io import write_wav
+    from foleyflow.audio.io import write_audio
 
     audio = torch.as_tensor(audio)
     if audio.numel() == 0:  # both modes: one empty file in a folder is a one-line error too
@@ -59,7 +60,7 @@ def _roundtrip_one(model_codec, audio, output: Path) -> tuple[float, tuple[int, 
     latents = model_codec.encode(audio)
     rebuilt = model_codec.decode(latents, audio.shape[-1])[0].numpy()
     seconds = time.perf_counter() - started
-    write_wav(output, rebuilt)
+    write_audio(output, rebuilt)
     return seconds, tuple(latents.shape[1:])
 
 

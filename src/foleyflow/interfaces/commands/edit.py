@@ -9,6 +9,7 @@ import click
 
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
+from foleyflow.interfaces.params import AudioOutput, PngOutput
 from foleyflow.interfaces.progress import progress_bar
 
 UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothing; the rest are counted
@@ -17,7 +18,7 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @cli.command()
 @click.argument("audio_path", metavar="IN", required=False)
 @click.argument("instruction", metavar="INSTRUCTION", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="WAV to write (16 kHz, the input's length).")
+@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg or .mp3 (16 kHz, the input's length).")
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Instead of IN INSTRUCTION: an edit manifest (id, source, instruction; e.g. from `foleyflow data export-edits`); one WAV per row in --out-dir.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --manifest: folder for <id>.wav and timing.csv.")
@@ -27,21 +28,21 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", default="default", show_default=True, help="'default' or an editor model folder.")
 @click.option("--solver", type=click.Choice(["euler", "heun"]), default=None, help="ODE solver (default: the model's).")
-@click.option("--attention-map", type=click.Path(dir_okay=False), default=None, help="PNG of token x time cross-attention.")
-@click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="PNG of the before/after log-mel.")
+@click.option("--attention-map", type=PngOutput(), default=None, help="PNG of token x time cross-attention.")
+@click.option("--spectrogram", type=PngOutput(), default=None, help="PNG of the before/after log-mel.")
 @click.option("--mask", "mask_method", default=None, help="Edit mask: learned, localiser, diffedit, attention or none (default: the model's).")
 @click.option("--composite", default=None, help="Compositing: end, every-step, audio, every-step+audio, spectral, every-step+spectral or none (default: the model's).")
 @click.option("--region", "regions", multiple=True, metavar="START-END",
               help="Edit only this time range (seconds, e.g. 1.2-2.0; repeatable) instead of a mask the editor estimates.")
-@click.option("--mask-out", type=click.Path(dir_okay=False), default=None, help="PNG of the mask used, over the before/after log-mel.")
+@click.option("--mask-out", type=PngOutput(), default=None, help="PNG of the mask used, over the before/after log-mel.")
 @click.option("--removal", type=click.Choice(["unet", "gains"]), default=None,
               help="How a remove (or a replace's removal) is made: the UNet's regenerated content, or the remover's gains on the recording (default: the model's).")
 def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
          mask_method, composite, regions, mask_out, removal) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
-    from foleyflow.audio.io import load_audio, write_wav
+    from foleyflow.audio.io import write_audio
     from foleyflow.pipelines.compositing import check_mode
-    from foleyflow.pipelines.editor import Editor, check_instruction
+    from foleyflow.pipelines.editor import Editor, audio_samples, check_instruction
     from foleyflow.pipelines.masks import check_method, parse_time_ranges
 
     if mask_method is not None:
@@ -61,7 +62,7 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     if audio_path is None or instruction is None or output is None:
         raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
     check_instruction(instruction)
-    source = load_audio(audio_path)  # bad input fails here, before any model is loaded
+    source = audio_samples(audio_path)  # bad input fails here, before any model is loaded
     if ranges is not None:
         from foleyflow.audio.io import SAMPLE_RATE
         from foleyflow.pipelines.masks import region_samples
@@ -71,7 +72,7 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     with progress_bar("edit", "NFE") as report:
         result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
                              mask=mask_method, composite=composite, region=ranges, progress=report, removal=removal)
-    write_wav(output, result.audio)
+    write_audio(output, result.audio)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
     if mask_out:
@@ -89,7 +90,7 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
 def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
     from foleyflow.evaluation.editing import load_manifest
     from foleyflow.pipelines.batch import edit_folder
-    from foleyflow.pipelines.editor import Editor, check_instruction
+    from foleyflow.pipelines.editor import Editor, audio_samples, check_instruction
 
     if out_dir is None:
         raise click.UsageError("--manifest needs --out-dir DIR")

@@ -9,12 +9,13 @@ import click
 
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import bench, cli
+from foleyflow.interfaces.params import AudioOutput, PngOutput
 from foleyflow.interfaces.progress import progress_bar
 
 
 @cli.command()
 @click.argument("prompt", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="WAV to write (several samples: OUT_0.wav, OUT_1.wav, ...).")
+@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg or .mp3 (several samples: OUT_0.wav, OUT_1.wav, ...).")
 @click.option("--prompts", "prompts_csv", type=click.Path(dir_okay=False), default=None,
               help="Instead of PROMPT: a CSV with name,caption (e.g. from `foleyflow data export-clips`); one WAV per row in --out-dir.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --prompts: folder for <name>.wav and timing.csv.")
@@ -26,11 +27,11 @@ from foleyflow.interfaces.progress import progress_bar
 @click.option("--model", default="default", show_default=True, help='"default" (shipped) or a generator folder.')
 @click.option("--sampler", type=click.Choice(["ddim", "dpm", "ddpm"]), default=None, help="DDIM, DPM-Solver++(2M) or DDPM ancestral [default: the model's, DDIM].")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True, help="Samples for the prompt.")
-@click.option("--spectrogram", type=click.Path(dir_okay=False), default=None, help="Also write the log-mel of each sample as one PNG.")
+@click.option("--spectrogram", type=PngOutput(), default=None, help="Also write the log-mel of each sample as one PNG.")
 def generate(prompt: str | None, output: str | None, prompts_csv: str | None, out_dir: str | None, batch_size: int, duration: float, steps: int | None,
              cfg: float | None, seed: int, model: str, sampler: str | None, num_samples: int, spectrogram: str | None) -> None:
     """Generate sound from a text PROMPT (or from every row of --prompts CSV)."""
-    from foleyflow.generator import Generator, write_outputs
+    from foleyflow.generator import Generator, check_prompt, write_outputs
 
     if prompts_csv is not None:
         _check_batch_arguments(prompt, output, out_dir, num_samples, spectrogram)
@@ -38,6 +39,7 @@ def generate(prompt: str | None, output: str | None, prompts_csv: str | None, ou
         return
     if prompt is None or output is None:
         raise click.UsageError("give a PROMPT and -o OUT.wav (or --prompts CSV --out-dir DIR)")
+    prompt = check_prompt(prompt)
     generator = Generator.from_pretrained(model)
     steps, cfg, sampler = generator.sampling_settings(steps, cfg, sampler)
     started = time.perf_counter()

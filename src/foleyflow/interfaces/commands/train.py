@@ -9,6 +9,7 @@ import click
 
 from foleyflow.errors import InputError
 from foleyflow.interfaces.cli import train
+from foleyflow.interfaces.params import PngOutput
 from foleyflow.training.registry import RECIPES
 
 
@@ -98,7 +99,7 @@ def ensemble_removers_command(editors: tuple[str, ...], output: str) -> None:
 
 @train.command(name="curve")
 @click.argument("run_dir", metavar="RUN")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("-o", "--output", required=True, type=PngOutput(), help="PNG to write.")
 @click.option("--linear", is_flag=True, help="Linear loss axis (default: logarithmic when every loss is positive).")
 def curve(run_dir: str, output: str, linear: bool) -> None:
     """Plot train and validation loss vs step of a run folder (its metrics.jsonl) as PNG."""
