@@ -50,11 +50,12 @@ def test_write_wav_refuses_nan_and_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("suffix, audio_format, lossless", [(".flac", "FLAC", True), (".ogg", "OGG", False), (".mp3", "MP3", False), (".WAV", "WAV", True)])
+@pytest.mark.parametrize("suffix, audio_format, lossless", [(".flac", "FLAC", True), (".ogg", "OGG", False), (".opus", "OGG", False), (".mp3", "MP3", False),
+                                                                (".WAV", "WAV", True)])
 def test_write_audio_takes_the_format_from_the_suffix(tmp_path, suffix, audio_format, lossless):
     audio = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(16000) / SAMPLE_RATE)).astype(np.float32)
     out = write_audio(tmp_path / f"out{suffix}", audio)
-    assert sf.info(out).format == audio_format
+    assert (sf.info(out).format, sf.info(out).subtype) == (audio_format, AUDIO_OUTPUT_FORMATS[suffix.lower()][1])
     back = load_audio(out)
     assert abs(_peak_frequency(back, SAMPLE_RATE) - 1000) < 5
     if lossless:

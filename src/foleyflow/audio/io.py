@@ -3,7 +3,7 @@
 Reading accepts anything libsndfile decodes (wav, flac, ogg/vorbis, opus, aiff, ...), any
 channel count and sample rate, and returns mono float32 at 16 kHz: channels are averaged and
 the signal is resampled with soxr (high quality). Writing is atomic, in the format the file's
-suffix names (``AUDIO_OUTPUT_FORMATS``: 16-bit PCM WAV or FLAC, Ogg Vorbis, MP3); any other
+suffix names (``AUDIO_OUTPUT_FORMATS``: 16-bit PCM WAV or FLAC, Ogg Vorbis or Opus, MP3); any other
 suffix is refused rather than given WAV data under a name that says otherwise.
 """
 
@@ -22,7 +22,8 @@ from foleyflow.errors import InputError
 SAMPLE_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
 # suffix -> (libsndfile format, subtype); the lossless ones at 16 bits, as every output so far
-AUDIO_OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
+AUDIO_OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"),
+                        ".mp3": ("MP3", "MPEG_LAYER_III")}
 
 
 def load_audio(

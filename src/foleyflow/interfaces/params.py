@@ -44,7 +44,7 @@ def _png(path: str) -> object:
 
 
 def AudioOutput() -> CheckedOutput:
-    """A file to write audio to: .wav, .flac, .ogg or .mp3."""
+    """A file to write audio to: .wav, .flac, .ogg, .opus or .mp3."""
     return CheckedOutput(_audio_format)
 
 

@@ -19,7 +19,7 @@ def codec() -> None:
 
 @codec.command()
 @click.argument("audio_path", metavar="IN")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Audio to write: .wav, .flac, .ogg or .mp3 (a folder when IN is a folder).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Audio to write: .wav, .flac, .ogg, .opus or .mp3 (a folder when IN is a folder).")
 @click.option("--model", default="default", show_default=True, help='"default", a codec folder, an AudioLDM .ckpt, a diffusers or Tango folder.')
 @click.option("--max-seconds", default=600.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Reject longer input.")
 def roundtrip(audio_path: str, output: str, model: str, max_seconds: float) -> None:

@@ -18,7 +18,7 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @cli.command()
 @click.argument("audio_path", metavar="IN", required=False)
 @click.argument("instruction", metavar="INSTRUCTION", required=False)
-@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg or .mp3 (16 kHz, the input's length).")
+@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg, .opus or .mp3 (16 kHz, the input's length).")
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Instead of IN INSTRUCTION: an edit manifest (id, source, instruction; e.g. from `foleyflow data export-edits`); one WAV per row in --out-dir.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --manifest: folder for <id>.wav and timing.csv.")

@@ -15,7 +15,7 @@ from foleyflow.interfaces.progress import progress_bar
 
 @cli.command()
 @click.argument("prompt", required=False)
-@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg or .mp3 (several samples: OUT_0.wav, OUT_1.wav, ...).")
+@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg, .opus or .mp3 (several samples: OUT_0.wav, OUT_1.wav, ...).")
 @click.option("--prompts", "prompts_csv", type=click.Path(dir_okay=False), default=None,
               help="Instead of PROMPT: a CSV with name,caption (e.g. from `foleyflow data export-clips`); one WAV per row in --out-dir.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --prompts: folder for <name>.wav and timing.csv.")
