@@ -167,6 +167,16 @@ def test_a_batch_names_the_edits_whose_mask_marked_nothing(cli, tmp_path):
     assert "marked no frame" not in stderr  # no mask: every edit reaches everywhere
 
 
+def test_a_manifest_to_edit_needs_no_targets(cli, editor_dir, tmp_path):
+    manifest = _edit_manifest(tmp_path / "edits")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({key: row[key] for key in ("id", "source", "instruction")}) + "\n" for row in rows))
+    out = tmp_path / "out"
+    code, stdout, stderr = cli("edit", "--manifest", str(manifest), "--out-dir", str(out), "--model", str(editor_dir), "--steps", "1")
+    assert code == 0, stderr
+    assert "3 edits" in stdout and sorted(p.stem for p in out.glob("*.wav")) == ["e0", "e1", "e2"]
+
+
 def test_a_manifest_with_a_missing_source_fails_before_writing(cli, editor_dir, tmp_path):
     manifest = _edit_manifest(tmp_path / "edits")
     (tmp_path / "edits" / "source" / "e2.wav").unlink()

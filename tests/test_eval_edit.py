@@ -80,6 +80,11 @@ def test_manifest_validation(tmp_path):
     (item,) = load_manifest(tmp_path / "m.csv")
     assert item.source == tmp_path / "s.wav" and str(item.target) == "/abs/t.wav"
     assert item.task == "remove" and item.target_caption == "rain"
+    (tmp_path / "edit-only.jsonl").write_text('{"id": "a", "source": "s.wav", "instruction": "Add rain"}\n')
+    with pytest.raises(InputError, match="row 1 lacks target"):
+        load_manifest(tmp_path / "edit-only.jsonl")  # scoring needs the true target
+    (item,) = load_manifest(tmp_path / "edit-only.jsonl", need_target=False)  # editing does not
+    assert item.target is None and item.source == tmp_path / "s.wav" and item.task == "add"
 
 
 def test_the_input_column_names_what_each_method_needs():

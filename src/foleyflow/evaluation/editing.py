@@ -26,7 +26,7 @@ from foleyflow.evaluation.cache import FeatureCache
 from foleyflow.evaluation.pairing import audio_files, pair_by_name
 from foleyflow.evaluation.suite import Backbones, Report, evaluate_sets, read_table
 
-REQUIRED_FIELDS = ("id", "source", "target", "instruction")
+REQUIRED_FIELDS = ("id", "source", "target", "instruction")  # "target" only where edits are scored
 TIMING_FILE = "timing.csv"
 # What each method needs at inference (RFM-Edit Table 1's "input" column).
 PROMPT_NEEDED = {
@@ -55,13 +55,15 @@ GROUND_TRUTH_METRICS = ("log-mel L1 ↓", "LSD ↓", "preservation L1 ↓")
 class EditItem:
     id: str
     source: Path
-    target: Path
+    target: Path | None  # None in a manifest only edited, not scored
     instruction: str
     target_caption: str
     task: str
 
 
-def load_manifest(path: str | os.PathLike) -> list[EditItem]:
+def load_manifest(path: str | os.PathLike, need_target: bool = True) -> list[EditItem]:
+    """The rows of an edit manifest (JSON lines or CSV; ``REQUIRED_FIELDS``). ``need_target`` False:
+    a manifest to edit only (`foleyflow edit --manifest`), whose rows need no true target."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest")
@@ -70,12 +72,12 @@ def load_manifest(path: str | os.PathLike) -> list[EditItem]:
         raise InputError(f"{path}: the manifest has no rows")
     items = []
     for line, row in enumerate(rows, start=1):
-        missing = [name for name in REQUIRED_FIELDS if not row.get(name)]
+        missing = [name for name in REQUIRED_FIELDS if not row.get(name) and (need_target or name != "target")]
         if missing:
             raise InputError(f"{path}: row {line} lacks {', '.join(missing)}")
         caption = row.get("target_caption") or row.get("caption") or ""
         task = row.get("task") or str(row["instruction"]).split()[0].lower()
-        items.append(EditItem(str(row["id"]), _resolve(path, row["source"]), _resolve(path, row["target"]), str(row["instruction"]), str(caption), task))
+        items.append(EditItem(str(row["id"]), _resolve(path, row["source"]), _resolve(path, row["target"]) if row.get("target") else None, str(row["instruction"]), str(caption), task))
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise InputError(f"{path}: ids are not unique")

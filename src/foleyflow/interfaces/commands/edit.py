@@ -94,7 +94,7 @@ def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, optio
 
     if out_dir is None:
         raise click.UsageError("--manifest needs --out-dir DIR")
-    items = load_manifest(manifest)  # a bad manifest fails before the model loads
+    items = load_manifest(manifest, need_target=False)  # a bad manifest fails before the model loads
     for item in items:
         check_instruction(item.instruction)
         if not item.source.is_file():
