@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from foleyflow.audio.io import AUDIO_OUTPUT_FORMATS, SAMPLE_RATE, audio_output_format, load_audio, write_audio
+from foleyflow.audio.io import AUDIO_OUTPUT_FORMATS, SAMPLE_RATE, audio_output_format, load_audio, load_original, write_audio
 from foleyflow.errors import InputError
 
 
@@ -72,6 +72,21 @@ def test_write_audio_refuses_a_suffix_with_no_format_and_leaves_no_file(tmp_path
     assert all(suffix in str(error.value) for suffix in AUDIO_OUTPUT_FORMATS)
     assert list(tmp_path.iterdir()) == []
     assert audio_output_format("x.Mp3") == ("MP3", "MPEG_LAYER_III")
+
+
+def test_load_original_keeps_rate_and_channels_and_write_audio_takes_them(tmp_path):
+    stereo = np.stack([_sine(1000, 44_100), _sine(3000, 44_100)], axis=1).astype(np.float32)
+    out = write_audio(tmp_path / "s.flac", stereo, 44_100)
+    data, rate = load_original(out)
+    assert rate == 44_100 and data.shape == (44_100, 2)
+    np.testing.assert_allclose(data, stereo, atol=1 / 32768 + 1e-6)
+
+
+def test_a_codec_refuses_a_rate_it_does_not_take(tmp_path):
+    with pytest.raises(InputError, match=r"\.mp3 takes .* kHz, not 96 kHz"):
+        write_audio(tmp_path / "hi.mp3", np.zeros((960, 2), np.float32), 96_000)
+    assert audio_output_format("ok.mp3", 44_100) == ("MP3", "MPEG_LAYER_III") and audio_output_format("any.flac", 96_000)[0] == "FLAC"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rejects_non_audio_bytes(tmp_path):

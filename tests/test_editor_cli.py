@@ -30,7 +30,7 @@ def test_edit_writes_audio_and_both_figures(cli, tmp_path, model_dir, clip):
     )
     assert code == 0, stderr
     info = sf.info(out)
-    assert info.samplerate == 16000 and info.frames == 1600  # resampled to 16 kHz, the input's duration
+    assert info.samplerate == 44100 and info.frames == 4410  # the input's rate and length, the edit carried back
     assert attention.read_bytes()[:8] == PNG and spectrogram.read_bytes()[:8] == PNG
     assert "4 NFE" in stdout
 
@@ -83,7 +83,34 @@ def test_the_edit_is_written_in_the_format_its_name_says(cli, tmp_path, model_di
     out = tmp_path / "out.flac"
     code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(out), "--model", str(model_dir), "--steps", "1")
     assert code == 0, stderr
-    assert sf.info(out).format == "FLAC" and sf.info(out).frames == 1600
+    assert sf.info(out).format == "FLAC" and sf.info(out).frames == 4410  # 0.1 s at the input's 44.1 kHz
+
+
+def test_the_edit_keeps_the_recordings_rate_and_channels_unless_asked_for_16k_mono(cli, tmp_path, model_dir):
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, 0.1 * np.random.default_rng(5).standard_normal((9600, 2)), 48000)  # 0.2 s
+    args = ["edit", str(stereo), "Add rain", "--model", str(model_dir), "--steps", "1", "--mask", "none"]
+    code, stdout, stderr = cli(*args, "-o", str(tmp_path / "kept.flac"))
+    assert code == 0, stderr
+    info = sf.info(tmp_path / "kept.flac")
+    assert (info.samplerate, info.channels, info.frames) == (48000, 2, 9600) and "48 kHz 2 channels" in stdout
+    code, stdout, stderr = cli(*args, "-o", str(tmp_path / "mono.wav"), "--mono-16k")
+    assert code == 0, stderr
+    info = sf.info(tmp_path / "mono.wav")
+    assert (info.samplerate, info.channels, info.frames) == (16000, 1, 3200) and "16 kHz mono" in stdout
+    # the carried edit's mix, back at 16 kHz, is the editor's own output below the resamplers' transition band
+    from foleyflow.audio.io import load_audio
+
+    kept, mono = (np.fft.rfft(load_audio(tmp_path / name)) for name in ("kept.flac", "mono.wav"))
+    below = np.fft.rfftfreq(3200, 1 / 16000) < 7000
+    assert np.linalg.norm(kept[below] - mono[below]) < 0.02 * np.linalg.norm(mono[below])
+
+
+def test_a_codec_that_does_not_take_the_recordings_rate_fails_before_the_model_loads(cli, tmp_path, clip):
+    code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(tmp_path / "out.opus"), "--model", "/nonexistent/editor")
+    assert code == 2 and ".opus takes 8, 12, 16, 24, 48 kHz, not 44.1 kHz" in stderr and len(stderr.strip().splitlines()) == 1
+    code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(tmp_path / "out.opus"), "--model", "/nonexistent/editor", "--mono-16k")
+    assert code == 2 and "no such model folder" in stderr  # at 16 kHz the rate is Opus's: the next check fails
 
 
 def test_text_file_as_audio_is_rejected(cli, tmp_path, model_dir):

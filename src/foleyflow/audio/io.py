@@ -24,6 +24,8 @@ DEFAULT_MAX_SECONDS = 600.0
 # suffix -> (libsndfile format, subtype); the lossless ones at 16 bits, as every output so far
 AUDIO_OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"),
                         ".mp3": ("MP3", "MPEG_LAYER_III")}
+# the rates those codecs take (libsndfile refuses others); the rest take any
+CODEC_RATES = {".opus": (8000, 12000, 16000, 24000, 48000), ".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}
 
 
 def load_audio(
@@ -32,6 +34,11 @@ def load_audio(
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> np.ndarray:
     """Read a file as mono float32 at ``sample_rate``; raise InputError on anything unusable."""
+    return to_mono_at_rate(*load_original(path, max_seconds), sample_rate)
+
+
+def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, int]:
+    """A file as it is: ((frames, channels) float32, its sample rate); InputError on anything unusable."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -54,7 +61,7 @@ def load_audio(
         raise InputError(f"{path}: the audio has no samples")
     if not np.isfinite(data).all():
         raise InputError(f"{path}: the audio contains NaN or infinite samples")
-    return to_mono_at_rate(data, file_rate, sample_rate)
+    return data, file_rate
 
 
 def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -66,21 +73,29 @@ def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE)
     return mono
 
 
-def audio_output_format(path: str | os.PathLike) -> tuple[str, str]:
-    """(format, subtype) the suffix of ``path`` names; InputError for a suffix with no audio format."""
+def audio_output_format(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[str, str]:
+    """(format, subtype) the suffix of ``path`` names; InputError for a suffix with no audio format,
+    or (given ``sample_rate``) a codec that does not take that rate."""
     path = Path(path)
-    try:
-        return AUDIO_OUTPUT_FORMATS[path.suffix.lower()]
-    except KeyError:
+    suffix = path.suffix.lower()
+    if suffix not in AUDIO_OUTPUT_FORMATS:
         suffixes = ", ".join(AUDIO_OUTPUT_FORMATS)
         problem = f"foleyflow writes no '{path.suffix}' audio" if path.suffix else "the name has no suffix to say the audio format"
-        raise InputError(f"{path}: {problem}; end the name in one of {suffixes}") from None
+        raise InputError(f"{path}: {problem}; end the name in one of {suffixes}")
+    rates = CODEC_RATES.get(suffix)
+    if sample_rate is not None and rates is not None and sample_rate not in rates:
+        raise InputError(f"{path}: {suffix} takes {', '.join(f'{rate / 1000:g}' for rate in rates)} kHz, not {sample_rate / 1000:g} kHz; "
+                         "write .wav or .flac, which take any rate")
+    return AUDIO_OUTPUT_FORMATS[suffix]
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono audio atomically in the format ``path``'s suffix names. Samples are clipped to [-1, 1]."""
-    audio_format, subtype = audio_output_format(path)
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    """Write audio, (samples,) or (frames, channels), atomically in the format ``path``'s suffix
+    names. Samples are clipped to [-1, 1]."""
+    audio_format, subtype = audio_output_format(path, sample_rate)
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2:
+        audio = audio.reshape(-1)
     if audio.size == 0:
         raise InputError("refusing to write an empty audio file")
     if not np.isfinite(audio).all():

@@ -42,9 +42,10 @@ REMOVAL_CHOICES = ("", "gains", "unet")  # "": the model's default (pipelines.ed
 @dataclass
 class Result:
     title: str
-    audio: np.ndarray
+    audio: np.ndarray  # (samples,) or (frames, channels)
     details: str
     spectrogram_png: bytes = b""
+    sample_rate: int = 16000
 
 
 @dataclass
@@ -94,9 +95,11 @@ class Studio:
         return self._models[key]
 
     def edit(self, form: dict[str, "FormField"]) -> Result:
+        from foleyflow.audio.io import to_mono_at_rate
         from foleyflow.audio.mel import log_mel
         from foleyflow.pipelines.editor import check_instruction, check_removal_name
         from foleyflow.pipelines.masks import check_method, parse_time_ranges
+        from foleyflow.pipelines.original_format import carry_edit_to_original
 
         upload = form.get("audio")
         if upload is None or not upload.data:
@@ -113,16 +116,18 @@ class Studio:
         if region is not None and mask is not None:
             raise InputError("give a region or a mask method, not both")
         steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
-        source = decode_upload(upload)  # the costly check last
+        original, rate = decode_upload(upload)  # the costly check last
+        source = to_mono_at_rate(original, rate)
         result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, removal=removal,
                                     progress=self._progress("network evaluations"))
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
-        details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s; mask {result.mask_method}, composite "
+        details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s at {rate / 1000:g} kHz, {_channels(original)}; "
+                   f"mask {result.mask_method}, composite "
                    f"{result.composite}; {result.nfe} network evaluations, {result.elapsed_s:.2f} s")
         if result.untouched:
             details += "; the mask marked no frame, so nothing was edited: give a region, or choose mask none"
-        return Result(f"Edited: {instruction}", result.audio, details, png)
+        return Result(f"Edited: {instruction}", carry_edit_to_original(original, rate, result.audio), details, png, rate)
 
     def generate(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
@@ -171,18 +176,22 @@ def form_number(form: dict[str, FormField], name: str, kind: type = float) -> in
         raise InputError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
 
 
-def decode_upload(upload: FormField) -> np.ndarray:
-    """The uploaded file as 16 kHz mono float32, checked as `foleyflow edit` checks a file."""
-    from foleyflow.pipelines.editor import audio_samples
+def decode_upload(upload: FormField) -> tuple[np.ndarray, int]:
+    """The uploaded file as it is ((frames, channels), its rate), checked as `foleyflow edit` checks a file."""
+    from foleyflow.audio.io import load_original
 
     name = Path(upload.filename or "upload").name
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / ("upload" + Path(name).suffix)
         path.write_bytes(upload.data)
         try:
-            return audio_samples(path)
+            return load_original(path)
         except InputError as error:
             raise InputError(str(error).replace(str(path), name)) from None
+
+
+def _channels(original: np.ndarray) -> str:
+    return "mono" if original.shape[1] == 1 else f"{original.shape[1]} channels"
 
 
 # -- page --------------------------------------------------------------------------------------
@@ -258,7 +267,7 @@ def render_page(result: Result | None = None, error: str | None = None) -> bytes
     if error is not None:
         message = f'<p class="error">{html.escape(error)}</p>'
     elif result is not None:
-        audio = base64.b64encode(wav_bytes(result.audio)).decode("ascii")
+        audio = base64.b64encode(wav_bytes(result.audio, result.sample_rate)).decode("ascii")
         message = (f"<h2>{html.escape(result.title)}</h2><p>{html.escape(result.details)}</p>"
                    f'<audio controls src="data:audio/wav;base64,{audio}"></audio> '
                    f'<a download="foleyflow.wav" href="data:audio/wav;base64,{audio}">download WAV</a>')

@@ -18,7 +18,9 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @cli.command()
 @click.argument("audio_path", metavar="IN", required=False)
 @click.argument("instruction", metavar="INSTRUCTION", required=False)
-@click.option("-o", "--output", type=AudioOutput(), default=None, help="Audio to write: .wav, .flac, .ogg, .opus or .mp3 (16 kHz, the input's length).")
+@click.option("-o", "--output", type=AudioOutput(), default=None,
+              help="Audio to write: .wav, .flac, .ogg, .opus or .mp3, at the input's rate and channels and of its length.")
+@click.option("--mono-16k", is_flag=True, help="Write the editor's own 16 kHz mono output instead of carrying the edit back to the input's rate and channels.")
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Instead of IN INSTRUCTION: an edit manifest (id, source, instruction; e.g. from `foleyflow data export-edits`); one WAV per row in --out-dir.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="With --manifest: folder for <id>.wav and timing.csv.")
@@ -37,10 +39,10 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 @click.option("--mask-out", type=PngOutput(), default=None, help="PNG of the mask used, over the before/after log-mel.")
 @click.option("--removal", type=click.Choice(["unet", "gains"]), default=None,
               help="How a remove (or a replace's removal) is made: the UNet's regenerated content, or the remover's gains on the recording (default: the model's).")
-def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
+def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
          mask_method, composite, regions, mask_out, removal) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
-    from foleyflow.audio.io import write_audio
+    from foleyflow.audio.io import SAMPLE_RATE, audio_output_format, load_original, to_mono_at_rate, write_audio
     from foleyflow.pipelines.compositing import check_mode
     from foleyflow.pipelines.editor import Editor, audio_samples, check_instruction
     from foleyflow.pipelines.masks import check_method, parse_time_ranges
@@ -55,16 +57,18 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     options = {"steps": steps, "cfg_scale": cfg_scale, "t_start": t_start, "solver": solver, "mask": mask_method, "composite": composite,
                "removal": removal}
     if manifest is not None:
-        if audio_path or instruction or output or attention_map or spectrogram or mask_out or regions:
-            raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o, --region and the PNG options; give --out-dir DIR")
+        if audio_path or instruction or output or attention_map or spectrogram or mask_out or regions or mono_16k:
+            raise click.UsageError("--manifest replaces IN, INSTRUCTION, -o, --region, --mono-16k (a batch writes 16 kHz mono) and the PNG options; give --out-dir DIR")
         _edit_batch(manifest, out_dir, model, seed, options)
         return
     if audio_path is None or instruction is None or output is None:
         raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
     check_instruction(instruction)
-    source = audio_samples(audio_path)  # bad input fails here, before any model is loaded
+    original, rate = load_original(audio_path)  # bad input fails here, before any model is loaded
+    source = audio_samples(to_mono_at_rate(original, rate))
+    out_rate = SAMPLE_RATE if mono_16k else rate
+    audio_output_format(output, out_rate)  # a codec that does not take the rate, too
     if ranges is not None:
-        from foleyflow.audio.io import SAMPLE_RATE
         from foleyflow.pipelines.masks import region_samples
 
         region_samples(ranges, source.size, SAMPLE_RATE)  # a range outside the clip, too
@@ -72,7 +76,12 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
     with progress_bar("edit", "NFE") as report:
         result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
                              mask=mask_method, composite=composite, region=ranges, progress=report, removal=removal)
-    write_audio(output, result.audio)
+    if mono_16k:
+        write_audio(output, result.audio)
+    else:
+        from foleyflow.pipelines.original_format import carry_edit_to_original
+
+        write_audio(output, carry_edit_to_original(original, rate, result.audio), rate)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
     if mask_out:
@@ -81,7 +90,9 @@ def edit(audio_path, instruction, output, manifest, out_dir, steps, cfg_scale, t
         from foleyflow.pipelines.attention import save_attention_png
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
-    click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
+    channels = 1 if mono_16k else original.shape[1]
+    written = f"{out_rate / 1000:g} kHz {'mono' if channels == 1 else f'{channels} channels'}"
+    click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {written}, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
     if result.untouched:
         click.echo(f"note: the {result.mask_method} mask marked no frame, so nothing was edited; mark where with "
                    "--region START-END, or let the edit reach everywhere with --mask none", err=True)

@@ -1,0 +1,86 @@
+"""An edit made at 16 kHz mono carried back onto the recording in its own rate and channels.
+
+The editor works on the 16 kHz mono mix of a recording (``audio.io.to_mono_at_rate``); a sound
+designer's file is often 44.1 or 48 kHz and stereo, and giving back 16 kHz mono would throw away
+everything the edit never touched. So the edit is written as a change to the recording:
+
+1. On the resynthesis grid of spectral compositing (``compositing.spectra``), the edited mix ``Y``
+   against the source mix ``X`` splits into a real gain ``G = min(|Y| / |X|, 1)``, the part of the
+   edit that only makes bins quieter (a removal by gains is nothing else), and a residual
+   ``N = Y - G X``, whatever the edit brings that the source did not have (an added sound).
+2. Each channel's own 16 kHz version ``x_c`` becomes ``y_c = istft(G X_c + N)``: the gain on every
+   channel keeps a removed sound's place in the stereo image, the residual goes to every channel
+   alike (centred), and the channels' mean is the edit (the mix is their mean, and both steps are
+   linear in the channel).
+3. Back at the recording's rate, the channel gets ``y_c - x_c`` added (resampled; zero wherever the
+   edit left the mix alone, so there the recording comes back as it was), and what lies above the
+   editor's 8 kHz follows the gain of the edit's top band (6-8 kHz) frame by frame: a removed
+   sound does not leave its highest partials behind, and an added one does not lift the recording's
+   own treble (the gain is at most 1).
+
+A 16 kHz mono recording gets exactly the editor's output back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+import torch
+
+from foleyflow.audio.io import SAMPLE_RATE
+from foleyflow.pipelines.compositing import SPECTRAL_HOP, SPECTRAL_N_FFT, resynthesised, spectra
+
+TOP_BAND_HZ = (6000.0, SAMPLE_RATE / 2)  # the editor's highest band: its gain is carried above the editor's 8 kHz
+SILENT_POWER = 1e-20  # bins (or a frame's top band) this quiet in the source get gain 1: nothing there to scale
+
+
+def gain_and_residual(source: np.ndarray, edited: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bins, frames) real gain G in [0, 1] and complex residual N with G * stft(source) + N = stft(edited)."""
+    stft = spectra(source, edited)
+    source_magnitude = stft[0].abs()
+    audible = source_magnitude.square() > SILENT_POWER
+    gain = torch.where(audible, (stft[1].abs() / source_magnitude.clamp_min(1e-30)).clamp(max=1.0), torch.ones_like(source_magnitude))
+    return gain, stft[1] - gain * stft[0]
+
+
+def top_band_gain(gain: torch.Tensor, source: np.ndarray) -> np.ndarray:
+    """(frames,) the amplitude gain of the edit over ``TOP_BAND_HZ`` in each frame: the source's
+    energy there after the gain over before it (1 where the source has none)."""
+    frequencies = np.fft.rfftfreq(SPECTRAL_N_FFT, 1.0 / SAMPLE_RATE)
+    band = torch.from_numpy((frequencies >= TOP_BAND_HZ[0]) & (frequencies <= TOP_BAND_HZ[1]))
+    power = spectra(source)[0].abs().square()[band]
+    before, after = power.sum(0), (gain[band].square() * power).sum(0)
+    return torch.where(before > SILENT_POWER, (after / before.clamp_min(1e-30)).sqrt(), torch.ones_like(before)).numpy()
+
+
+def frame_curve_at_rate(per_frame: np.ndarray, frames: int, rate: int) -> np.ndarray:
+    """(frames,) samples at ``rate`` of a per-STFT-frame value, linear between frame centres (frame k
+    at k * hop / 16 kHz seconds; held beyond the first and the last)."""
+    centres = np.arange(per_frame.size) * SPECTRAL_HOP / SAMPLE_RATE
+    return np.interp(np.arange(frames) / rate, centres, per_frame)
+
+
+def resample_to(signal: np.ndarray, rate_in: int, rate_out: int, frames: int) -> np.ndarray:
+    """``signal`` resampled (soxr, high quality), cut or zero-padded to ``frames`` samples."""
+    out = signal if rate_in == rate_out else soxr.resample(signal, rate_in, rate_out, quality="HQ")
+    return np.pad(out[:frames], (0, max(frames - out.shape[0], 0)))
+
+
+def carry_edit_to_original(original: np.ndarray, rate: int, edited: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32: ``original`` (frames, channels) at ``rate`` with the edit of its
+    16 kHz mono mix applied; ``edited`` is the editor's output for that mix (the module's docstring)."""
+    original = np.asarray(original, dtype=np.float64)
+    channels = [original[:, c] for c in range(original.shape[1])]
+    at_16k = [resample_to(channel, rate, SAMPLE_RATE, edited.size) for channel in channels]
+    source = np.mean(at_16k, axis=0)
+    gain, residual = gain_and_residual(source, np.asarray(edited, dtype=np.float64))
+    treble_gain = frame_curve_at_rate(top_band_gain(gain, source), original.shape[0], rate) if rate > SAMPLE_RATE else None
+    out = []
+    for channel, x_c in zip(channels, at_16k):
+        y_c = resynthesised(gain * spectra(x_c)[0] + residual, x_c.size)
+        carried = channel + resample_to(y_c - x_c, SAMPLE_RATE, rate, channel.size)
+        if treble_gain is not None:
+            treble = channel - resample_to(x_c, SAMPLE_RATE, rate, channel.size)  # what the editor never saw
+            carried = carried + (treble_gain - 1.0) * treble
+        out.append(carried)
+    return np.stack(out, axis=1).astype(np.float32)
