@@ -82,6 +82,14 @@ def test_load_original_keeps_rate_and_channels_and_write_audio_takes_them(tmp_pa
     np.testing.assert_allclose(data, stereo, atol=1 / 32768 + 1e-6)
 
 
+def test_write_audio_keeps_a_sample_format_where_the_output_format_takes_it(tmp_path):
+    audio = np.zeros(160, np.float32)
+    assert sf.info(write_audio(tmp_path / "a.wav", audio, like_subtype="FLOAT")).subtype == "FLOAT"
+    assert sf.info(write_audio(tmp_path / "a.flac", audio, like_subtype="FLOAT")).subtype == "PCM_16"  # FLAC has no float: its default
+    assert sf.info(write_audio(tmp_path / "b.flac", audio, like_subtype="PCM_24")).subtype == "PCM_24"
+    assert sf.info(write_audio(tmp_path / "a.ogg", audio, like_subtype="PCM_24")).subtype == "VORBIS"
+
+
 def test_a_codec_refuses_a_rate_it_does_not_take(tmp_path):
     with pytest.raises(InputError, match=r"\.mp3 takes .* kHz, not 96 kHz"):
         write_audio(tmp_path / "hi.mp3", np.zeros((960, 2), np.float32), 96_000)

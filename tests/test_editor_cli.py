@@ -106,6 +106,21 @@ def test_the_edit_keeps_the_recordings_rate_and_channels_unless_asked_for_16k_mo
     assert np.linalg.norm(kept[below] - mono[below]) < 0.02 * np.linalg.norm(mono[below])
 
 
+def test_an_edit_that_changes_nothing_gives_a_24_bit_stereo_recording_back_sample_for_sample(cli, tmp_path):
+    from editor_tiny import mask_head_editor
+
+    folder = tmp_path / "editor"
+    mask_head_editor(mask_threshold=1.0).save_pretrained(folder)  # a sigmoid never reaches 1: the mask marks nothing
+    recording = tmp_path / "take.wav"
+    sf.write(recording, 0.3 * np.random.default_rng(8).standard_normal((4800, 2)), 48000, subtype="PCM_24")
+    for name in ("same.wav", "same.flac"):
+        code, _, stderr = cli("edit", str(recording), "Add rain", "-o", str(tmp_path / name), "--model", str(folder), "--steps", "1",
+                              "--mask", "learned", "--composite", "audio")
+        assert code == 0 and "marked no frame" in stderr, stderr
+        assert sf.info(tmp_path / name).subtype == "PCM_24"
+        np.testing.assert_array_equal(sf.read(tmp_path / name, dtype="int32")[0], sf.read(recording, dtype="int32")[0])
+
+
 def test_a_codec_that_does_not_take_the_recordings_rate_fails_before_the_model_loads(cli, tmp_path, clip):
     code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(tmp_path / "out.opus"), "--model", "/nonexistent/editor")
     assert code == 2 and ".opus takes 8, 12, 16, 24, 48 kHz, not 44.1 kHz" in stderr and len(stderr.strip().splitlines()) == 1

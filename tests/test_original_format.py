@@ -70,6 +70,21 @@ def test_an_added_sound_goes_to_every_channel_and_the_recording_stays_under_it()
         assert _rms(change[early]) < 1e-3  # before it enters, the recording as it was, treble included
 
 
+def test_channels_unlike_the_mix_stay_exact_outside_the_edited_span():
+    rate = 48000
+    bed = 0.1 * np.random.default_rng(7).standard_normal(rate + 240)
+    original = np.stack([bed[240:], bed[:-240]], axis=1)  # a spaced pair: each channel far from the mix
+    mix = to_mono_at_rate(original, rate)
+    edited = mix.copy()
+    edited[6000:10000] *= 0.1  # 0.375-0.625 s at 16 kHz
+    carried = carry_edit_to_original(original, rate, edited)
+    before, after = slice(0, int(0.37 * rate)), slice(int(0.63 * rate), None)  # the span's 1 ms margin and 2 ms fade lie between
+    np.testing.assert_allclose(carried[before], original[before], atol=1e-6)
+    np.testing.assert_allclose(carried[after], original[after], atol=1e-6)
+    inside = slice(int(0.4 * rate), int(0.6 * rate))
+    assert _rms(carried[inside]) < 0.15 * _rms(original[inside])
+
+
 def test_the_gain_and_residual_rebuild_the_edit_and_the_gain_never_amplifies():
     rng = np.random.default_rng(4)
     source = 0.1 * rng.standard_normal(4000)
@@ -84,3 +99,39 @@ def test_the_gain_and_residual_rebuild_the_edit_and_the_gain_never_amplifies():
 def test_a_per_frame_value_is_interpolated_between_frame_centres():
     curve = frame_curve_at_rate(np.array([0.0, 1.0]), 48000, 48000)  # frames at 0 and 256 / 16000 s
     assert curve[0] == 0.0 and curve[384] == pytest.approx(0.5) and curve[768] == 1.0 and curve[-1] == 1.0
+
+
+def test_bench_carry_scores_each_way_of_writing_the_edit(cli, monkeypatch, tmp_path):
+    import types
+
+    import foleyflow.pipelines.edit_bench as edit_bench
+    import foleyflow.pipelines.editor as editor_module
+
+    rng = np.random.default_rng(6)
+    items = []
+    for index in range(3):
+        bed = 0.05 * rng.standard_normal(4800)
+        event = np.zeros(4800)
+        event[1600:3200] = _tone(900 + 300 * index, 16000, 0.1)
+        items.append({"task": "remove", "source": (bed + event).astype(np.float32), "target": bed.astype(np.float32), "instruction": "Remove the tone"})
+
+    class SilencingEditor:  # removes everything in the event's span, touches nothing outside it
+        def edit(self, audio, instruction):
+            out = np.array(audio, np.float32)
+            out[1600:3200] *= 0.1
+            return types.SimpleNamespace(audio=out)
+
+    seen = {}
+    monkeypatch.setattr(edit_bench, "test_triplets", lambda split, count, seed, root, tasks: seen.update(split=split, count=count, tasks=tasks) or items)
+    monkeypatch.setattr(editor_module.Editor, "from_pretrained", classmethod(lambda cls, name: SilencingEditor()))
+    code, out, err = cli("bench", "carry", "--n", "3", "--out", str(tmp_path / "carry.md"))
+    assert code == 0, err
+    assert seen == {"split": "test", "count": 3, "tasks": ["remove"]}
+    rows = {line.split(" | ")[0].strip("| "): [cell.strip(" |") for cell in line.split(" | ")[1:]] for line in out.splitlines()
+            if line.startswith("| ") and "---" not in line and not line.startswith("| output")}
+    assert set(rows) >= {"16 kHz output in both channels", "carried (shipped)", "carried, residual only (no gain)", "each channel edited on its own"}
+    carried, squeezed = rows["carried (shipped)"], rows["16 kHz output in both channels"]
+    # the bed is a spaced pair: squeezing it through 16 kHz mono changes it everywhere, the carried edit only where it edits
+    assert float(carried[3]) > 100 and float(squeezed[3]) < 20, out  # carried: float32 rounding only
+    assert float(carried[0]) > 10 and float(carried[1]) > 0  # the tone's span silenced in both channels: its error mostly gone
+    assert (tmp_path / "carry.md").read_text().strip() == out.strip()

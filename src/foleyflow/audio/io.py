@@ -38,7 +38,8 @@ def load_audio(
 
 
 def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, int]:
-    """A file as it is: ((frames, channels) float32, its sample rate); InputError on anything unusable."""
+    """A file as it is: ((frames, channels) float32, its sample rate); InputError on anything
+    unusable. (float32 holds 24-bit samples exactly; ``sf.info(path).subtype`` says what they were.)"""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -89,10 +90,14 @@ def audio_output_format(path: str | os.PathLike, sample_rate: int | None = None)
     return AUDIO_OUTPUT_FORMATS[suffix]
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, like_subtype: str | None = None) -> Path:
     """Write audio, (samples,) or (frames, channels), atomically in the format ``path``'s suffix
-    names. Samples are clipped to [-1, 1]."""
+    names. Samples are clipped to [-1, 1]. ``like_subtype`` (an input's, e.g. "PCM_24"): the
+    sample format to keep where the output's format takes it (a 24-bit WAV edited to .flac stays
+    24-bit), the format's default otherwise."""
     audio_format, subtype = audio_output_format(path, sample_rate)
+    if like_subtype is not None and sf.check_format(audio_format, like_subtype):
+        subtype = like_subtype
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2:
         audio = audio.reshape(-1)

@@ -18,6 +18,11 @@ everything the edit never touched. So the edit is written as a change to the rec
    sound does not leave its highest partials behind, and an added one does not lift the recording's
    own treble (the gain is at most 1).
 
+4. All of it only where the edit changed the mix's samples (``changed_span``, with short fades):
+   a frame of the gain that straddles the edge of an edit reaches ``SPECTRAL_N_FFT`` / 2 samples
+   beyond it, which in the mix the residual cancels but in a channel unlike the mix (a spaced
+   pair's) it does not.
+
 A 16 kHz mono recording gets exactly the editor's output back.
 """
 
@@ -27,11 +32,13 @@ import numpy as np
 import soxr
 import torch
 
-from foleyflow.audio.io import SAMPLE_RATE
+from foleyflow.audio.io import SAMPLE_RATE, to_mono_at_rate
 from foleyflow.pipelines.compositing import SPECTRAL_HOP, SPECTRAL_N_FFT, resynthesised, spectra
 
 TOP_BAND_HZ = (6000.0, SAMPLE_RATE / 2)  # the editor's highest band: its gain is carried above the editor's 8 kHz
 SILENT_POWER = 1e-20  # bins (or a frame's top band) this quiet in the source get gain 1: nothing there to scale
+CHANGED = 1e-7  # a mix sample the edit moved by more than this is edited (unedited ones come back exact)
+SPAN_MARGIN_SECONDS, SPAN_FADE_SECONDS = 0.001, 0.002
 
 
 def gain_and_residual(source: np.ndarray, edited: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +67,17 @@ def frame_curve_at_rate(per_frame: np.ndarray, frames: int, rate: int) -> np.nda
     return np.interp(np.arange(frames) / rate, centres, per_frame)
 
 
+def changed_span(heard: np.ndarray, edited: np.ndarray, frames: int, rate: int) -> np.ndarray:
+    """(frames,) at ``rate``: 1 where the edit changed the 16 kHz mix it was given, ``heard`` (and
+    ``SPAN_MARGIN_SECONDS`` around it), falling to 0 over ``SPAN_FADE_SECONDS`` (raised cosine) beyond."""
+    changed = np.abs(np.asarray(edited, np.float64) - np.asarray(heard, np.float64)) > CHANGED
+    margin, fade = round(SPAN_MARGIN_SECONDS * SAMPLE_RATE), max(round(SPAN_FADE_SECONDS * SAMPLE_RATE), 1)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, fade + 1) / (fade + 1))
+    kernel = np.concatenate([ramp, np.ones(2 * margin + 1), ramp[::-1]])
+    weight = np.minimum(np.convolve(changed.astype(np.float64), kernel, mode="same"), 1.0)
+    return np.interp(np.arange(frames) / rate, np.arange(weight.size) / SAMPLE_RATE, weight)  # linear: no ringing past the fade
+
+
 def resample_to(signal: np.ndarray, rate_in: int, rate_out: int, frames: int) -> np.ndarray:
     """``signal`` resampled (soxr, high quality), cut or zero-padded to ``frames`` samples."""
     out = signal if rate_in == rate_out else soxr.resample(signal, rate_in, rate_out, quality="HQ")
@@ -69,18 +87,20 @@ def resample_to(signal: np.ndarray, rate_in: int, rate_out: int, frames: int) ->
 def carry_edit_to_original(original: np.ndarray, rate: int, edited: np.ndarray) -> np.ndarray:
     """(frames, channels) float32: ``original`` (frames, channels) at ``rate`` with the edit of its
     16 kHz mono mix applied; ``edited`` is the editor's output for that mix (the module's docstring)."""
+    heard = to_mono_at_rate(original, rate)[: edited.size]  # exactly the mix the editor was given, to find what it changed
     original = np.asarray(original, dtype=np.float64)
     channels = [original[:, c] for c in range(original.shape[1])]
     at_16k = [resample_to(channel, rate, SAMPLE_RATE, edited.size) for channel in channels]
     source = np.mean(at_16k, axis=0)
     gain, residual = gain_and_residual(source, np.asarray(edited, dtype=np.float64))
     treble_gain = frame_curve_at_rate(top_band_gain(gain, source), original.shape[0], rate) if rate > SAMPLE_RATE else None
+    span = changed_span(np.pad(heard, (0, edited.size - heard.size)), edited, original.shape[0], rate)
     out = []
     for channel, x_c in zip(channels, at_16k):
         y_c = resynthesised(gain * spectra(x_c)[0] + residual, x_c.size)
-        carried = channel + resample_to(y_c - x_c, SAMPLE_RATE, rate, channel.size)
+        change = resample_to(y_c - x_c, SAMPLE_RATE, rate, channel.size)
         if treble_gain is not None:
             treble = channel - resample_to(x_c, SAMPLE_RATE, rate, channel.size)  # what the editor never saw
-            carried = carried + (treble_gain - 1.0) * treble
-        out.append(carried)
+            change = change + (treble_gain - 1.0) * treble
+        out.append(channel + span * change)
     return np.stack(out, axis=1).astype(np.float32)

@@ -81,7 +81,9 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
     else:
         from foleyflow.pipelines.original_format import carry_edit_to_original
 
-        write_audio(output, carry_edit_to_original(original, rate, result.audio), rate)
+        import soundfile
+
+        write_audio(output, carry_edit_to_original(original, rate, result.audio), rate, like_subtype=soundfile.info(audio_path).subtype)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
     if mask_out:
@@ -231,3 +233,29 @@ def _parse_t_starts(text: str) -> list[float]:
     if not all(0.0 <= v < 1.0 for v in values):
         raise InputError(f"--t-starts values must lie in [0, 1), got {text!r}")
     return values
+
+
+@bench.command("carry")
+@click.option("--n", "count", type=click.IntRange(min=1), default=100, show_default=True, help="Held-out remove triplets.")
+@click.option("--model", default="default", show_default=True, help="The editor to measure.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["val", "test"]))
+@click.option("--data", "data_dir", default=None, help="Editing data set folder (default: the cache's).")
+@click.option("--out", "output", default=None, type=click.Path(dir_okay=False), help="Also write the table (markdown) here.")
+def bench_carry(count, model, split, data_dir, output) -> None:
+    """What carrying an edit back to a 48 kHz stereo recording keeps, against the 16 kHz output."""
+    import shlex
+    import sys
+
+    from foleyflow.atomic import atomic_path
+    from foleyflow.pipelines.carry_bench import carry_benchmark, markdown
+    from foleyflow.pipelines.edit_bench import test_triplets
+    from foleyflow.pipelines.editor import Editor
+
+    items = test_triplets(split, count, 0, data_dir, tasks=["remove"])
+    editor = Editor.from_pretrained(model)
+    command = "foleyflow " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]) if sys.argv[0].endswith(("foleyflow", "__main__.py")) else "foleyflow bench carry"
+    table = markdown(carry_benchmark(editor, items), command)
+    click.echo(table)
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(table)
