@@ -77,9 +77,9 @@ def test_write_audio_refuses_a_suffix_with_no_format_and_leaves_no_file(tmp_path
 def test_load_original_keeps_rate_and_channels_and_write_audio_takes_them(tmp_path):
     stereo = np.stack([_sine(1000, 44_100), _sine(3000, 44_100)], axis=1).astype(np.float32)
     out = write_audio(tmp_path / "s.flac", stereo, 44_100)
-    data, rate = load_original(out)
-    assert rate == 44_100 and data.shape == (44_100, 2)
-    np.testing.assert_allclose(data, stereo, atol=1 / 32768 + 1e-6)
+    recording = load_original(out)
+    assert (recording.rate, recording.samples.shape, recording.subtype) == (44_100, (44_100, 2), "PCM_16")
+    np.testing.assert_allclose(recording.samples, stereo, atol=1 / 32768 + 1e-6)
 
 
 def test_write_audio_keeps_a_sample_format_where_the_output_format_takes_it(tmp_path):

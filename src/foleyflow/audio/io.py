@@ -1,15 +1,17 @@
 """Reading and writing audio files.
 
 Reading accepts anything libsndfile decodes (wav, flac, ogg/vorbis, opus, aiff, ...), any
-channel count and sample rate, and returns mono float32 at 16 kHz: channels are averaged and
-the signal is resampled with soxr (high quality). Writing is atomic, in the format the file's
-suffix names (``AUDIO_OUTPUT_FORMATS``: 16-bit PCM WAV or FLAC, Ogg Vorbis or Opus, MP3); any other
+channel count and sample rate: ``load_audio`` returns mono float32 at 16 kHz (channels averaged,
+resampled with soxr, high quality), what the models hear; ``load_original`` the file as it is.
+Writing is atomic, in the format the file's suffix names (``AUDIO_OUTPUT_FORMATS``: PCM WAV or
+FLAC, 16-bit unless an input's sample format is to be kept, Ogg Vorbis or Opus, MP3); any other
 suffix is refused rather than given WAV data under a name that says otherwise.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +36,22 @@ def load_audio(
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> np.ndarray:
     """Read a file as mono float32 at ``sample_rate``; raise InputError on anything unusable."""
-    return to_mono_at_rate(*load_original(path, max_seconds), sample_rate)
+    recording = load_original(path, max_seconds)
+    return to_mono_at_rate(recording.samples, recording.rate, sample_rate)
 
 
-def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, int]:
-    """A file as it is: ((frames, channels) float32, its sample rate); InputError on anything
-    unusable. (float32 holds 24-bit samples exactly; ``sf.info(path).subtype`` says what they were.)"""
+@dataclass(frozen=True)
+class Recording:
+    """A file as it is: its samples (frames, channels) as float32 (which holds 24-bit samples
+    exactly), its rate, and the sample format they were stored in (libsndfile's subtype)."""
+
+    samples: np.ndarray
+    rate: int
+    subtype: str
+
+
+def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> Recording:
+    """A file as it is (``Recording``); InputError on anything unusable."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -62,7 +74,7 @@ def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_M
         raise InputError(f"{path}: the audio has no samples")
     if not np.isfinite(data).all():
         raise InputError(f"{path}: the audio contains NaN or infinite samples")
-    return data, file_rate
+    return Recording(data, file_rate, info.subtype)
 
 
 def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

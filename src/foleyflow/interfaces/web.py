@@ -26,12 +26,15 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import soundfile as sf
 
 from foleyflow.errors import InputError
+
+if TYPE_CHECKING:
+    from foleyflow.audio.io import Recording
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 IDLE = {"busy": False, "job": "", "done": 0, "total": 0, "unit": ""}  # what GET /progress says between jobs
@@ -116,7 +119,8 @@ class Studio:
         if region is not None and mask is not None:
             raise InputError("give a region or a mask method, not both")
         steps, seed = form_number(form, "steps", int), form_number(form, "seed", int) or 0
-        original, rate = decode_upload(upload)  # the costly check last
+        recording = decode_upload(upload)  # the costly check last
+        original, rate = recording.samples, recording.rate
         source = to_mono_at_rate(original, rate)
         result = self.editor().edit(source, instruction, steps=steps, seed=seed, mask=mask, region=region, removal=removal,
                                     progress=self._progress("network evaluations"))
@@ -176,8 +180,8 @@ def form_number(form: dict[str, FormField], name: str, kind: type = float) -> in
         raise InputError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
 
 
-def decode_upload(upload: FormField) -> tuple[np.ndarray, int]:
-    """The uploaded file as it is ((frames, channels), its rate), checked as `foleyflow edit` checks a file."""
+def decode_upload(upload: FormField) -> Recording:
+    """The uploaded file as it is (``audio.io.Recording``), checked as `foleyflow edit` checks a file."""
     from foleyflow.audio.io import load_original
 
     name = Path(upload.filename or "upload").name

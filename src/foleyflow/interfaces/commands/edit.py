@@ -64,9 +64,9 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
     if audio_path is None or instruction is None or output is None:
         raise click.UsageError("give IN INSTRUCTION -o OUT.wav (or --manifest FILE --out-dir DIR)")
     check_instruction(instruction)
-    original, rate = load_original(audio_path)  # bad input fails here, before any model is loaded
-    source = audio_samples(to_mono_at_rate(original, rate))
-    out_rate = SAMPLE_RATE if mono_16k else rate
+    recording = load_original(audio_path)  # bad input fails here, before any model is loaded
+    source = audio_samples(to_mono_at_rate(recording.samples, recording.rate))
+    out_rate = SAMPLE_RATE if mono_16k else recording.rate
     audio_output_format(output, out_rate)  # a codec that does not take the rate, too
     if ranges is not None:
         from foleyflow.pipelines.masks import region_samples
@@ -81,9 +81,8 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
     else:
         from foleyflow.pipelines.original_format import carry_edit_to_original
 
-        import soundfile
-
-        write_audio(output, carry_edit_to_original(original, rate, result.audio), rate, like_subtype=soundfile.info(audio_path).subtype)
+        carried = carry_edit_to_original(recording.samples, recording.rate, result.audio)
+        write_audio(output, carried, recording.rate, like_subtype=recording.subtype)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
     if mask_out:
@@ -92,7 +91,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
         from foleyflow.pipelines.attention import save_attention_png
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
-    channels = 1 if mono_16k else original.shape[1]
+    channels = 1 if mono_16k else recording.samples.shape[1]
     written = f"{out_rate / 1000:g} kHz {'mono' if channels == 1 else f'{channels} channels'}"
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {written}, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
     if result.untouched:
@@ -103,7 +102,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
 def _edit_batch(manifest: str, out_dir: str | None, model: str, seed: int, options: dict) -> None:
     from foleyflow.evaluation.editing import load_manifest
     from foleyflow.pipelines.batch import edit_folder
-    from foleyflow.pipelines.editor import Editor, audio_samples, check_instruction
+    from foleyflow.pipelines.editor import Editor, check_instruction
 
     if out_dir is None:
         raise click.UsageError("--manifest needs --out-dir DIR")
