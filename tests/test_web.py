@@ -97,6 +97,15 @@ def test_edit_a_marked_region_returns_the_input_length_and_keeps_the_rest(server
     assert np.allclose(audio[:500], source[:500], atol=1e-4) and not np.allclose(audio[1300:], source[1300:], atol=1e-3)
 
 
+def test_edit_of_a_24_bit_upload_comes_back_24_bit(server):
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.1 * np.random.default_rng(2).standard_normal(1600), 16000, subtype="PCM_24", format="WAV")
+    status, page = _post(server + "/edit", {"audio": ("take.wav", buffer.getvalue()), "instruction": "Add a dog", "steps": "1"})
+    assert status == 200, page
+    match = re.search(r'src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert sf.info(io.BytesIO(base64.b64decode(match.group(1)))).subtype == "PCM_24"
+
+
 def test_edit_of_a_stereo_upload_comes_back_at_its_rate_and_channels(server):
     stereo = (0.1 * np.random.default_rng(1).standard_normal((2205, 2))).astype(np.float32)  # 0.05 s at 44.1 kHz
     status, page = _post(server + "/edit", {"audio": ("take.wav", _wav(stereo, 44100)), "instruction": "Add a dog", "steps": "2", "region": " "})

@@ -49,6 +49,7 @@ class Result:
     details: str
     spectrogram_png: bytes = b""
     sample_rate: int = 16000
+    subtype: str = "PCM_16"  # the WAV's sample format: an edit keeps its upload's where WAV takes it
 
 
 @dataclass
@@ -131,7 +132,8 @@ class Studio:
                    f"{result.composite}; {result.nfe} network evaluations, {result.elapsed_s:.2f} s")
         if result.untouched:
             details += "; the mask marked no frame, so nothing was edited: give a region, or choose mask none"
-        return Result(f"Edited: {instruction}", carry_edit_to_original(original, rate, result.audio), details, png, rate)
+        subtype = recording.subtype if sf.check_format("WAV", recording.subtype) else "PCM_16"
+        return Result(f"Edited: {instruction}", carry_edit_to_original(original, rate, result.audio), details, png, rate, subtype)
 
     def generate(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
@@ -199,9 +201,9 @@ def _channels(original: np.ndarray) -> str:
 
 
 # -- page --------------------------------------------------------------------------------------
-def wav_bytes(audio: np.ndarray, sample_rate: int = 16000) -> bytes:
+def wav_bytes(audio: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16") -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    sf.write(buffer, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), sample_rate, subtype=subtype, format="WAV")
     return buffer.getvalue()
 
 
@@ -271,7 +273,7 @@ def render_page(result: Result | None = None, error: str | None = None) -> bytes
     if error is not None:
         message = f'<p class="error">{html.escape(error)}</p>'
     elif result is not None:
-        audio = base64.b64encode(wav_bytes(result.audio, result.sample_rate)).decode("ascii")
+        audio = base64.b64encode(wav_bytes(result.audio, result.sample_rate, result.subtype)).decode("ascii")
         message = (f"<h2>{html.escape(result.title)}</h2><p>{html.escape(result.details)}</p>"
                    f'<audio controls src="data:audio/wav;base64,{audio}"></audio> '
                    f'<a download="foleyflow.wav" href="data:audio/wav;base64,{audio}">download WAV</a>')
