@@ -132,6 +132,22 @@ def test_bench_carry_scores_each_way_of_writing_the_edit(cli, monkeypatch, tmp_p
     assert set(rows) >= {"16 kHz output in both channels", "carried (shipped)", "carried, residual only (no gain)", "each channel edited on its own"}
     carried, squeezed = rows["carried (shipped)"], rows["16 kHz output in both channels"]
     # the bed is a spaced pair: squeezing it through 16 kHz mono changes it everywhere, the carried edit only where it edits
-    assert float(carried[3]) > 100 and float(squeezed[3]) < 20, out  # carried: float32 rounding only
+    assert float(carried[3]) > 70 and float(squeezed[3]) < 20, out  # carried: at the 16-bit floor (bed 0.05 rms: 75 dB)
     assert float(carried[0]) > 10 and float(carried[1]) > 0  # the tone's span silenced in both channels: its error mostly gone
     assert (tmp_path / "carry.md").read_text().strip() == out.strip()
+
+
+def test_only_the_stretch_around_the_edit_is_worked_on_and_it_matches_the_whole_file():
+    from foleyflow.pipelines.original_format import _carry_stretch, edited_stretch
+
+    rate = 44100
+    original = 0.1 * np.random.default_rng(9).standard_normal((3 * rate, 2))
+    mix = to_mono_at_rate(original, rate)
+    assert edited_stretch(mix, mix.copy(), rate, original.shape[0]) is None  # nothing changed: nothing to do
+    edited = mix.copy()
+    edited[20000:24000] *= 0.2  # 1.25-1.5 s
+    (lo16, hi16), (lo, hi) = edited_stretch(mix, edited, rate, original.shape[0])
+    assert lo16 % 1280 == 0 and hi16 % 1280 == 0  # whole samples at 16 and 44.1 kHz (every 160) on the STFT's hop (256)
+    assert lo16 <= 20000 - 4000 and hi16 >= 24000 + 4000 and (lo, hi) == (lo16 * rate // 16000, hi16 * rate // 16000)
+    whole = _carry_stretch(original, rate, mix.astype(np.float64), edited.astype(np.float64))
+    np.testing.assert_allclose(carry_edit_to_original(original, rate, edited), whole, atol=1e-5)

@@ -8,10 +8,12 @@ way of writing its output is scored per channel against the bed (the truth):
 
 * in the event's span (where its smoothed magnitude is above ``EVENT_SPAN`` of its peak), the dB of
   the unedited recording's error removed, 10 log10(sum |recording - truth|^2 / sum |output - truth|^2),
-  pooled over clips (a bed of digital silence under an event would give one clip an unbounded
-  figure), and the paired per-clip difference of the carried edit and the 16 kHz output;
+  pooled over clips, and the paired per-clip difference of the carried edit and the 16 kHz output;
 * outside it (below ``QUIET`` of its peak), how close the output stays to the recording (SNR, dB,
   median over clips): what a user hears of the edit where nothing was meant to change.
+Every error energy is at least the 16-bit quantisation noise of its samples (``energies``): below
+that a written file holds no error, and a bed of digital silence under an event would otherwise
+give a clip an unbounded figure.
 
 Rows: the editor's 16 kHz mono output resampled into both channels (what foleyflow wrote before),
 the edit carried back (``original_format.carry_edit_to_original``), the same with its gain taken
@@ -39,6 +41,7 @@ RATE = 48_000
 BED_DELAY_SECONDS = 0.005
 RIGHT_EVENT_GAIN = 0.25
 EVENT_SPAN, QUIET = 0.1, 1e-4
+QUANTISATION_POWER = 2.0 ** -30 / 12  # a 16-bit step (2^-15) squared over 12: the noise of writing the output
 SPAN_SMOOTHING_SECONDS = 0.01
 WAYS = ("16 kHz output in both channels", "carried (shipped)", "carried, residual only (no gain)", "each channel edited on its own")
 
@@ -80,8 +83,11 @@ def span_masks(event: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def energies(output: np.ndarray, truth: np.ndarray, recording: np.ndarray, where: np.ndarray) -> tuple[float, float]:
-    """(energy of the recording's error, energy of the output's error) over ``where``."""
-    return float(np.sum((recording - truth)[where] ** 2)), float(np.sum((output - truth)[where] ** 2))
+    """(energy of the recording's error, energy of the output's error) over ``where``, each at least
+    the 16-bit quantisation noise of that many samples: an error below what a written file can
+    hold is no error (and a bed of digital silence under an event would otherwise be unbounded)."""
+    floor = QUANTISATION_POWER * np.count_nonzero(where)
+    return max(float(np.sum((recording - truth)[where] ** 2)), floor), max(float(np.sum((output - truth)[where] ** 2)), floor)
 
 
 def db(numerator: float, denominator: float) -> float:
@@ -115,19 +121,19 @@ def carry_benchmark(editor: Editor, items: Sequence[Mapping[str, Any]]) -> Carry
                 sums[way][channel] += energies(output[:, channel], truth[:, channel], recording[:, channel], inside)
                 if quiet.any():
                     kept = recording[quiet, channel]
-                    outside[way].append(db(np.sum(kept ** 2), np.sum((output[quiet, channel] - kept) ** 2)))
+                    change = max(float(np.sum((output[quiet, channel] - kept) ** 2)), QUANTISATION_POWER * kept.size)
+                    outside[way].append(db(float(np.sum(kept ** 2)), change))
             clip[way] = db(*np.sum([energies(output[:, c], truth[:, c], recording[:, c], inside) for c in (0, 1)], axis=0))
         paired.append(clip[WAYS[1]] - clip[WAYS[0]])
         mono_truth = to_mono_at_rate(truth, RATE)[: edited.size]
         inside_16k, _ = span_masks(to_mono_at_rate(event, RATE)[: edited.size], SAMPLE_RATE)
         mono_sums += energies(np.asarray(edited, np.float64), mono_truth, mix[: edited.size], inside_16k)
-    finite = np.asarray(paired)[np.abs(paired) < 60]  # a silent bed under the event makes a clip unbounded
     return CarryFigures(
         clips=len(items),
         removed_db={way: (db(*s[0]), db(*s[1]), db(*s.sum(0))) for way, s in sums.items()},
         mono_removed_db=db(*mono_sums),
         outside_snr_db={way: float(np.median(values)) if values else float("nan") for way, values in outside.items()},
-        carried_minus_16k=mean_ci(finite),
+        carried_minus_16k=mean_ci(np.asarray(paired)),
         seconds_per_clip=(time.perf_counter() - started) / max(len(items), 1),
         carry_seconds_per_clip=carry_seconds / max(len(items), 1),
     )

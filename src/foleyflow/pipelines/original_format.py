@@ -28,6 +28,8 @@ A 16 kHz mono recording gets exactly the editor's output back.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import soxr
 import torch
@@ -39,6 +41,7 @@ TOP_BAND_HZ = (6000.0, SAMPLE_RATE / 2)  # the editor's highest band: its gain i
 SILENT_POWER = 1e-20  # bins (or a frame's top band) this quiet in the source get gain 1: nothing there to scale
 CHANGED = 1e-7  # a mix sample the edit moved by more than this is edited (unedited ones come back exact)
 SPAN_MARGIN_SECONDS, SPAN_FADE_SECONDS = 0.001, 0.002
+STRETCH_PAD_SECONDS = 0.25  # well past an STFT frame (64 ms) and the resamplers' filters either side of an edit
 
 
 def gain_and_residual(source: np.ndarray, edited: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,15 +89,45 @@ def resample_to(signal: np.ndarray, rate_in: int, rate_out: int, frames: int) ->
 
 def carry_edit_to_original(original: np.ndarray, rate: int, edited: np.ndarray) -> np.ndarray:
     """(frames, channels) float32: ``original`` (frames, channels) at ``rate`` with the edit of its
-    16 kHz mono mix applied; ``edited`` is the editor's output for that mix (the module's docstring)."""
+    16 kHz mono mix applied; ``edited`` is the editor's output for that mix (the module's docstring).
+    Only the stretch around what the edit changed is worked on (``edited_stretch``); the rest is
+    copied, so an edit that changes nothing costs nothing and gives the recording back exactly."""
     heard = to_mono_at_rate(original, rate)[: edited.size]  # exactly the mix the editor was given, to find what it changed
-    original = np.asarray(original, dtype=np.float64)
+    heard = np.pad(heard, (0, edited.size - heard.size))
+    out = np.array(original, dtype=np.float32)
+    stretch = edited_stretch(heard, edited, rate, original.shape[0])
+    if stretch is None:
+        return out
+    (lo16, hi16), (lo, hi) = stretch
+    out[lo:hi] = _carry_stretch(np.asarray(original[lo:hi], np.float64), rate, heard[lo16:hi16], np.asarray(edited[lo16:hi16], np.float64))
+    return out
+
+
+def edited_stretch(heard: np.ndarray, edited: np.ndarray, rate: int, frames: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The samples at 16 kHz and at ``rate`` of one stretch holding every sample the edit changed and
+    ``STRETCH_PAD_SECONDS`` either side (resamplers and STFT frames settle within it); None when the
+    edit changed nothing."""
+    changed = np.flatnonzero(np.abs(np.asarray(edited, np.float64) - np.asarray(heard, np.float64)) > CHANGED)
+    if changed.size == 0:
+        return None
+    # its start on an instant that is a whole sample at both rates and on the STFT's frame grid, so
+    # that the stretch's frames are the whole file's (a gain read on other frames differs a little)
+    step = math.lcm(SAMPLE_RATE // math.gcd(SAMPLE_RATE, rate), SPECTRAL_HOP)
+    pad = round(STRETCH_PAD_SECONDS * SAMPLE_RATE)
+    lo16 = max(changed[0] - pad, 0) // step * step
+    hi16 = min(-(-(changed[-1] + 1 + pad) // step) * step, edited.size)
+    lo, hi = lo16 * rate // SAMPLE_RATE, frames if hi16 == edited.size else hi16 * rate // SAMPLE_RATE
+    return (int(lo16), int(hi16)), (int(lo), int(hi))
+
+
+def _carry_stretch(original: np.ndarray, rate: int, heard: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """``carry_edit_to_original`` on one stretch (the module's docstring, steps 1-4)."""
     channels = [original[:, c] for c in range(original.shape[1])]
     at_16k = [resample_to(channel, rate, SAMPLE_RATE, edited.size) for channel in channels]
-    source = np.mean(at_16k, axis=0)
-    gain, residual = gain_and_residual(source, np.asarray(edited, dtype=np.float64))
+    source = np.asarray(heard, np.float64)
+    gain, residual = gain_and_residual(source, edited)
     treble_gain = frame_curve_at_rate(top_band_gain(gain, source), original.shape[0], rate) if rate > SAMPLE_RATE else None
-    span = changed_span(np.pad(heard, (0, edited.size - heard.size)), edited, original.shape[0], rate)
+    span = changed_span(source, edited, original.shape[0], rate)
     out = []
     for channel, x_c in zip(channels, at_16k):
         y_c = resynthesised(gain * spectra(x_c)[0] + residual, x_c.size)
