@@ -82,6 +82,12 @@ def test_load_original_keeps_rate_and_channels_and_write_audio_takes_them(tmp_pa
     np.testing.assert_allclose(recording.samples, stereo, atol=1 / 32768 + 1e-6)
 
 
+def test_float_samples_beyond_full_scale_are_kept_in_a_float_file_and_clipped_in_an_integer_one(tmp_path):
+    loud = np.array([0.5, 1.5, -2.0], np.float32)
+    np.testing.assert_array_equal(sf.read(write_audio(tmp_path / "f.wav", loud, like_subtype="FLOAT"), dtype="float32")[0], loud)
+    assert np.abs(sf.read(write_audio(tmp_path / "i.wav", loud), dtype="float32")[0]).max() <= 1.0
+
+
 def test_write_audio_keeps_a_sample_format_where_the_output_format_takes_it(tmp_path):
     audio = np.zeros(160, np.float32)
     assert sf.info(write_audio(tmp_path / "a.wav", audio, like_subtype="FLOAT")).subtype == "FLOAT"
@@ -93,6 +99,12 @@ def test_write_audio_keeps_a_sample_format_where_the_output_format_takes_it(tmp_
 def test_a_codec_refuses_a_rate_it_does_not_take(tmp_path):
     with pytest.raises(InputError, match=r"\.mp3 takes .* kHz, not 96 kHz"):
         write_audio(tmp_path / "hi.mp3", np.zeros((960, 2), np.float32), 96_000)
+    with pytest.raises(InputError, match="holds at most 2 channels, not 3"):
+        write_audio(tmp_path / "surround.mp3", np.zeros((480, 3), np.float32), 48_000)
+    with pytest.raises(InputError, match="holds at most 8 channels, not 9"):
+        write_audio(tmp_path / "many.flac", np.zeros((480, 9), np.float32), 48_000)
+    with pytest.raises(InputError, match=r"\.ogg takes at most 192 kHz, not 352.8 kHz"):  # libvorbis would crash the process
+        audio_output_format("dxd.ogg", 352_800)
     assert audio_output_format("ok.mp3", 44_100) == ("MP3", "MPEG_LAYER_III") and audio_output_format("any.flac", 96_000)[0] == "FLAC"
     assert list(tmp_path.iterdir()) == []
 

@@ -126,6 +126,10 @@ def test_a_codec_that_does_not_take_the_recordings_rate_fails_before_the_model_l
     assert code == 2 and ".opus takes 8, 12, 16, 24, 48 kHz, not 44.1 kHz" in stderr and len(stderr.strip().splitlines()) == 1
     code, _, stderr = cli("edit", str(clip), "Add rain", "-o", str(tmp_path / "out.opus"), "--model", "/nonexistent/editor", "--mono-16k")
     assert code == 2 and "no such model folder" in stderr  # at 16 kHz the rate is Opus's: the next check fails
+    surround = tmp_path / "surround.wav"
+    sf.write(surround, np.zeros((4800, 3)), 48000)
+    code, _, stderr = cli("edit", str(surround), "Add rain", "-o", str(tmp_path / "out.mp3"), "--model", "/nonexistent/editor")
+    assert code == 2 and ".mp3 holds at most 2 channels, not 3" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_text_file_as_audio_is_rejected(cli, tmp_path, model_dir):

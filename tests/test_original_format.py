@@ -149,5 +149,8 @@ def test_only_the_stretch_around_the_edit_is_worked_on_and_it_matches_the_whole_
     (lo16, hi16), (lo, hi) = edited_stretch(mix, edited, rate, original.shape[0])
     assert lo16 % 1280 == 0 and hi16 % 1280 == 0  # whole samples at 16 and 44.1 kHz (every 160) on the STFT's hop (256)
     assert lo16 <= 20000 - 4000 and hi16 >= 24000 + 4000 and (lo, hi) == (lo16 * rate // 16000, hi16 * rate // 16000)
-    whole = _carry_stretch(original, rate, mix.astype(np.float64), edited.astype(np.float64))
+    whole = original.astype(np.float32)
+    _carry_stretch(whole, rate, mix.astype(np.float64), edited.astype(np.float64))  # the whole file as one stretch
     np.testing.assert_allclose(carry_edit_to_original(original, rate, edited), whole, atol=1e-5)
+    left = original[:, 0]  # (samples,): one channel
+    np.testing.assert_array_equal(carry_edit_to_original(left, rate, to_mono_at_rate(left, rate)), left[:, None].astype(np.float32))

@@ -111,6 +111,7 @@ def test_edit_of_a_stereo_upload_comes_back_at_its_rate_and_channels(server):
     status, page = _post(server + "/edit", {"audio": ("take.wav", _wav(stereo, 44100)), "instruction": "Add a dog", "steps": "2", "region": " "})
     assert status == 200, page
     assert _page_audio(page, expected_rate=44100).shape == (2205, 2) and "at 44.1 kHz, 2 channels" in page
+    assert page.count("data:audio/wav;base64,") == 1 and "download WAV" in page  # the link reuses the player's copy
 
 
 @pytest.mark.parametrize("fields, message", [

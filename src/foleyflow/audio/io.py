@@ -26,8 +26,13 @@ DEFAULT_MAX_SECONDS = 600.0
 # suffix -> (libsndfile format, subtype); the lossless ones at 16 bits, as every output so far
 AUDIO_OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"),
                         ".mp3": ("MP3", "MPEG_LAYER_III")}
-# the rates those codecs take (libsndfile refuses others); the rest take any
+# What each format takes, checked before anything is written: the rates Opus and MP3 take
+# (libsndfile refuses others), the highest rate FLAC holds and Vorbis encodes (libvorbis crashes
+# above about 200 kHz), the most channels MP3 and FLAC hold. WAV takes any.
 CODEC_RATES = {".opus": (8000, 12000, 16000, 24000, 48000), ".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}
+MAX_RATE = {".ogg": 192_000, ".flac": 655_350}
+MAX_CHANNELS = {".mp3": 2, ".flac": 8}
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # hold samples beyond [-1, 1]: not clipped
 
 
 def load_audio(
@@ -86,40 +91,45 @@ def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE)
     return mono
 
 
-def audio_output_format(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[str, str]:
+def audio_output_format(path: str | os.PathLike, sample_rate: int | None = None, channels: int | None = None) -> tuple[str, str]:
     """(format, subtype) the suffix of ``path`` names; InputError for a suffix with no audio format,
-    or (given ``sample_rate``) a codec that does not take that rate."""
+    or (given them) a rate or a channel count that format does not take."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in AUDIO_OUTPUT_FORMATS:
         suffixes = ", ".join(AUDIO_OUTPUT_FORMATS)
         problem = f"foleyflow writes no '{path.suffix}' audio" if path.suffix else "the name has no suffix to say the audio format"
         raise InputError(f"{path}: {problem}; end the name in one of {suffixes}")
-    rates = CODEC_RATES.get(suffix)
+    rates, highest = CODEC_RATES.get(suffix), MAX_RATE.get(suffix)
     if sample_rate is not None and rates is not None and sample_rate not in rates:
         raise InputError(f"{path}: {suffix} takes {', '.join(f'{rate / 1000:g}' for rate in rates)} kHz, not {sample_rate / 1000:g} kHz; "
-                         "write .wav or .flac, which take any rate")
+                         "write .wav, which takes any rate")
+    if sample_rate is not None and highest is not None and sample_rate > highest:
+        raise InputError(f"{path}: {suffix} takes at most {highest / 1000:g} kHz, not {sample_rate / 1000:g} kHz; write .wav, which takes any rate")
+    most = MAX_CHANNELS.get(suffix)
+    if channels is not None and most is not None and channels > most:
+        raise InputError(f"{path}: {suffix} holds at most {most} channels, not {channels}; write .wav, which holds any number")
     return AUDIO_OUTPUT_FORMATS[suffix]
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, like_subtype: str | None = None) -> Path:
     """Write audio, (samples,) or (frames, channels), atomically in the format ``path``'s suffix
-    names. Samples are clipped to [-1, 1]. ``like_subtype`` (an input's, e.g. "PCM_24"): the
-    sample format to keep where the output's format takes it (a 24-bit WAV edited to .flac stays
-    24-bit), the format's default otherwise."""
-    audio_format, subtype = audio_output_format(path, sample_rate)
-    if like_subtype is not None and sf.check_format(audio_format, like_subtype):
-        subtype = like_subtype
+    names. Samples are clipped to [-1, 1] unless the sample format is floating point.
+    ``like_subtype`` (an input's, e.g. "PCM_24"): the sample format to keep where the output's
+    format takes it (a 24-bit WAV edited to .flac stays 24-bit), the format's default otherwise."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2:
         audio = audio.reshape(-1)
+    audio_format, subtype = audio_output_format(path, sample_rate, audio.shape[1] if audio.ndim == 2 else 1)
+    if like_subtype is not None and sf.check_format(audio_format, like_subtype):
+        subtype = like_subtype
     if audio.size == 0:
         raise InputError("refusing to write an empty audio file")
     if not np.isfinite(audio).all():
         raise InputError("refusing to write audio that contains NaN or infinite samples")
     path = Path(path)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=audio_format)
+        sf.write(str(tmp), audio if subtype in FLOAT_SUBTYPES else np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=audio_format)
     return path
 
 

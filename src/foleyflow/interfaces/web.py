@@ -275,8 +275,9 @@ def render_page(result: Result | None = None, error: str | None = None) -> bytes
     elif result is not None:
         audio = base64.b64encode(wav_bytes(result.audio, result.sample_rate, result.subtype)).decode("ascii")
         message = (f"<h2>{html.escape(result.title)}</h2><p>{html.escape(result.details)}</p>"
-                   f'<audio controls src="data:audio/wav;base64,{audio}"></audio> '
-                   f'<a download="foleyflow.wav" href="data:audio/wav;base64,{audio}">download WAV</a>')
+                   f'<audio id="result" controls src="data:audio/wav;base64,{audio}"></audio> '
+                   # the link takes the player's data when clicked: one copy of the WAV in the page, not two
+                   '<a download="foleyflow.wav" href="#" onclick="this.href = document.getElementById(\'result\').src">download WAV</a>')
         if result.spectrogram_png:
             message += f'<p><img alt="log-mel" src="data:image/png;base64,{base64.b64encode(result.spectrogram_png).decode("ascii")}"></p>'
     return PAGE.format(message=message, mask_options=options, removal_options=removal_options).encode("utf-8")

@@ -92,14 +92,13 @@ def carry_edit_to_original(original: np.ndarray, rate: int, edited: np.ndarray) 
     16 kHz mono mix applied; ``edited`` is the editor's output for that mix (the module's docstring).
     Only the stretch around what the edit changed is worked on (``edited_stretch``); the rest is
     copied, so an edit that changes nothing costs nothing and gives the recording back exactly."""
-    heard = to_mono_at_rate(original, rate)[: edited.size]  # exactly the mix the editor was given, to find what it changed
+    out = np.array(original, dtype=np.float32).reshape(len(original), -1)  # (samples,) is one channel
+    heard = to_mono_at_rate(out, rate)[: edited.size]  # exactly the mix the editor was given, to find what it changed
     heard = np.pad(heard, (0, edited.size - heard.size))
-    out = np.array(original, dtype=np.float32)
-    stretch = edited_stretch(heard, edited, rate, original.shape[0])
-    if stretch is None:
-        return out
-    (lo16, hi16), (lo, hi) = stretch
-    out[lo:hi] = _carry_stretch(np.asarray(original[lo:hi], np.float64), rate, heard[lo16:hi16], np.asarray(edited[lo16:hi16], np.float64))
+    stretch = edited_stretch(heard, edited, rate, out.shape[0])
+    if stretch is not None:
+        (lo16, hi16), (lo, hi) = stretch
+        _carry_stretch(out[lo:hi], rate, heard[lo16:hi16], np.asarray(edited[lo16:hi16], np.float64))
     return out
 
 
@@ -120,20 +119,20 @@ def edited_stretch(heard: np.ndarray, edited: np.ndarray, rate: int, frames: int
     return (int(lo16), int(hi16)), (int(lo), int(hi))
 
 
-def _carry_stretch(original: np.ndarray, rate: int, heard: np.ndarray, edited: np.ndarray) -> np.ndarray:
-    """``carry_edit_to_original`` on one stretch (the module's docstring, steps 1-4)."""
-    channels = [original[:, c] for c in range(original.shape[1])]
-    at_16k = [resample_to(channel, rate, SAMPLE_RATE, edited.size) for channel in channels]
+def _carry_stretch(stretch: np.ndarray, rate: int, heard: np.ndarray, edited: np.ndarray) -> None:
+    """``carry_edit_to_original`` on one stretch (the module's docstring, steps 1-4), in place in
+    ``stretch`` (frames, channels) float32, a channel at a time (memory: one channel in float64)."""
     source = np.asarray(heard, np.float64)
     gain, residual = gain_and_residual(source, edited)
-    treble_gain = frame_curve_at_rate(top_band_gain(gain, source), original.shape[0], rate) if rate > SAMPLE_RATE else None
-    span = changed_span(source, edited, original.shape[0], rate)
-    out = []
-    for channel, x_c in zip(channels, at_16k):
+    frames = stretch.shape[0]
+    treble_gain = frame_curve_at_rate(top_band_gain(gain, source), frames, rate) if rate > SAMPLE_RATE else None
+    span = changed_span(source, edited, frames, rate)
+    for c in range(stretch.shape[1]):
+        channel = stretch[:, c].astype(np.float64)
+        x_c = resample_to(channel, rate, SAMPLE_RATE, edited.size)
         y_c = resynthesised(gain * spectra(x_c)[0] + residual, x_c.size)
-        change = resample_to(y_c - x_c, SAMPLE_RATE, rate, channel.size)
+        change = resample_to(y_c - x_c, SAMPLE_RATE, rate, frames)
         if treble_gain is not None:
-            treble = channel - resample_to(x_c, SAMPLE_RATE, rate, channel.size)  # what the editor never saw
-            change = change + (treble_gain - 1.0) * treble
-        out.append(channel + span * change)
-    return np.stack(out, axis=1).astype(np.float32)
+            treble = channel - resample_to(x_c, SAMPLE_RATE, rate, frames)  # what the editor never saw
+            change += (treble_gain - 1.0) * treble
+        stretch[:, c] = channel + span * change

@@ -67,7 +67,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
     recording = load_original(audio_path)  # bad input fails here, before any model is loaded
     source = audio_samples(to_mono_at_rate(recording.samples, recording.rate))
     out_rate = SAMPLE_RATE if mono_16k else recording.rate
-    audio_output_format(output, out_rate)  # a codec that does not take the rate, too
+    audio_output_format(output, out_rate, 1 if mono_16k else recording.samples.shape[1])  # a rate or channel count the format does not take, too
     if ranges is not None:
         from foleyflow.pipelines.masks import region_samples
 
@@ -77,7 +77,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
         result = editor.edit(source, instruction, steps, cfg_scale, t_start, seed, solver, attention=attention_map is not None,
                              mask=mask_method, composite=composite, region=ranges, progress=report, removal=removal)
     if mono_16k:
-        write_audio(output, result.audio)
+        write_audio(output, result.audio, like_subtype=recording.subtype)
     else:
         from foleyflow.pipelines.original_format import carry_edit_to_original
 
