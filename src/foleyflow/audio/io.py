@@ -82,6 +82,11 @@ def load_original(path: str | os.PathLike, max_seconds: float | None = DEFAULT_M
     return Recording(data, file_rate, info.subtype)
 
 
+def channel_words(channels: int) -> str:
+    """"mono", or "N channels": how a command line or a page names a channel count."""
+    return "mono" if channels == 1 else f"{channels} channels"
+
+
 def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Average channels of a (frames, channels) or (frames,) array and resample to ``sample_rate``."""
     mono = data.mean(axis=1) if data.ndim == 2 else data

@@ -99,7 +99,7 @@ class Studio:
         return self._models[key]
 
     def edit(self, form: dict[str, "FormField"]) -> Result:
-        from foleyflow.audio.io import to_mono_at_rate
+        from foleyflow.audio.io import channel_words, to_mono_at_rate
         from foleyflow.audio.mel import log_mel
         from foleyflow.pipelines.editor import check_instruction, check_removal_name
         from foleyflow.pipelines.masks import check_method, parse_time_ranges
@@ -127,13 +127,13 @@ class Studio:
                                     progress=self._progress("network evaluations"))
         panels = [("before", log_mel(source)[0].numpy()), (f"after: {instruction}", log_mel(result.audio)[0].numpy())]
         png = spectrogram_png(panels, result.mask, f"mask: {result.mask_method}, composite: {result.composite}")
-        details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s at {rate / 1000:g} kHz, {_channels(original)}; "
+        details = (f"{upload.filename or 'upload'}: {source.size / 16000:.2f} s at {rate / 1000:g} kHz, {channel_words(original.shape[1])}; "
                    f"mask {result.mask_method}, composite "
                    f"{result.composite}; {result.nfe} network evaluations, {result.elapsed_s:.2f} s")
         if result.untouched:
             details += "; the mask marked no frame, so nothing was edited: give a region, or choose mask none"
         subtype = recording.subtype if sf.check_format("WAV", recording.subtype) else "PCM_16"
-        return Result(f"Edited: {instruction}", carry_edit_to_original(original, rate, result.audio), details, png, rate, subtype)
+        return Result(f"Edited: {instruction}", carry_edit_to_original(original, rate, result.audio, source), details, png, rate, subtype)
 
     def generate(self, form: dict[str, "FormField"]) -> Result:
         from foleyflow.audio.mel import log_mel
@@ -194,10 +194,6 @@ def decode_upload(upload: FormField) -> Recording:
             return load_original(path)
         except InputError as error:
             raise InputError(str(error).replace(str(path), name)) from None
-
-
-def _channels(original: np.ndarray) -> str:
-    return "mono" if original.shape[1] == 1 else f"{original.shape[1]} channels"
 
 
 # -- page --------------------------------------------------------------------------------------

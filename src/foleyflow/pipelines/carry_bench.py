@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import soxr
 
 from foleyflow.audio.io import SAMPLE_RATE, to_mono_at_rate
 from foleyflow.evaluation.bootstrap import Estimate, mean_ci
-from foleyflow.pipelines.compositing import resynthesised, spectra
 from foleyflow.pipelines.editor import Editor
-from foleyflow.pipelines.original_format import carry_edit_to_original, gain_and_residual, resample_to
+from foleyflow.pipelines.original_format import carry_edit_to_original, resample_to
 
 RATE = 48_000
 BED_DELAY_SECONDS = 0.005
@@ -59,20 +57,29 @@ class CarryFigures:
 
 def stereo_scene(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(recording, truth, event) at ``RATE``, (frames, 2) each, from a 16 kHz remove triplet."""
-    bed = soxr.resample(np.asarray(target, np.float64), SAMPLE_RATE, RATE, quality="HQ")
-    event = soxr.resample(np.asarray(source, np.float64) - np.asarray(target, np.float64), SAMPLE_RATE, RATE, quality="HQ")
+    frames = len(target) * RATE // SAMPLE_RATE
+    bed = resample_to(np.asarray(target, np.float64), SAMPLE_RATE, RATE, frames)
+    event = resample_to(np.asarray(source, np.float64) - np.asarray(target, np.float64), SAMPLE_RATE, RATE, frames)
     delay = round(BED_DELAY_SECONDS * RATE)
     truth = np.stack([bed, np.concatenate([np.zeros(delay), bed[:-delay]])], axis=1)
     events = np.stack([event, RIGHT_EVENT_GAIN * event], axis=1)
     return truth + events, truth, events
 
 
-def residual_only_carry(recording: np.ndarray, edited: np.ndarray) -> np.ndarray:
-    """The ablation: the edit of the mix added to every channel as a residual, no gain."""
-    mix = resample_to(np.mean(recording, axis=1), RATE, SAMPLE_RATE, edited.size)
-    gain, residual = gain_and_residual(mix, np.asarray(edited, np.float64))
-    change = resynthesised(gain * spectra(mix)[0] + residual, mix.size) - mix
+def residual_only_carry(recording: np.ndarray, mix: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """The ablation: the edit of the mix (edited - mix: the gain taken as 1, all of it residual)
+    added to every channel."""
+    change = np.asarray(edited, np.float64) - np.asarray(mix, np.float64)
     return recording + resample_to(change, SAMPLE_RATE, RATE, recording.shape[0])[:, None]
+
+
+def each_channel_edited(editor: Editor, recording: np.ndarray, instruction: str) -> np.ndarray:
+    """The reference row: every channel edited on its own, as a mono recording."""
+    out = []
+    for c in range(recording.shape[1]):
+        channel_mix = to_mono_at_rate(recording[:, c:c + 1], RATE)
+        out.append(carry_edit_to_original(recording[:, c:c + 1], RATE, editor.edit(channel_mix, instruction).audio, channel_mix)[:, 0])
+    return np.stack(out, axis=1)
 
 
 def span_masks(event: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +89,16 @@ def span_masks(event: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     return envelope > EVENT_SPAN * envelope.max(), envelope < QUIET * envelope.max()
 
 
+def error_energy(error: np.ndarray) -> float:
+    """The energy of ``error``, at least the 16-bit quantisation noise of that many samples: an
+    error below what a written file can hold is no error (and a bed of digital silence under an
+    event would otherwise make a clip's figure unbounded)."""
+    return max(float(np.sum(error ** 2)), QUANTISATION_POWER * error.size)
+
+
 def energies(output: np.ndarray, truth: np.ndarray, recording: np.ndarray, where: np.ndarray) -> tuple[float, float]:
-    """(energy of the recording's error, energy of the output's error) over ``where``, each at least
-    the 16-bit quantisation noise of that many samples: an error below what a written file can
-    hold is no error (and a bed of digital silence under an event would otherwise be unbounded)."""
-    floor = QUANTISATION_POWER * np.count_nonzero(where)
-    return max(float(np.sum((recording - truth)[where] ** 2)), floor), max(float(np.sum((output - truth)[where] ** 2)), floor)
+    """(energy of the recording's error, energy of the output's error) over ``where`` (``error_energy``)."""
+    return error_energy((recording - truth)[where]), error_energy((output - truth)[where])
 
 
 def db(numerator: float, denominator: float) -> float:
@@ -105,14 +116,13 @@ def carry_benchmark(editor: Editor, items: Sequence[Mapping[str, Any]]) -> Carry
         mix = to_mono_at_rate(recording, RATE)
         edited = editor.edit(mix, item["instruction"]).audio
         began = time.perf_counter()
-        carried = carry_edit_to_original(recording, RATE, edited)
+        carried = carry_edit_to_original(recording, RATE, edited, mix)
         carry_seconds += time.perf_counter() - began
         outputs = {
             WAYS[0]: np.repeat(resample_to(edited, SAMPLE_RATE, RATE, recording.shape[0])[:, None], 2, axis=1),
             WAYS[1]: carried.astype(np.float64),
-            WAYS[2]: residual_only_carry(recording, edited),
-            WAYS[3]: np.stack([carry_edit_to_original(recording[:, c:c + 1], RATE, editor.edit(to_mono_at_rate(recording[:, c:c + 1], RATE),
-                                                                                              item["instruction"]).audio)[:, 0] for c in (0, 1)], axis=1),
+            WAYS[2]: residual_only_carry(recording, mix, edited),
+            WAYS[3]: each_channel_edited(editor, recording, item["instruction"]),
         }
         inside, quiet = span_masks(event[:, 0], RATE)
         clip = {}
@@ -121,8 +131,7 @@ def carry_benchmark(editor: Editor, items: Sequence[Mapping[str, Any]]) -> Carry
                 sums[way][channel] += energies(output[:, channel], truth[:, channel], recording[:, channel], inside)
                 if quiet.any():
                     kept = recording[quiet, channel]
-                    change = max(float(np.sum((output[quiet, channel] - kept) ** 2)), QUANTISATION_POWER * kept.size)
-                    outside[way].append(db(float(np.sum(kept ** 2)), change))
+                    outside[way].append(db(float(np.sum(kept ** 2)), error_energy(output[quiet, channel] - kept)))
             clip[way] = db(*np.sum([energies(output[:, c], truth[:, c], recording[:, c], inside) for c in (0, 1)], axis=0))
         paired.append(clip[WAYS[1]] - clip[WAYS[0]])
         mono_truth = to_mono_at_rate(truth, RATE)[: edited.size]

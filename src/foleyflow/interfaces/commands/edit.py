@@ -42,7 +42,7 @@ UNTOUCHED_LISTED = 10  # ids named in the batch note on edits that changed nothi
 def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cfg_scale, t_start, seed, model, solver, attention_map, spectrogram,
          mask_method, composite, regions, mask_out, removal) -> None:
     """Edit IN as INSTRUCTION says ("Add a dog barking", "Remove the bell", "Replace the rain with wind")."""
-    from foleyflow.audio.io import SAMPLE_RATE, audio_output_format, load_original, to_mono_at_rate, write_audio
+    from foleyflow.audio.io import SAMPLE_RATE, audio_output_format, channel_words, load_original, to_mono_at_rate, write_audio
     from foleyflow.pipelines.compositing import check_mode
     from foleyflow.pipelines.editor import Editor, audio_samples, check_instruction
     from foleyflow.pipelines.masks import check_method, parse_time_ranges
@@ -81,7 +81,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
     else:
         from foleyflow.pipelines.original_format import carry_edit_to_original
 
-        carried = carry_edit_to_original(recording.samples, recording.rate, result.audio)
+        carried = carry_edit_to_original(recording.samples, recording.rate, result.audio, source)
         write_audio(output, carried, recording.rate, like_subtype=recording.subtype)
     if spectrogram:
         _write_spectrogram(spectrogram, audio_path, source, result)
@@ -92,7 +92,7 @@ def edit(audio_path, instruction, output, mono_16k, manifest, out_dir, steps, cf
 
         save_attention_png(attention_map, result.attention, result.tokens, result.seconds, title=f"cross-attention: {instruction}")
     channels = 1 if mono_16k else recording.samples.shape[1]
-    written = f"{out_rate / 1000:g} kHz {'mono' if channels == 1 else f'{channels} channels'}"
+    written = f"{out_rate / 1000:g} kHz {channel_words(channels)}"
     click.echo(f"{audio_path}: {instruction!r} -> {output} ({result.seconds:.2f} s, {written}, {result.nfe} NFE, {result.elapsed_s:.2f} s)")
     if result.untouched:
         click.echo(f"note: the {result.mask_method} mask marked no frame, so nothing was edited; mark where with "
